@@ -1,0 +1,153 @@
+"""The ASGI application: routes, lifespan (store, pools, limiter) and dispatch.
+
+`/erpnext/...` is dispatched before Starlette sees the request (raw ASGI, the
+hot path); every other route is a plain Starlette route.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from limits.aio.storage import MemoryStorage, Storage
+from limits.storage import storage_from_string
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from edge import config as config_mod
+from edge.chain import Context
+from edge.config import LoadedConfig
+from edge.logs import access_log
+from edge.problems import Problem, problem_response
+from edge.routes import erpnext
+from edge.routes.devices import register
+from edge.routes.health import healthz, readyz
+from edge.runtime import Runtime, build_runtime
+from edge.store import open_store
+from edge.upstream import Upstreams
+
+_ERPNEXT = erpnext.PREFIX
+
+
+def rate_limit_storage(url: str) -> Storage:
+    """The `limits` storage for `gateway.rate_limit_storage`."""
+    if url.startswith("memory://"):
+        return MemoryStorage()
+    # Short timeouts: the limiter fails open, so a dead Redis must fail fast.
+    return storage_from_string(
+        "async+" + url, implementation="redispy", socket_connect_timeout=0.5, socket_timeout=0.5
+    )
+
+
+class EdgeApp:
+    """pos-edge as one ASGI callable."""
+
+    def __init__(self, config: LoadedConfig, workers: int = 1) -> None:
+        self.config = config
+        self.workers = workers
+        self.log = structlog.get_logger("pos_edge")
+        self.store = open_store(config.gateway.store)
+        self.upstreams = Upstreams()
+        self.runtime: Runtime | None = None
+        self.starlette = Starlette(
+            routes=[
+                Route("/gateway/device/register", register, methods=["POST"]),
+                Route("/healthz", healthz, methods=["GET"]),
+                Route("/readyz", readyz, methods=["GET"]),
+            ],
+            exception_handlers={Problem: self._on_problem, HTTPException: self._on_http, Exception: self._on_error},
+            lifespan=self._lifespan,
+        )
+        self.starlette.state.edge = self
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        cfg = self.config
+        await self.store.open()
+        await self.store.ping()
+        self.runtime = build_runtime(cfg, self.store, rate_limit_storage(cfg.gateway.rate_limit_storage), self.upstreams, self.log)
+        for tenant in cfg.tenants.values():
+            self.upstreams.session(tenant.erpnext.origin)
+        self._startup_warnings()
+        self.log.info("started", tenants=len(cfg.tenants), config=cfg.source, pid=os.getpid())
+        try:
+            yield
+        finally:
+            await self.upstreams.close()
+            await self.store.close()
+            self.log.info("stopped", pid=os.getpid())
+
+    def _startup_warnings(self) -> None:
+        cfg = self.config
+        for key, tenant in cfg.tenants.items():
+            if tenant.registration.enrollment_key is None:
+                self.log.warning("registration_open", tenant=key, detail="no enrollment_key: any till may register")
+        if cfg.gateway.rate_limit_storage.startswith("memory://") and self.workers > 1:
+            self.log.warning(
+                "rate_limits_per_process",
+                workers=self.workers,
+                detail="memory:// counters are per worker process; use redis:// for shared limits",
+            )
+        if cfg.defaulted_variables:
+            self.log.warning("config_defaults_used", variables=list(cfg.defaulted_variables))
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.starlette(scope, receive, send)
+            return
+        ctx = Context(scope)
+        if scope["path"].startswith(_ERPNEXT):
+            await erpnext.handle(self, scope, receive, send, ctx)
+            return
+        scope["pos_edge.ctx"] = ctx
+        status = 500
+        rid = (b"x-request-id", ctx.request_id.encode())
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), rid]
+            await send(message)
+
+        try:
+            await self.starlette(scope, receive, send_with_id)
+        finally:
+            access_log(self.log, ctx, scope["method"], scope["path"], status)
+
+    @staticmethod
+    def _ctx(request: Request) -> Context:
+        return request.scope.get("pos_edge.ctx") or Context(request.scope)
+
+    async def _on_problem(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        ctx = self._ctx(request)
+        response = problem_response(exc, ctx.request_id)
+        for k, v in ctx.response_headers:
+            response.headers.setdefault(k.decode(), v.decode())
+        return response
+
+    async def _on_http(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
+        return problem_response(Problem(code, str(exc.detail)), self._ctx(request).request_id)
+
+    async def _on_error(self, request: Request, exc: Exception) -> Response:
+        ctx = self._ctx(request)
+        ctx.log.exception("unhandled_error")
+        return problem_response(Problem("internal_error", "an unexpected error occurred"), ctx.request_id)
+
+
+def create_app() -> EdgeApp:
+    """uvicorn factory: the config path comes from POS_EDGE_CONFIG (default ./tenants.yaml)."""
+    from edge import logs
+
+    logs.configure()
+    path = os.environ.get("POS_EDGE_CONFIG", "tenants.yaml")
+    return EdgeApp(config_mod.load(path), workers=int(os.environ.get("POS_EDGE_WORKERS", "1")))

@@ -1,0 +1,158 @@
+"""`pos-edge`: serve | check | devices | demo-erpnext."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from edge import config as config_mod
+
+DEFAULT_CONFIG = "tenants.yaml"
+
+
+def _config_path(args: argparse.Namespace) -> str:
+    return args.config or os.environ.get("POS_EDGE_CONFIG") or DEFAULT_CONFIG
+
+
+def _load_or_exit(path: str) -> config_mod.LoadedConfig:
+    try:
+        return config_mod.load(path)
+    except config_mod.ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Validate the config, then run uvicorn with the app factory."""
+    import uvicorn
+
+    path = _config_path(args)
+    _load_or_exit(path)  # fail fast, with the full error list, before uvicorn starts
+    os.environ["POS_EDGE_CONFIG"] = path
+    os.environ["POS_EDGE_WORKERS"] = str(args.workers)
+    uvicorn.run(
+        "edge.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,  # pos-edge writes its own line per request
+        proxy_headers=False,  # X-Forwarded-* are trusted only per gateway.trusted_proxies
+        server_header=False,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=args.grace,
+    )
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate a tenants.yaml; print every error with its path."""
+    try:
+        cfg = config_mod.load(args.path)
+    except config_mod.ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"{args.path}: OK ({len(cfg.tenants)} tenant(s): {', '.join(cfg.tenants) or '-'})")
+    for key, tenant in cfg.tenants.items():
+        if tenant.registration.enrollment_key is None:
+            print(f"  warning: tenants.{key}.registration.enrollment_key is not set: registration is open")
+    if cfg.defaulted_variables:
+        print(f"  warning: defaults used for unset variables: {', '.join(cfg.defaulted_variables)}")
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    """List, block or unblock devices in the configured store."""
+    from edge.store import open_store
+
+    cfg = _load_or_exit(_config_path(args))
+    if args.tenant not in cfg.tenants:
+        print(f"unknown tenant: {args.tenant}", file=sys.stderr)
+        return 1
+    if args.action != "list" and not args.device_id:
+        print(f"devices {args.action} needs a DEVICE_ID", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        store = open_store(cfg.gateway.store)
+        await store.open()
+        try:
+            if args.action == "list":
+                devices = await store.list_devices(args.tenant)
+                print(f"{'DEVICE_ID':<24} {'STATUS':<8} {'GEN':>4} {'BRANCH':<16} NAME")
+                for d in devices:
+                    print(f"{d.device_id:<24} {d.status:<8} {d.generation:>4} {d.branch_id:<16} {d.device_name}")
+                return 0
+            existing = await store.get_device(args.tenant, args.device_id)
+            if existing is None and args.action == "unblock":
+                print(f"no device {args.device_id} in tenant {args.tenant}", file=sys.stderr)
+                return 1
+            status = "blocked" if args.action == "block" else "active"
+            d = await store.set_device_status(args.tenant, args.device_id, status, time.time())
+            print(f"{d.device_id}: {d.status}")
+            return 0
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def cmd_demo_erpnext(args: argparse.Namespace) -> int:
+    """Run the ERPNext STAND-IN with demo data for the example tenants.yaml."""
+    import uvicorn
+
+    from edge.standin.demo import demo_standin
+    from edge.standin import build_app
+
+    print(
+        f"pos-edge demo-erpnext: an ERPNext STAND-IN for tests and demos, NOT ERPNext, on http://{args.host}:{args.port}",
+        file=sys.stderr,
+    )
+    uvicorn.run(build_app(demo_standin()), host=args.host, port=args.port, log_level="warning", lifespan="off")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (public for tests and docs)."""
+    p = argparse.ArgumentParser(prog="pos-edge", description="Multi-tenant POS gateway in front of ERPNext")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the gateway under uvicorn")
+    s.add_argument("--config", help=f"tenants.yaml (default: $POS_EDGE_CONFIG or ./{DEFAULT_CONFIG})")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    s.add_argument("--grace", type=float, default=30.0, help="seconds to finish in-flight requests on shut-down")
+    s.set_defaults(func=cmd_serve)
+
+    c = sub.add_parser("check", help="validate a tenants.yaml")
+    c.add_argument("path")
+    c.set_defaults(func=cmd_check)
+
+    d = sub.add_parser("devices", help="list, block or unblock devices")
+    d.add_argument("action", choices=["list", "block", "unblock"])
+    d.add_argument("device_id", nargs="?")
+    d.add_argument("--tenant", required=True)
+    d.add_argument("--config", help=f"tenants.yaml (default: $POS_EDGE_CONFIG or ./{DEFAULT_CONFIG})")
+    d.set_defaults(func=cmd_devices)
+
+    e = sub.add_parser("demo-erpnext", help="run the ERPNext stand-in (NOT ERPNext) for the example config")
+    e.add_argument("--host", default="127.0.0.1")
+    e.add_argument("--port", type=int, default=8001)
+    e.set_defaults(func=cmd_demo_erpnext)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,308 @@
+"""tenants.yaml: the models that validate it, loading, and error reporting.
+
+Every plugin may add top-level keys to a tenant's entry through its own `Config`
+model; the tenant schema is the core model below combined with those, so a
+plugin's settings are validated with the same paths (`tenants.shop1.rate_limit`)
+as the core ones.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from edge.envsubst import substitute
+
+TENANT_KEY = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+HOST_NAME = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+PROXY_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "*"})
+
+
+class Strict(BaseModel):
+    """Base for config models: unknown keys are errors (a typo must not be ignored)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JwtKey(Strict):
+    """An extra key that still verifies tokens (key rotation)."""
+
+    kid: str = Field(min_length=1, max_length=64)
+    secret: SecretStr
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, v: SecretStr) -> SecretStr:
+        return _check_hmac_secret(v)
+
+
+class JwtConfig(Strict):
+    """Device token signing and verification."""
+
+    secret: SecretStr
+    kid: str = Field(default="current", min_length=1, max_length=64)
+    algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    ttl: int = Field(default=30 * 24 * 3600, gt=0, le=365 * 24 * 3600, description="token lifetime, seconds")
+    leeway: int = Field(default=30, ge=0, le=300)
+    verification_keys: list[JwtKey] = Field(default_factory=list)
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, v: SecretStr) -> SecretStr:
+        return _check_hmac_secret(v)
+
+    @model_validator(mode="after")
+    def _unique_kids(self) -> JwtConfig:
+        kids = [self.kid, *(k.kid for k in self.verification_keys)]
+        if len(set(kids)) != len(kids):
+            raise ValueError("every jwt key needs its own kid")
+        return self
+
+
+def _check_hmac_secret(v: SecretStr) -> SecretStr:
+    # RFC 7518 §3.2: an HMAC key must be at least as long as the hash output.
+    if len(v.get_secret_value().encode()) < 32:
+        raise ValueError("must be at least 32 bytes long")
+    return v
+
+
+class GatewayConfig(Strict):
+    """The `gateway:` section: process-wide settings."""
+
+    base_domains: list[str] = Field(default_factory=list)
+    store: str = "sqlite:///./pos-edge.db"
+    rate_limit_storage: str = "memory://"
+    jwt: JwtConfig
+    trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0, le=64 * 1024 * 1024)
+    device_cache_ttl: float = Field(default=5.0, ge=0, le=5.0, description="seconds a device's status may be cached")
+
+    @field_validator("base_domains")
+    @classmethod
+    def _domains(cls, v: list[str]) -> list[str]:
+        out = [d.strip().lower().rstrip(".") for d in v]
+        for d in out:
+            if not HOST_NAME.match(d):
+                raise ValueError(f"{d!r} is not a host name")
+        return out
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, v: str) -> str:
+        if not re.match(r"^(sqlite:///.+|rediss?://.+)$", v):
+            raise ValueError("must be sqlite:///<path> or redis://host:port/db")
+        return v
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _limits_url(cls, v: str) -> str:
+        if not re.match(r"^(memory://|rediss?://.+)$", v):
+            raise ValueError("must be memory:// or redis://host:port/db")
+        return v
+
+
+class ErpnextConfig(Strict):
+    """Where a tenant's ERPNext is and how to authenticate to it."""
+
+    url: AnyHttpUrl
+    api_key: SecretStr
+    api_secret: SecretStr
+    timeout: float = Field(default=10.0, gt=0, le=300)
+    site_name: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _no_path(cls, v: AnyHttpUrl) -> AnyHttpUrl:
+        if v.path not in (None, "", "/") or v.query or v.fragment:
+            raise ValueError("must be the site's origin only (scheme://host[:port]), without a path")
+        return v
+
+    @property
+    def origin(self) -> str:
+        """`scheme://host[:port]` without a trailing slash."""
+        return str(self.url).rstrip("/")
+
+
+class RegistrationConfig(Strict):
+    """Device enrollment. Without a key, registration is open (Till King contract)."""
+
+    enrollment_key: SecretStr | None = None
+
+
+class ProxyConfig(Strict):
+    """What `/erpnext/...` may do beyond GET on resources."""
+
+    allow: list[str] = Field(default_factory=list)
+
+    @field_validator("allow")
+    @classmethod
+    def _rules(cls, v: list[str]) -> list[str]:
+        for rule in v:
+            method, _, target = rule.strip().partition(" ")
+            if method.upper() not in PROXY_METHODS or not target.strip():
+                raise ValueError(
+                    f"{rule!r}: a rule is '<METHOD> <DocType>' or '<METHOD> method:<dotted.path>'"
+                )
+        return v
+
+
+class CoreTenantConfig(Strict):
+    """A tenant's own keys; plugins add theirs through their Config models."""
+
+    name: str = Field(min_length=1)
+    status: Literal["active", "suspended"] = "active"
+    hosts: list[str] = Field(default_factory=list)
+    erpnext: ErpnextConfig
+    registration: RegistrationConfig = Field(default_factory=RegistrationConfig)
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        out = [h.strip().lower().rstrip(".") for h in v]
+        for h in out:
+            if not HOST_NAME.match(h):
+                raise ValueError(f"{h!r} is not a host name")
+        return out
+
+
+@cache
+def tenant_model() -> type[CoreTenantConfig]:
+    """The tenant schema: the core model plus every plugin's Config."""
+    from plugins import DEFAULT_PLUGINS
+
+    extras = tuple(p.Config for p in DEFAULT_PLUGINS if p.Config.model_fields)
+    model = create_model("TenantConfig", __base__=(CoreTenantConfig, *extras))
+    model.model_config["extra"] = "forbid"
+    model.model_rebuild(force=True)
+    return model
+
+
+class Config(Strict):
+    """The whole of tenants.yaml after substitution and validation."""
+
+    gateway: GatewayConfig
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    tenants: dict[str, Any]
+
+
+@dataclass
+class ConfigError(Exception):
+    """A tenants.yaml that cannot be used; `errors` are (path, message) pairs."""
+
+    source: str
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"{self.source}: {len(self.errors)} error(s)"]
+        lines += [f"  {p}: {m}" if p else f"  {m}" for p, m in self.errors]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated configuration and what the loader noticed on the way."""
+
+    gateway: GatewayConfig
+    tenants: dict[str, CoreTenantConfig]
+    source: str
+    defaulted_variables: tuple[str, ...] = ()
+
+
+def load(path: str | Path, env: dict[str, str] | None = None) -> LoadedConfig:
+    """Read, substitute and validate a tenants.yaml; raise ConfigError with every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, [("", f"cannot read file: {exc.strerror or exc}")]) from None
+    return parse(text, source, env)
+
+
+def parse(text: str, source: str = "<string>", env: dict[str, str] | None = None) -> LoadedConfig:
+    """Validate tenants.yaml content; see load()."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [(where, f"YAML syntax error: {problem}")]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(source, [("", "the file must be a mapping with gateway: and tenants:")])
+
+    defaulted: list[str] = []
+    raw, missing = substitute(raw, env, defaulted=defaulted)
+    errors: list[tuple[str, str]] = [(m.path, f"environment variable {m.variable} is not set") for m in missing]
+
+    try:
+        top = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(source, errors + _errors(exc)) from None
+
+    tenants: dict[str, CoreTenantConfig] = {}
+    model = tenant_model()
+    if not isinstance(top.defaults, dict):
+        errors.append(("defaults", "must be a mapping"))
+    for key, body in top.tenants.items():
+        where = f"tenants.{key}"
+        if not isinstance(key, str) or not TENANT_KEY.match(key):
+            errors.append((where, "a tenant key is a lower-case DNS label (a-z, 0-9, -)"))
+            continue
+        if not isinstance(body, dict):
+            errors.append((where, "must be a mapping"))
+            continue
+        try:
+            tenants[key] = model.model_validate(_merge(top.defaults, body))
+        except ValidationError as exc:
+            errors += _errors(exc, where)
+    errors += _host_conflicts(top.gateway, tenants)
+    if errors:
+        raise ConfigError(source, errors)
+    return LoadedConfig(top.gateway, tenants, source, tuple(dict.fromkeys(defaulted)))
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge a tenant's entry over the `defaults:` section."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _errors(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    # Only location and message: pydantic's `input` could echo a secret.
+    out = []
+    for e in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in e["loc"])
+        path = f"{prefix}.{loc}" if prefix and loc else prefix or loc
+        out.append((path, e["msg"]))
+    return out
+
+
+def _host_conflicts(gateway: GatewayConfig, tenants: dict[str, CoreTenantConfig]) -> list[tuple[str, str]]:
+    seen: dict[str, str] = {}
+    errors = []
+    for key, t in tenants.items():
+        for host in [f"{key}.{d}" for d in gateway.base_domains] + t.hosts:
+            if host in seen and seen[host] != key:
+                errors.append((f"tenants.{key}.hosts", f"{host} is already served by tenant {seen[host]}"))
+            seen[host] = key
+    return errors

@@ -1,0 +1,96 @@
+"""RFC 9457 problem+json responses and the stable error codes tills can rely on."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.responses import Response
+
+# code -> (status, title). Codes are a public contract: never rename one.
+CODES: dict[str, tuple[int, str]] = {
+    "invalid_request": (400, "Bad request"),
+    "invalid_path": (400, "Invalid path"),
+    "missing_host": (400, "Missing Host header"),
+    "unauthorized": (401, "Missing or invalid device token"),
+    "token_expired": (401, "Device token expired"),
+    "enrollment_key_invalid": (401, "Invalid enrollment key"),
+    "device_blocked": (403, "Device blocked"),
+    "tenant_suspended": (403, "Tenant suspended"),
+    "tenant_mismatch": (403, "Tenant mismatch"),
+    "proxy_not_allowed": (403, "Not allowed through the ERPNext proxy"),
+    "tenant_not_found": (404, "Tenant not found"),
+    "not_found": (404, "Not found"),
+    "method_not_allowed": (405, "Method not allowed"),
+    "payload_too_large": (413, "Payload too large"),
+    "unsupported_media_type": (415, "Unsupported media type"),
+    "validation_failed": (422, "Validation failed"),
+    "rate_limited": (429, "Too many requests"),
+    "internal_error": (500, "Internal error"),
+    "upstream_unreachable": (502, "ERPNext unreachable"),
+    "upstream_auth_failed": (502, "ERPNext rejected the gateway's credentials"),
+    "store_unavailable": (503, "State store unavailable"),
+    "upstream_timeout": (504, "ERPNext timed out"),
+}
+
+CONTENT_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """Raise anywhere below a route to answer with a problem document."""
+
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    @property
+    def status(self) -> int:
+        """The HTTP status that goes with this problem's code."""
+        return CODES[self.code][0]
+
+
+def problem_body(problem: Problem, request_id: str) -> bytes:
+    """Serialise a problem document (`type`, `title`, `status`, `detail`, `code`, `request_id`)."""
+    status, title = CODES[problem.code]
+    doc: dict[str, Any] = {
+        "type": f"https://pos-edge.dev/problems/{problem.code.replace('_', '-')}",
+        "title": title,
+        "status": status,
+        "detail": problem.detail,
+        "code": problem.code,
+        "request_id": request_id,
+    }
+    if problem.errors is not None:
+        doc["errors"] = problem.errors
+    doc.update(problem.extra)
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def problem_response(problem: Problem, request_id: str) -> Response:
+    """A Starlette response carrying `problem`."""
+    return Response(
+        problem_body(problem, request_id),
+        status_code=problem.status,
+        media_type=CONTENT_TYPE,
+        headers=problem.headers,
+    )
+
+
+def validation_errors(exc: Any) -> list[dict[str, Any]]:
+    """pydantic ValidationError -> the `errors` array (`loc`, `msg`), without input values."""
+    return [
+        {"loc": [str(p) for p in e["loc"]], "msg": e["msg"]}
+        for e in exc.errors(include_input=False, include_url=False)
+    ]

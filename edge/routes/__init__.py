@@ -1,0 +1,1 @@
+"""HTTP routes: devices, erpnext (proxy), health."""

@@ -1,0 +1,106 @@
+"""`POST /gateway/device/register`: enrol a till and hand it a device token."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from edge.problems import Problem, validation_errors
+from edge.store import DeviceBlocked
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+
+
+class RegisterRequest(BaseModel):
+    """Body of a registration (Till King contract)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    device_id: str = Field(min_length=1, max_length=128, pattern=ID_PATTERN)
+    device_name: str = Field(min_length=1, max_length=200)
+    tenant_subdomain: str = Field(min_length=1, max_length=63)
+    branch_id: str = Field(min_length=1, max_length=128, pattern=ID_PATTERN)
+    enrollment_key: str | None = Field(default=None, max_length=512)
+
+
+class RegisterResponse(BaseModel):
+    """201 body: the token and what it is for."""
+
+    token: str
+    token_type: str = "Bearer"
+    expires_at: str
+    tenant_name: str
+    device_id: str
+    branch_id: str
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """Parse a JSON body no larger than `limit` bytes; Problem on anything else."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise Problem("payload_too_large", f"the body exceeds {limit} bytes")
+    ctype = request.headers.get("content-type", "")
+    if ctype.split(";")[0].strip().lower() not in ("application/json", ""):
+        raise Problem("unsupported_media_type", "send the body as application/json")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Problem("payload_too_large", f"the body exceeds {limit} bytes")
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise Problem(
+            "validation_failed", "the body is not valid JSON", errors=[{"loc": ["body"], "msg": "invalid JSON"}]
+        ) from None
+
+
+async def register(request: Request) -> Response:
+    """Register (or re-register) a device; a re-registration retires its older tokens."""
+    edge = request.app.state.edge
+    runtime = edge.runtime
+    ctx = request.scope["pos_edge.ctx"]
+    denied = await runtime.enter(ctx, "register")
+    if denied is not None:
+        return denied
+    tenant = ctx.tenant
+    raw = await read_json(request, runtime.config.gateway.max_body_bytes)
+    try:
+        body = RegisterRequest.model_validate(raw)
+    except ValidationError as exc:
+        raise Problem("validation_failed", "the registration is invalid", errors=validation_errors(exc)) from None
+    if body.tenant_subdomain.lower() != tenant.key:
+        raise Problem("tenant_mismatch", f"this host serves tenant {tenant.key}, not {body.tenant_subdomain}")
+    expected = tenant.config.registration.enrollment_key
+    if expected is not None:
+        given = (body.enrollment_key or "").encode()
+        if not hmac.compare_digest(given, expected.get_secret_value().encode()):
+            raise Problem("enrollment_key_invalid", "the enrollment key is missing or wrong")
+    try:
+        device = await edge.store.register_device(
+            tenant.key, body.device_id, body.device_name, body.branch_id, time.time()
+        )
+    except DeviceBlocked:
+        raise Problem("device_blocked", "this device has been blocked by an administrator") from None
+    runtime.services.devices.forget(tenant.key, body.device_id)
+    ctx.device_id = device.device_id
+    token, expires = runtime.services.tokens.issue(tenant.key, device.device_id, device.branch_id, device.generation)
+    ctx.log.info("device_registered", generation=device.generation, branch_id=device.branch_id)
+    out = RegisterResponse(
+        token=token,
+        expires_at=expires.isoformat().replace("+00:00", "Z"),
+        tenant_name=tenant.config.name,
+        device_id=device.device_id,
+        branch_id=device.branch_id,
+    )
+    return JSONResponse(out.model_dump(), status_code=201, headers=_rate_headers(ctx))
+
+
+def _rate_headers(ctx: Any) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in ctx.response_headers}

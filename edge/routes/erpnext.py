@@ -1,0 +1,227 @@
+"""`/erpnext/<path>`: the authenticated proxy to a tenant's ERPNext REST API.
+
+`/erpnext/<DocType>[/<name>]` -> `/api/resource/...`, `/erpnext/method/<dotted>`
+-> `/api/method/<dotted>`. This is the hot path, so it speaks raw ASGI: no
+Starlette Request/Response objects; small bodies go back in one message, large
+ones are streamed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+from urllib.parse import unquote
+
+import aiohttp
+from yarl import URL
+
+from edge.chain import Context
+from edge.logs import access_log
+from edge.problems import CONTENT_TYPE, Problem, problem_body
+from edge.upstream import connection_named, request_headers, response_headers
+
+PREFIX = "/erpnext/"
+_BUFFER_LIMIT = 256 * 1024  # responses up to this size are sent in one message
+_CHUNK = 64 * 1024
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+_READS = frozenset({"GET", "HEAD"})
+
+
+class Target:
+    """Where a proxied request goes and the (METHOD, target) pair its policy checks."""
+
+    __slots__ = ("upstream_path", "rule_target", "is_method")
+
+    def __init__(self, upstream_path: str, rule_target: str, is_method: bool) -> None:
+        self.upstream_path = upstream_path
+        self.rule_target = rule_target
+        self.is_method = is_method
+
+
+def parse_target(raw_path: bytes) -> Target:
+    """Map the till's raw path to ERPNext's; raise Problem on traversal or junk."""
+    rest = raw_path[len(PREFIX) :].decode("latin-1")
+    # Decode repeatedly so that %252e%252e hides nothing: ERPNext, or a proxy in
+    # front of it, may decode again. Encodings layered deeper than that are refused.
+    decoded = rest
+    for _ in range(3):
+        nxt = unquote(decoded)
+        if nxt == decoded:
+            break
+        decoded = nxt
+    else:
+        if unquote(decoded) != decoded:
+            raise Problem("invalid_path", "the path is encoded too many times")
+    segments = re.split(r"[/\\]", decoded)
+    if any(s in ("..", ".") for s in segments) or "\x00" in decoded:
+        raise Problem("invalid_path", "the path contains '..' or '.' segments (encoded or not)")
+    if not segments or not segments[0]:
+        raise Problem("invalid_path", "name a DocType (/erpnext/<DocType>) or a method (/erpnext/method/<dotted.path>)")
+    if segments[0] == "method":
+        dotted = decoded[len("method/") :]
+        if not _DOTTED.match(dotted):
+            raise Problem("invalid_path", "a method is a dotted Python path such as frappe.auth.get_logged_user")
+        return Target("/api/method/" + dotted, "method:" + dotted, True)
+    return Target("/api/resource/" + rest, unquote(rest.split("/", 1)[0]), False)
+
+
+def allowed(method: str, target: Target, rules: frozenset[tuple[str, str]]) -> bool:
+    """GET on resources is open; anything else must be listed in `proxy.allow`."""
+    if method in _READS and not target.is_method:
+        return True
+    m = "GET" if method == "HEAD" else method
+    return (m, target.rule_target) in rules or ("*", target.rule_target) in rules
+
+
+async def handle(app: Any, scope: dict[str, Any], receive: Any, send: Any, ctx: Context) -> None:
+    """Serve one /erpnext/ request end to end, including its access-log line."""
+    runtime = app.runtime
+    status = 500
+    try:
+        status = await _proxy(runtime, scope, receive, send, ctx)
+    except Problem as problem:
+        status = problem.status
+        await send_problem(send, problem, ctx)
+    finally:
+        access_log(app.log, ctx, scope["method"], scope["path"], status)
+
+
+async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, ctx: Context) -> int:
+    response = await runtime.enter(ctx, "erpnext")
+    if response is not None:
+        await response(scope, receive, send)
+        return response.status_code
+    tenant = ctx.tenant
+    method = scope["method"]
+    target = parse_target(scope.get("raw_path") or scope["path"].encode())
+    if not allowed(method, target, tenant.proxy_rules):
+        raise Problem(
+            "proxy_not_allowed",
+            f"{method} {target.rule_target} is not in this tenant's proxy.allow list",
+        )
+    body = await read_body(receive, ctx, runtime.config.gateway.max_body_bytes)
+
+    erp = tenant.config.erpnext
+    headers = request_headers(scope["headers"], connection_named(ctx.headers))
+    headers.extend(ctx.upstream_headers)
+    site = erp.site_name
+    if site:
+        headers.append(("host", site))
+        headers.append(("x-frappe-site-name", site))
+    headers.append(("x-forwarded-for", ctx.forwarded_for))
+    headers.append(("x-forwarded-proto", ctx.forwarded_proto))
+    headers.append(("x-forwarded-host", ctx.host))
+    headers.append(("x-request-id", ctx.request_id))
+    qs = scope.get("query_string") or b""
+    url = URL(erp.origin + target.upstream_path + ("?" + qs.decode("latin-1") if qs else ""), encoded=True)
+
+    session = runtime.upstreams.session(erp.origin)
+    t0 = time.perf_counter()
+    try:
+        upstream = await session.request(
+            method,
+            url,
+            headers=headers,
+            data=body or None,
+            allow_redirects=False,
+            timeout=runtime.timeouts[tenant.key],
+        )
+    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        ctx.upstream_ms = round((time.perf_counter() - t0) * 1000, 2)
+        raise Problem("upstream_timeout", f"ERPNext did not answer within {erp.timeout:g} s") from None
+    except aiohttp.ClientError as exc:
+        ctx.upstream_ms = round((time.perf_counter() - t0) * 1000, 2)
+        ctx.log.warning("upstream_unreachable", error=type(exc).__name__)
+        raise Problem("upstream_unreachable", "ERPNext could not be reached") from None
+    ctx.upstream_ms = round((time.perf_counter() - t0) * 1000, 2)
+    try:
+        if upstream.status in (401, 403):
+            exc_type = await _exc_type(upstream)
+            ctx.log.error("upstream_auth_failed", upstream_status=upstream.status, exc_type=exc_type)
+            raise Problem(
+                "upstream_auth_failed",
+                "ERPNext refused this shop's API credentials; the gateway's configuration must be fixed",
+            )
+        return await _relay(upstream, send, ctx, method)
+    finally:
+        upstream.release()
+
+
+async def _relay(upstream: aiohttp.ClientResponse, send: Any, ctx: Context, method: str) -> int:
+    headers = response_headers(upstream.raw_headers)
+    headers.append((b"x-request-id", ctx.request_id.encode()))
+    headers.extend(ctx.response_headers)
+    length = upstream.content_length
+    try:
+        if method == "HEAD" or upstream.status in (204, 304):
+            if length is not None and method == "HEAD":
+                headers.append((b"content-length", str(length).encode()))
+            await send({"type": "http.response.start", "status": upstream.status, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return upstream.status
+        if length is not None and length <= _BUFFER_LIMIT:
+            data = await upstream.read()
+            headers.append((b"content-length", str(len(data)).encode()))
+            await send({"type": "http.response.start", "status": upstream.status, "headers": headers})
+            await send({"type": "http.response.body", "body": data})
+            return upstream.status
+    except (asyncio.TimeoutError, aiohttp.ClientError):
+        raise Problem("upstream_unreachable", "ERPNext dropped the connection mid-response") from None
+    if length is not None:
+        headers.append((b"content-length", str(length).encode()))
+    await send({"type": "http.response.start", "status": upstream.status, "headers": headers})
+    # Past this point the status is sent: a failure can only cut the body short,
+    # which the till sees as a broken response rather than a wrong one.
+    async for chunk in upstream.content.iter_chunked(_CHUNK):
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+    return upstream.status
+
+
+async def _exc_type(upstream: aiohttp.ClientResponse) -> str | None:
+    try:
+        body = await upstream.json(content_type=None)
+        return body.get("exc_type") if isinstance(body, dict) else None
+    except Exception:
+        return None
+
+
+async def read_body(receive: Any, ctx: Context, limit: int) -> bytes:
+    """The request body, refusing (413) anything over `limit` bytes before reading it all."""
+    declared = ctx.headers.get(b"content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise Problem("payload_too_large", f"the body exceeds {limit} bytes")
+        except ValueError:
+            raise Problem("invalid_request", "Content-Length is not a number") from None
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Problem("invalid_request", "the client went away")
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise Problem("payload_too_large", f"the body exceeds {limit} bytes")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def send_problem(send: Any, problem: Problem, ctx: Context) -> None:
+    """Answer with problem+json over raw ASGI."""
+    body = problem_body(problem, ctx.request_id)
+    headers = [
+        (b"content-type", CONTENT_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", ctx.request_id.encode()),
+    ]
+    headers += [(k.lower().encode(), v.encode()) for k, v in problem.headers.items()]
+    headers += ctx.response_headers
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

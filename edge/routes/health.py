@@ -1,0 +1,26 @@
+"""`/healthz` (the process answers) and `/readyz` (config loaded, store reachable)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness: cheap, touches nothing."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: every check named, 503 when one fails."""
+    edge = request.app.state.edge
+    checks: dict[str, str] = {"config": "ok" if edge.runtime is not None else "not loaded"}
+    try:
+        await asyncio.wait_for(edge.store.ping(), timeout=2)
+        checks["store"] = "ok"
+    except Exception as exc:
+        checks["store"] = f"failed: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)

@@ -1,0 +1,91 @@
+"""A loaded configuration made ready to serve: plugin chains, rules, services.
+
+Everything a request needs that depends only on configuration is computed here,
+once, so that the request path does lookups and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from limits.aio.storage import Storage
+from starlette.responses import Response
+
+from edge.chain import Context, Plugin, Services, TenantRuntime, run_chain, sort_plugins
+from edge.config import CoreTenantConfig, LoadedConfig
+from edge.devices import DeviceDirectory
+from edge.store.base import Store
+from edge.tokens import TokenService
+from edge.upstream import Upstreams, timeout_for
+
+# Which plugins guard which group of routes (the tenant plugin always runs first).
+ROUTE_GROUPS: dict[str, tuple[str, ...]] = {
+    "register": ("rate_limit",),
+    "erpnext": ("jwt_auth", "rate_limit", "credentials"),
+}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """An immutable serving snapshot of one configuration."""
+
+    config: LoadedConfig
+    services: Services
+    tenant_plugin: Plugin
+    upstreams: Upstreams  # shared across configurations: pools outlive a reload
+    timeouts: dict[str, aiohttp.ClientTimeout]
+
+    async def enter(self, ctx: Context, group: str) -> Response | None:
+        """Resolve the tenant, then run the tenant's chain for `group`."""
+        response = await self.tenant_plugin.on_request(ctx)
+        if response is not None:
+            return response
+        assert ctx.tenant is not None
+        return await run_chain(ctx.tenant.chains[group], ctx)
+
+
+def build_runtime(
+    config: LoadedConfig,
+    store: Store,
+    rate_limit_storage: Storage,
+    upstreams: Upstreams,
+    log: Any,
+    plugins: tuple[type, ...] | None = None,
+) -> Runtime:
+    """Instantiate every tenant's plugin chains from `config`."""
+    if plugins is None:
+        from plugins import DEFAULT_PLUGINS
+
+        plugins = DEFAULT_PLUGINS
+    by_name = {p.name: p for p in plugins}
+    services = Services(
+        gateway=config.gateway,
+        tokens=TokenService(config.gateway.jwt),
+        devices=DeviceDirectory(store, config.gateway.device_cache_ttl),
+        rate_limit_storage=rate_limit_storage,
+        log=log,
+    )
+    for key, tenant in config.tenants.items():
+        chains: dict[str, tuple[Plugin, ...]] = {}
+        instances: dict[str, Plugin] = {}
+        for group, names in ROUTE_GROUPS.items():
+            chain = []
+            for name in names:
+                if name not in instances:
+                    instances[name] = by_name[name](tenant, services)
+                chain.append(instances[name])
+            chains[group] = sort_plugins(chain)
+        services.tenants[key] = TenantRuntime(key, tenant, chains, proxy_rules(tenant))
+    timeouts = {key: timeout_for(t.erpnext.timeout) for key, t in config.tenants.items()}
+    return Runtime(config, services, by_name["tenant"](config.gateway, services), upstreams, timeouts)
+
+
+def proxy_rules(tenant: CoreTenantConfig) -> frozenset[tuple[str, str]]:
+    """`proxy.allow` as (METHOD, target) pairs; target is a DocType or `method:<dotted.path>`."""
+    rules = set()
+    for rule in tenant.proxy.allow:
+        method, _, target = rule.strip().partition(" ")
+        rules.add((method.upper(), target.strip()))
+    return frozenset(rules)

@@ -1,0 +1,242 @@
+"""The stand-in's Starlette app and its state (sites, documents, faults)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from edge.standin.errors import frappe_error
+
+KNOWN_DOCTYPES = frozenset(
+    {
+        "Company",
+        "Cost Center",
+        "Custom Field",
+        "Customer",
+        "Item",
+        "Mode of Payment",
+        "POS Closing Entry",
+        "POS Invoice",
+        "POS Opening Entry",
+        "POS Profile",
+        "Price List",
+        "Sales Invoice",
+        "User",
+        "Warehouse",
+    }
+)
+
+# Methods that Frappe whitelists with allow_guest=True.
+GUEST_METHODS = frozenset({"frappe.ping"})
+
+
+@dataclass
+class StandInSite:
+    """One Frappe site: its API users and its documents."""
+
+    name: str
+    users: dict[str, tuple[str, str]] = field(default_factory=dict)  # api_key -> (api_secret, user)
+    docs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # doctype -> name -> doc
+    _counter: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def insert(self, doctype: str, doc: dict[str, Any], user: str = "Administrator") -> dict[str, Any]:
+        """Store a new document the way Frappe's insert() leaves it."""
+        now = datetime.now().isoformat(sep=" ")
+        name = doc.get("name") or f"{_abbr(doctype)}-{datetime.now():%Y}-{next(self._counter):05d}"
+        stored = {**doc, "name": name, "doctype": doctype, "owner": user, "creation": now, "modified": now,
+                  "modified_by": user, "docstatus": int(doc.get("docstatus", 0))}
+        self.docs.setdefault(doctype, {})[name] = stored
+        return stored
+
+
+@dataclass
+class Recorded:
+    """A request as the stand-in received it (for tests to inspect)."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    site: str | None
+
+
+class StandIn:
+    """Sites, a request log, and the faults a test can switch on."""
+
+    def __init__(self, sites: list[StandInSite], default_site: str | None = None) -> None:
+        self.sites = {s.name: s for s in sites}
+        self.default_site = default_site
+        self.requests: list[Recorded] = []
+        self.delay = 0.0
+        self._failures: list[tuple[int, str, str]] = []
+
+    def fail_next(self, times: int = 1, status: int = 500, exc_type: str = "InternalServerError", message: str = "") -> None:
+        """Answer the next `times` requests with a Frappe error instead of serving them."""
+        self._failures.extend([(status, exc_type, message)] * times)
+
+    def reset(self) -> None:
+        """Forget recorded requests and faults (documents stay)."""
+        self.requests.clear()
+        self._failures.clear()
+        self.delay = 0.0
+
+    def site_for(self, request: Request) -> StandInSite | None:
+        """Frappe picks the site from X-Frappe-Site-Name, else from the Host header."""
+        name = request.headers.get("x-frappe-site-name") or request.headers.get("host", "").split(":")[0]
+        return self.sites.get(name) or (self.sites.get(self.default_site) if self.default_site else None)
+
+
+def _abbr(doctype: str) -> str:
+    return "".join(w[0] for w in doctype.split()).upper() if " " in doctype else doctype[:4].upper()
+
+
+def build_app(standin: StandIn) -> Starlette:
+    """The stand-in as an ASGI app."""
+
+    async def entry(request: Request) -> Response:
+        body = await request.body()
+        site = standin.site_for(request)
+        standin.requests.append(
+            Recorded(request.method, request.url.path, request.url.query, dict(request.headers), body,
+                     site.name if site else None)
+        )
+        if standin.delay:
+            await asyncio.sleep(standin.delay)
+        if standin._failures:
+            status, exc_type, message = standin._failures.pop(0)
+            return frappe_error(exc_type, message or None, status)
+        if site is None:
+            return Response(f"{request.headers.get('host', '')} does not exist", status_code=404)
+        user = _authenticate(request, site)
+        if isinstance(user, Response):
+            return user
+        path = request.path_params["path"]
+        if request.url.path.startswith("/api/method/"):
+            return _method(path, user)
+        return _resource(request.method, path, request, body, site, user)
+
+    return Starlette(
+        routes=[
+            Route("/api/resource/{path:path}", entry, methods=["GET", "POST", "PUT", "DELETE"]),
+            Route("/api/method/{path:path}", entry, methods=["GET", "POST"]),
+        ]
+    )
+
+
+def _authenticate(request: Request, site: StandInSite) -> str | Response:
+    """frappe.auth.validate_auth: `token key:secret` (or Basic); wrong -> 401, none -> Guest."""
+    parts = request.headers.get("authorization", "").split(" ")
+    if len(parts) != 2:
+        return "Guest"
+    kind, value = parts
+    if kind.lower() != "token":
+        return "Guest"
+    key, sep, secret = value.partition(":")
+    known = site.users.get(key)
+    if not sep or known is None or known[0] != secret:
+        return frappe_error("AuthenticationError")
+    return known[1]
+
+
+def _method(dotted: str, user: str) -> Response:
+    if user == "Guest" and dotted not in GUEST_METHODS:
+        return frappe_error("PermissionError", "Not permitted")
+    if dotted == "frappe.ping":
+        return JSONResponse({"message": "pong"})
+    if dotted == "frappe.auth.get_logged_user":
+        return JSONResponse({"message": user})
+    return frappe_error("ValidationError", f"Failed to get method for command {dotted}")
+
+
+def _resource(method: str, path: str, request: Request, body: bytes, site: StandInSite, user: str) -> Response:
+    if user == "Guest":
+        return frappe_error("PermissionError", "Not permitted")
+    doctype, _, name = path.partition("/")
+    doctype, name = unquote(doctype), unquote(name)
+    if doctype not in KNOWN_DOCTYPES:
+        return frappe_error("DoesNotExistError", f"DocType {doctype} not found")
+    docs = site.docs.setdefault(doctype, {})
+    if not name:
+        if method == "GET":
+            return _list(docs, request)
+        if method == "POST":
+            data = _json(body)
+            if not isinstance(data, dict):
+                return frappe_error("ValidationError", "Invalid request body")
+            if data.get("name") in docs:
+                return frappe_error("DuplicateEntryError", f"{doctype} {data['name']} already exists")
+            return JSONResponse({"data": site.insert(doctype, data, user)})
+        return frappe_error("ValidationError", f"Method {method} not allowed on a list")
+    doc = docs.get(name)
+    if doc is None:
+        return frappe_error("DoesNotExistError", f"{doctype} {name} not found")
+    if method == "GET":
+        return JSONResponse({"data": doc})
+    if method == "PUT":
+        data = _json(body)
+        if not isinstance(data, dict):
+            return frappe_error("ValidationError", "Invalid request body")
+        doc.update({k: v for k, v in data.items() if k not in ("name", "doctype", "owner", "creation")})
+        doc["modified"] = datetime.now().isoformat(sep=" ")
+        return JSONResponse({"data": doc})
+    if method == "DELETE":
+        del docs[name]
+        return JSONResponse({"data": "ok"}, status_code=202)
+    return frappe_error("ValidationError", f"Method {method} not allowed")
+
+
+def _list(docs: dict[str, dict[str, Any]], request: Request) -> Response:
+    """frappe.client.get_list: fields, filters, limit_start, limit_page_length (default 20)."""
+    q = request.query_params
+    try:
+        fields = json.loads(q.get("fields", '["name"]'))
+        filters = json.loads(q.get("filters", "[]"))
+        start = int(q.get("limit_start", 0))
+        length = int(q.get("limit_page_length", q.get("limit", 20)))
+    except ValueError:
+        return frappe_error("ValidationError", "Invalid list parameters")
+    if isinstance(filters, dict):
+        filters = [[k, "=", v] if not isinstance(v, list) else [k, *v] for k, v in filters.items()]
+    rows = sorted(docs.values(), key=lambda d: d.get("modified", ""), reverse=True)
+    for flt in filters:
+        if len(flt) == 4:
+            flt = flt[1:]
+        field_name, op, value = flt
+        rows = [d for d in rows if _match(d.get(field_name), op, value)]
+    page = rows[start : start + length] if length else rows[start:]
+    if fields == ["*"]:
+        return JSONResponse({"data": page})
+    return JSONResponse({"data": [{f: d.get(f) for f in fields} for d in page]})
+
+
+def _match(actual: Any, op: str, value: Any) -> bool:
+    if op == "=":
+        return actual == value
+    if op == "!=":
+        return actual != value
+    if op == "in":
+        return actual in value
+    if op == "like":
+        return str(value).strip("%") in str(actual or "")
+    return False
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body or b"{}")
+    except ValueError:
+        return None
+
+

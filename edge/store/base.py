@@ -1,0 +1,63 @@
+"""The Store protocol and the records it keeps. The store knows nothing of HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+DeviceStatus = Literal["active", "blocked"]
+
+
+@dataclass(frozen=True)
+class Device:
+    """A till registered with a tenant. `generation` increases at each registration."""
+
+    tenant: str
+    device_id: str
+    device_name: str
+    branch_id: str
+    status: DeviceStatus
+    generation: int
+    registered_at: float
+    updated_at: float
+
+
+class DeviceBlocked(Exception):
+    """Registration refused: an admin blocked this device."""
+
+
+class Store(Protocol):
+    """Durable gateway state. Every method is safe to call from many processes."""
+
+    async def open(self) -> None:
+        """Connect and create what is missing (tables, scripts)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise if the store cannot serve requests."""
+        ...
+
+    async def register_device(
+        self, tenant: str, device_id: str, device_name: str, branch_id: str, now: float
+    ) -> Device:
+        """Create or update a device and bump its token generation, atomically.
+
+        Raises DeviceBlocked (changing nothing) when the device is blocked.
+        """
+        ...
+
+    async def get_device(self, tenant: str, device_id: str) -> Device | None:
+        """The device, or None."""
+        ...
+
+    async def list_devices(self, tenant: str) -> list[Device]:
+        """All devices of a tenant, ordered by id."""
+        ...
+
+    async def set_device_status(self, tenant: str, device_id: str, status: DeviceStatus, now: float) -> Device:
+        """Block or unblock. Blocking an unknown id creates a blocked placeholder so it can never enrol."""
+        ...

@@ -1,0 +1,114 @@
+"""Redis backend: shared state for several gateway replicas and worker processes.
+
+Keys: `pos-edge:{tenant}:device:{id}` (hash) and `pos-edge:{tenant}:devices`
+(set of ids). Read-modify-write steps run as Lua scripts so they are atomic
+across replicas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from edge.store.base import Device, DeviceBlocked, DeviceStatus
+
+PREFIX = "pos-edge"
+
+# KEYS: device hash, tenant device set. ARGV: id, name, branch, now.
+_REGISTER = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'blocked' then return -1 end
+local gen = redis.call('HINCRBY', KEYS[1], 'generation', 1)
+redis.call('HSETNX', KEYS[1], 'registered_at', ARGV[4])
+redis.call('HSET', KEYS[1], 'device_id', ARGV[1], 'device_name', ARGV[2], 'branch_id', ARGV[3],
+           'status', 'active', 'updated_at', ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[1])
+return gen
+"""
+
+# KEYS: device hash, tenant device set. ARGV: id, status, now.
+_SET_STATUS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'device_id', ARGV[1], 'device_name', '', 'branch_id', '',
+             'generation', 0, 'registered_at', ARGV[3])
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'updated_at', ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+class RedisStore:
+    """Store backed by a Redis database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._r: aioredis.Redis | None = None
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The connected client."""
+        if self._r is None:
+            raise RuntimeError("store is not open")
+        return self._r
+
+    async def open(self) -> None:
+        self._r = aioredis.from_url(
+            self.url, decode_responses=True, socket_connect_timeout=5, socket_timeout=10, health_check_interval=30
+        )
+        self._register = self._r.register_script(_REGISTER)
+        self._set_status = self._r.register_script(_SET_STATUS)
+
+    async def close(self) -> None:
+        if self._r is not None:
+            await self._r.aclose()
+            self._r = None
+
+    async def ping(self) -> None:
+        await self.redis.ping()
+
+    @staticmethod
+    def _keys(tenant: str, device_id: str) -> list[str]:
+        return [f"{PREFIX}:{tenant}:device:{device_id}", f"{PREFIX}:{tenant}:devices"]
+
+    async def register_device(
+        self, tenant: str, device_id: str, device_name: str, branch_id: str, now: float
+    ) -> Device:
+        gen = await self._register(keys=self._keys(tenant, device_id), args=[device_id, device_name, branch_id, now])
+        if int(gen) < 0:
+            raise DeviceBlocked(device_id)
+        device = await self.get_device(tenant, device_id)
+        assert device is not None
+        return device
+
+    async def get_device(self, tenant: str, device_id: str) -> Device | None:
+        h = await self.redis.hgetall(self._keys(tenant, device_id)[0])
+        return _device(tenant, h) if h else None
+
+    async def list_devices(self, tenant: str) -> list[Device]:
+        ids = sorted(await self.redis.smembers(f"{PREFIX}:{tenant}:devices"))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.hgetall(self._keys(tenant, i)[0])
+            rows = await pipe.execute()
+        return [_device(tenant, h) for h in rows if h]
+
+    async def set_device_status(self, tenant: str, device_id: str, status: DeviceStatus, now: float) -> Device:
+        await self._set_status(keys=self._keys(tenant, device_id), args=[device_id, status, now])
+        device = await self.get_device(tenant, device_id)
+        assert device is not None
+        return device
+
+
+def _device(tenant: str, h: dict[str, Any]) -> Device:
+    return Device(
+        tenant=tenant,
+        device_id=h["device_id"],
+        device_name=h.get("device_name", ""),
+        branch_id=h.get("branch_id", ""),
+        status=h.get("status", "active"),
+        generation=int(h.get("generation", 0)),
+        registered_at=float(h.get("registered_at", 0)),
+        updated_at=float(h.get("updated_at", 0)),
+    )

@@ -1,0 +1,142 @@
+"""SQLite backend: the embedded default (one node, WAL, survives restarts).
+
+sqlite3 is blocking, so every call runs on one dedicated thread; a single
+connection on a single thread serialises writes without lock contention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from edge.store.base import Device, DeviceBlocked, DeviceStatus
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS devices (
+    tenant TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    device_name TEXT NOT NULL,
+    branch_id TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('active', 'blocked')),
+    generation INTEGER NOT NULL,
+    registered_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (tenant, device_id)
+);
+"""
+_COLUMNS = "tenant, device_id, device_name, branch_id, status, generation, registered_at, updated_at"
+
+
+class SqliteStore:
+    """Store backed by one SQLite file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pos-edge-sqlite")
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, fn)
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._conn is None:
+            raise RuntimeError("store is not open")
+        return fn(self._conn)
+
+    async def open(self) -> None:
+        def connect() -> None:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a 2xx promise must survive power loss, not only a process crash.
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=10000")
+            conn.executescript(SCHEMA)
+            self._conn = conn
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+
+    async def close(self) -> None:
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, shut)
+        self._executor.shutdown(wait=True)
+
+    async def ping(self) -> None:
+        await self._run(lambda c: c.execute("SELECT 1").fetchone())
+
+    async def register_device(
+        self, tenant: str, device_id: str, device_name: str, branch_id: str, now: float
+    ) -> Device:
+        def tx(c: sqlite3.Connection) -> Device:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                row = c.execute(
+                    "SELECT status, generation, registered_at FROM devices WHERE tenant=? AND device_id=?",
+                    (tenant, device_id),
+                ).fetchone()
+                if row and row[0] == "blocked":
+                    raise DeviceBlocked(device_id)
+                gen = (row[1] if row else 0) + 1
+                registered = row[2] if row else now
+                c.execute(
+                    f"INSERT OR REPLACE INTO devices ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                    (tenant, device_id, device_name, branch_id, "active", gen, registered, now),
+                )
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            return Device(tenant, device_id, device_name, branch_id, "active", gen, registered, now)
+
+        return await self._run(tx)
+
+    async def get_device(self, tenant: str, device_id: str) -> Device | None:
+        row = await self._run(
+            lambda c: c.execute(
+                f"SELECT {_COLUMNS} FROM devices WHERE tenant=? AND device_id=?", (tenant, device_id)
+            ).fetchone()
+        )
+        return _device(row) if row else None
+
+    async def list_devices(self, tenant: str) -> list[Device]:
+        rows = await self._run(
+            lambda c: c.execute(
+                f"SELECT {_COLUMNS} FROM devices WHERE tenant=? ORDER BY device_id", (tenant,)
+            ).fetchall()
+        )
+        return [_device(r) for r in rows]
+
+    async def set_device_status(self, tenant: str, device_id: str, status: DeviceStatus, now: float) -> Device:
+        def tx(c: sqlite3.Connection) -> Device:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.execute(
+                    f"INSERT INTO devices ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT (tenant, device_id) DO UPDATE SET status=excluded.status, updated_at=excluded.updated_at",
+                    (tenant, device_id, "", "", status, 0, now, now),
+                )
+                row = c.execute(
+                    f"SELECT {_COLUMNS} FROM devices WHERE tenant=? AND device_id=?", (tenant, device_id)
+                ).fetchone()
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            return _device(row)
+
+        return await self._run(tx)
+
+
+def _device(row: Any) -> Device:
+    return Device(row[0], row[1], row[2], row[3], row[4], int(row[5]), float(row[6]), float(row[7]))

@@ -1,0 +1,88 @@
+"""Per-device rate limiting with the `limits` library (moving window).
+
+Keyed by (tenant, device) with the tenant's limit; before a device is known
+(registration) the key is the client address. Every response carries the IETF
+draft `RateLimit-Policy` / `RateLimit` headers (draft-ietf-httpapi-ratelimit-
+headers-08 and later); a 429 also carries `Retry-After`.
+
+If the counter store is unreachable the request passes (fail-open: a Redis
+outage must not stop sales) and the failure is logged; further attempts are
+skipped for a few seconds so that every request does not wait on a dead store.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, ClassVar
+
+from limits import RateLimitItem, parse
+from limits.aio.strategies import MovingWindowRateLimiter
+from pydantic import BaseModel, field_validator
+from starlette.responses import Response
+
+from edge.chain import Context, Services
+from edge.problems import Problem, problem_response
+
+_BACKOFF_SECONDS = 5.0
+
+
+class RateLimitPlugin:
+    """Counts requests per (tenant, device) and answers 429 past the limit."""
+
+    name: ClassVar[str] = "rate_limit"
+    priority: ClassVar[int] = 5_000
+
+    class Config(BaseModel):
+        """`rate_limit: 120/minute` on a tenant (or under `defaults:`)."""
+
+        rate_limit: str = "120/minute"
+
+        @field_validator("rate_limit")
+        @classmethod
+        def _parse(cls, v: str) -> str:
+            try:
+                item = parse(v)
+            except ValueError:
+                raise ValueError(f"{v!r} is not a rate like '120/minute' or '10/second'") from None
+            if item.amount <= 0:
+                raise ValueError("the amount must be positive")
+            return v
+
+    def __init__(self, config: Any, services: Services) -> None:
+        self._item: RateLimitItem = parse(config.rate_limit)
+        self._limiter = MovingWindowRateLimiter(services.rate_limit_storage)
+        self._window = int(self._item.get_expiry())
+        self._quota = self._item.amount
+        self._policy = (b"ratelimit-policy", f'"default";q={self._quota};w={self._window}'.encode())
+        self._log = services.log
+        self._paused_until = 0.0
+
+    async def on_request(self, ctx: Context) -> Response | None:
+        if self._paused_until and time.monotonic() < self._paused_until:
+            return None
+        tenant = ctx.tenant.key if ctx.tenant else "-"
+        who = f"d:{ctx.device_id}" if ctx.device_id else f"ip:{ctx.forwarded_for}"
+        try:
+            allowed = await self._limiter.hit(self._item, tenant, who)
+            stats = await self._limiter.get_window_stats(self._item, tenant, who)
+        except Exception as exc:  # any storage failure: fail open, loudly
+            self._paused_until = time.monotonic() + _BACKOFF_SECONDS
+            self._log.warning(
+                "rate_limit_store_unavailable", error=type(exc).__name__, detail=str(exc)[:200], fail_open=True
+            )
+            return None
+        self._paused_until = 0.0
+        reset = max(0, math.ceil(stats.reset_time - time.time()))
+        state = (b"ratelimit", f'"default";r={stats.remaining};t={reset}'.encode())
+        if not allowed:
+            retry = str(max(1, reset))
+            problem = Problem(
+                "rate_limited",
+                f"more than {self._quota} requests in {self._window} s; retry in {retry} s",
+                headers={"Retry-After": retry, "RateLimit-Policy": self._policy[1].decode(), "RateLimit": state[1].decode()},
+            )
+            return problem_response(problem, ctx.request_id)
+        ctx.response_headers.append(self._policy)
+        ctx.response_headers.append(state)
+        return None
