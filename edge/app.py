@@ -113,7 +113,9 @@ class EdgeApp:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), rid]
+                headers = message.get("headers", [])
+                if not any(k == b"x-request-id" for k, _ in headers):
+                    message["headers"] = [*headers, rid]
             await send(message)
 
         try:

@@ -69,17 +69,20 @@ class JwtConfig(Strict):
         return _check_hmac_secret(v)
 
     @model_validator(mode="after")
-    def _unique_kids(self) -> JwtConfig:
+    def _keys_fit(self) -> JwtConfig:
         kids = [self.kid, *(k.kid for k in self.verification_keys)]
         if len(set(kids)) != len(kids):
             raise ValueError("every jwt key needs its own kid")
+        need = int(self.algorithm[2:]) // 8
+        for key in [self.secret, *(k.secret for k in self.verification_keys)]:
+            _check_hmac_secret(key, need)
         return self
 
 
-def _check_hmac_secret(v: SecretStr) -> SecretStr:
+def _check_hmac_secret(v: SecretStr, need: int = 32) -> SecretStr:
     # RFC 7518 §3.2: an HMAC key must be at least as long as the hash output.
-    if len(v.get_secret_value().encode()) < 32:
-        raise ValueError("must be at least 32 bytes long")
+    if len(v.get_secret_value().encode()) < need:
+        raise ValueError(f"a jwt secret must be at least {need} bytes long")
     return v
 
 
@@ -195,14 +198,6 @@ def tenant_model() -> type[CoreTenantConfig]:
     return model
 
 
-class Config(Strict):
-    """The whole of tenants.yaml after substitution and validation."""
-
-    gateway: GatewayConfig
-    defaults: dict[str, Any] = Field(default_factory=dict)
-    tenants: dict[str, Any]
-
-
 @dataclass
 class ConfigError(Exception):
     """A tenants.yaml that cannot be used; `errors` are (path, message) pairs."""
@@ -252,16 +247,25 @@ def parse(text: str, source: str = "<string>", env: dict[str, str] | None = None
     raw, missing = substitute(raw, env, defaulted=defaulted)
     errors: list[tuple[str, str]] = [(m.path, f"environment variable {m.variable} is not set") for m in missing]
 
+    unknown = sorted(set(raw) - {"gateway", "defaults", "tenants"}, key=str)
+    errors += [(str(k), "unknown section (expected gateway, defaults, tenants)") for k in unknown]
+    gateway: GatewayConfig | None = None
     try:
-        top = Config.model_validate(raw)
+        gateway = GatewayConfig.model_validate(raw.get("gateway"))
     except ValidationError as exc:
-        raise ConfigError(source, errors + _errors(exc)) from None
+        errors += _errors(exc, "gateway")
+    defaults = raw.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        errors.append(("defaults", "must be a mapping"))
+        defaults = {}
+    entries = raw.get("tenants")
+    if not isinstance(entries, dict):
+        errors.append(("tenants", "must be a mapping of subdomain -> tenant"))
+        entries = {}
 
     tenants: dict[str, CoreTenantConfig] = {}
     model = tenant_model()
-    if not isinstance(top.defaults, dict):
-        errors.append(("defaults", "must be a mapping"))
-    for key, body in top.tenants.items():
+    for key, body in entries.items():
         where = f"tenants.{key}"
         if not isinstance(key, str) or not TENANT_KEY.match(key):
             errors.append((where, "a tenant key is a lower-case DNS label (a-z, 0-9, -)"))
@@ -270,13 +274,17 @@ def parse(text: str, source: str = "<string>", env: dict[str, str] | None = None
             errors.append((where, "must be a mapping"))
             continue
         try:
-            tenants[key] = model.model_validate(_merge(top.defaults, body))
+            tenants[key] = model.model_validate(_merge(defaults, body))
         except ValidationError as exc:
             errors += _errors(exc, where)
-    errors += _host_conflicts(top.gateway, tenants)
-    if errors:
+    if gateway is not None:
+        errors += _host_conflicts(gateway, tenants)
+    # A missing variable's empty stand-in value fails validation too: report it once.
+    unset = {m.path for m in missing}
+    errors = [e for e in errors if e[0] not in unset or e[1].startswith("environment variable")]
+    if errors or gateway is None:
         raise ConfigError(source, errors)
-    return LoadedConfig(top.gateway, tenants, source, tuple(dict.fromkeys(defaulted)))
+    return LoadedConfig(gateway, tenants, source, tuple(dict.fromkeys(defaulted)))
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -84,7 +84,7 @@ def problem_response(problem: Problem, request_id: str) -> Response:
         problem_body(problem, request_id),
         status_code=problem.status,
         media_type=CONTENT_TYPE,
-        headers=problem.headers,
+        headers={**problem.headers, "X-Request-ID": request_id},
     )
 
 

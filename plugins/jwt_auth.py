@@ -47,7 +47,11 @@ class JwtAuthPlugin:
         assert tenant is not None, "the tenant plugin runs first"
         if claims["tenant"] != tenant.key:
             return _unauthorized(ctx, "unauthorized", "the device token belongs to another tenant")
-        device = await self._devices.get(tenant.key, claims["sub"])
+        try:
+            device = await self._devices.get(tenant.key, claims["sub"])
+        except Exception as exc:  # fail closed: no device status, no access
+            ctx.log.error("store_unavailable", error=type(exc).__name__)
+            return problem_response(Problem("store_unavailable", "device status cannot be checked right now"), ctx.request_id)
         if device is None:
             return _unauthorized(ctx, "unauthorized", "the device is not registered")
         if device.status == "blocked":

@@ -88,6 +88,9 @@ async def register(request: Request) -> Response:
         )
     except DeviceBlocked:
         raise Problem("device_blocked", "this device has been blocked by an administrator") from None
+    except Exception as exc:
+        ctx.log.error("store_unavailable", error=type(exc).__name__)
+        raise Problem("store_unavailable", "the device cannot be registered right now; retry shortly") from None
     runtime.services.devices.forget(tenant.key, body.device_id)
     ctx.device_id = device.device_id
     token, expires = runtime.services.tokens.issue(tenant.key, device.device_id, device.branch_id, device.generation)

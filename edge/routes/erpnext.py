@@ -79,11 +79,25 @@ async def handle(app: Any, scope: dict[str, Any], receive: Any, send: Any, ctx: 
     """Serve one /erpnext/ request end to end, including its access-log line."""
     runtime = app.runtime
     status = 500
+    started = [False]
+
+    async def tracked_send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            started[0] = True
+        await send(message)
+
     try:
-        status = await _proxy(runtime, scope, receive, send, ctx)
+        status = await _proxy(runtime, scope, receive, tracked_send, ctx)
     except Problem as problem:
         status = problem.status
+        if started[0]:
+            raise
         await send_problem(send, problem, ctx)
+    except Exception:
+        ctx.log.exception("unhandled_error")
+        if started[0]:
+            raise
+        await send_problem(send, Problem("internal_error", "an unexpected error occurred"), ctx)
     finally:
         access_log(app.log, ctx, scope["method"], scope["path"], status)
 

@@ -24,7 +24,7 @@ redis.call('HSETNX', KEYS[1], 'registered_at', ARGV[4])
 redis.call('HSET', KEYS[1], 'device_id', ARGV[1], 'device_name', ARGV[2], 'branch_id', ARGV[3],
            'status', 'active', 'updated_at', ARGV[4])
 redis.call('SADD', KEYS[2], ARGV[1])
-return gen
+return redis.call('HGETALL', KEYS[1])
 """
 
 # KEYS: device hash, tenant device set. ARGV: id, status, now.
@@ -35,7 +35,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'updated_at', ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[1])
-return 1
+return redis.call('HGETALL', KEYS[1])
 """
 
 
@@ -75,12 +75,12 @@ class RedisStore:
     async def register_device(
         self, tenant: str, device_id: str, device_name: str, branch_id: str, now: float
     ) -> Device:
-        gen = await self._register(keys=self._keys(tenant, device_id), args=[device_id, device_name, branch_id, now])
-        if int(gen) < 0:
+        # The script returns the record it wrote, so concurrent registrations
+        # each see their own generation.
+        flat = await self._register(keys=self._keys(tenant, device_id), args=[device_id, device_name, branch_id, now])
+        if flat == -1:
             raise DeviceBlocked(device_id)
-        device = await self.get_device(tenant, device_id)
-        assert device is not None
-        return device
+        return _device(tenant, _pairs(flat))
 
     async def get_device(self, tenant: str, device_id: str) -> Device | None:
         h = await self.redis.hgetall(self._keys(tenant, device_id)[0])
@@ -95,10 +95,12 @@ class RedisStore:
         return [_device(tenant, h) for h in rows if h]
 
     async def set_device_status(self, tenant: str, device_id: str, status: DeviceStatus, now: float) -> Device:
-        await self._set_status(keys=self._keys(tenant, device_id), args=[device_id, status, now])
-        device = await self.get_device(tenant, device_id)
-        assert device is not None
-        return device
+        flat = await self._set_status(keys=self._keys(tenant, device_id), args=[device_id, status, now])
+        return _device(tenant, _pairs(flat))
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _device(tenant: str, h: dict[str, Any]) -> Device:

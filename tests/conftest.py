@@ -1,0 +1,253 @@
+"""Shared fixtures: a real Redis, the ERPNext stand-in on a loopback port, and
+pos-edge itself started as a subprocess (`pos-edge serve`) on another port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import redis
+import yaml
+
+from edge.standin import StandIn, StandInServer, StandInSite
+from edge.standin.server import free_port
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789abcdef0123456789abcdef"
+BASE = "tillking.test"
+POS_EDGE = str(Path(sys.executable).with_name("pos-edge"))
+
+# Stand-in credentials per site. shop1 and shop2 share one stand-in server (as
+# two Frappe sites on one bench), so cross-tenant leaks would be visible.
+CREDS = {
+    "shop1": ("key-shop1", "secret-shop1"),
+    "shop2": ("key-shop2", "secret-shop2"),
+}
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A real Redis database for tests; flushed once per session."""
+    client = redis.Redis.from_url(REDIS_URL)
+    client.ping()
+    client.flushdb()
+    client.close()
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def standin_server() -> Iterator[StandInServer]:
+    """The ERPNext stand-in with sites shop1.erp.test and shop2.erp.test."""
+    sites = []
+    for shop, (key, secret) in CREDS.items():
+        site = StandInSite(f"{shop}.erp.test", users={key: (secret, f"api@{shop}.test")})
+        site.insert("Item", {"name": f"ITEM-{shop}", "item_code": f"ITEM-{shop}", "item_name": f"Item of {shop}"})
+        sites.append(site)
+    server = StandInServer(StandIn(sites))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def standin(standin_server: StandInServer) -> Iterator[StandIn]:
+    """The stand-in's state, with requests and faults reset around each test."""
+    standin_server.standin.reset()
+    yield standin_server.standin
+    standin_server.standin.reset()
+
+
+def tenant_entry(shop: str, erp_url: str, **over: Any) -> dict[str, Any]:
+    """A tenants.yaml entry for `shop` pointing at the stand-in."""
+    key, secret = CREDS.get(shop, CREDS["shop1"])
+    entry: dict[str, Any] = {
+        "name": f"Shop {shop}",
+        "erpnext": {"url": erp_url, "site_name": f"{shop}.erp.test", "api_key": key, "api_secret": secret},
+        "proxy": {"allow": ["POST Item", "GET method:frappe.auth.get_logged_user"]},
+    }
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(entry.get(k), dict):
+            entry[k] = {**entry[k], **v}
+        else:
+            entry[k] = v
+    return entry
+
+
+def base_config(tmp: Path, erp_url: str, store: str = "sqlite", **gateway: Any) -> dict[str, Any]:
+    """A working config with tenants shop1 (enrollment key) and shop2 (open registration)."""
+    store_url = f"sqlite:///{tmp}/state.db" if store == "sqlite" else REDIS_URL
+    return {
+        "gateway": {
+            "base_domains": [BASE],
+            "store": store_url,
+            "rate_limit_storage": "memory://",
+            "device_cache_ttl": 0.2,
+            "jwt": {"secret": JWT_SECRET, "kid": "k1"},
+            **gateway,
+        },
+        "defaults": {"rate_limit": "1000/minute", "erpnext": {"timeout": 2}},
+        "tenants": {
+            "shop1": tenant_entry("shop1", erp_url, registration={"enrollment_key": "enrol-1"}),
+            "shop2": tenant_entry("shop2", erp_url),
+        },
+    }
+
+
+class Gateway:
+    """A running `pos-edge serve` and helpers to talk to it as a till would."""
+
+    def __init__(self, config_path: Path, port: int, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.config_path = config_path
+        self.port = port
+        self.proc = proc
+        self.log_path = log_path
+        self.url = f"http://127.0.0.1:{port}"
+        self.http = httpx.Client(base_url=self.url, timeout=15)
+
+    def request(self, method: str, path: str, tenant: str = "shop1", token: str | None = None, **kw: Any) -> httpx.Response:
+        """Send a request with the tenant's Host (and a Bearer token when given)."""
+        headers = {"Host": f"{tenant}.{BASE}", **kw.pop("headers", {})}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.http.request(method, path, headers=headers, **kw)
+
+    def register(self, device_id: str = "till-1", tenant: str = "shop1", **body: Any) -> httpx.Response:
+        """POST /gateway/device/register for `device_id`."""
+        payload = {
+            "device_id": device_id,
+            "device_name": f"Till {device_id}",
+            "tenant_subdomain": tenant,
+            "branch_id": "main",
+            **({"enrollment_key": "enrol-1"} if tenant == "shop1" else {}),
+            **body,
+        }
+        return self.request("POST", "/gateway/device/register", tenant=tenant, json=payload)
+
+    def token(self, device_id: str = "till-1", tenant: str = "shop1") -> str:
+        """Register and return the token."""
+        r = self.register(device_id, tenant)
+        assert r.status_code == 201, r.text
+        return r.json()["token"]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run a `pos-edge` admin command against this gateway's config."""
+        return subprocess.run([POS_EDGE, *args, "--config", str(self.config_path)], capture_output=True, text=True, timeout=30)
+
+    def log_lines(self) -> list[str]:
+        """What the gateway printed so far."""
+        return self.log_path.read_text().splitlines()
+
+    def stop(self) -> None:
+        """SIGTERM and wait."""
+        self.http.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_gateway(tmp: Path, config: dict[str, Any], env: dict[str, str] | None = None) -> Gateway:
+    """Write `config` to tmp/tenants.yaml and run `pos-edge serve` on a free port."""
+    path = tmp / "tenants.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    port = free_port()
+    log_path = tmp / f"gateway-{port}.log"
+    proc = subprocess.Popen(
+        [POS_EDGE, "serve", "--config", str(path), "--host", "127.0.0.1", "--port", str(port), "--grace", "2"],
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
+    gw = Gateway(path, port, proc, log_path)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"pos-edge exited {proc.returncode}:\n{log_path.read_text()}")
+        try:
+            if gw.http.get("/healthz", timeout=1).status_code == 200:
+                return gw
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    gw.stop()
+    raise RuntimeError(f"pos-edge did not start:\n{log_path.read_text()}")
+
+
+@pytest.fixture
+def gateway_factory(tmp_path: Path, standin_server: StandInServer) -> Iterator[Callable[..., Gateway]]:
+    """Start gateways with custom configs; all are stopped at the end of the test."""
+    started: list[Gateway] = []
+
+    def make(config: dict[str, Any] | None = None, env: dict[str, str] | None = None, store: str = "sqlite") -> Gateway:
+        sub = tmp_path / f"gw{len(started)}"
+        sub.mkdir()
+        gw = start_gateway(sub, config or base_config(sub, standin_server.url, store=store), env)
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
+def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, standin_server: StandInServer) -> Iterator[Gateway]:
+    """One gateway per module and store backend, on the standard test config."""
+    if request.param == "redis":
+        request.getfixturevalue("redis_url")
+    tmp = tmp_path_factory.mktemp(f"gw-{request.param}")
+    gw = start_gateway(tmp, base_config(tmp, standin_server.url, store=request.param))
+    yield gw
+    gw.stop()
+
+
+def forge(claims: dict[str, Any], secret: str = JWT_SECRET, alg: str = "HS256", kid: str = "k1") -> str:
+    """A token signed outside the gateway (for expiry and tampering tests)."""
+    now = int(time.time())
+    base = {"sub": "till-1", "tenant": "shop1", "branch_id": "main", "gen": 1, "iat": now, "exp": now + 600, "jti": "x"}
+    return jwt.encode({**base, **claims}, secret, algorithm=alg, headers={"kid": kid})
+
+
+@pytest.fixture
+def private_redis() -> Iterator[Callable[[], None]]:
+    """A Redis server of this test's own (yields its URL via .url; call stop() to take it away)."""
+    import shutil
+
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is required (.ci/run installs it)"
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    client.close()
+
+    class Handle:
+        url = f"redis://127.0.0.1:{port}/0"
+
+        @staticmethod
+        def stop() -> None:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+    yield Handle
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()

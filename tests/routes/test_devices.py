@@ -1,0 +1,136 @@
+"""Registration and device admin, end to end."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+
+from tests.conftest import JWT_SECRET, forge
+from tests.routes.test_erpnext import assert_problem
+
+
+def new_id() -> str:
+    return f"till-{uuid.uuid4().hex[:8]}"
+
+
+def test_register_returns_a_working_token(gateway) -> None:
+    device = new_id()
+    r = gateway.register(device)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["device_id"] == device and body["tenant_name"] == "Shop shop1" and body["token_type"] == "Bearer"
+    claims = jwt.decode(body["token"], JWT_SECRET, algorithms=["HS256"])
+    assert claims["sub"] == device and claims["tenant"] == "shop1" and claims["branch_id"] == "main"
+    assert {"gen", "iat", "exp", "jti"} <= claims.keys()
+    assert body["expires_at"].endswith("Z")
+    assert jwt.get_unverified_header(body["token"])["kid"] == "k1"
+
+
+def test_register_validates_the_body(gateway) -> None:
+    r = gateway.request("POST", "/gateway/device/register", json={"device_id": "", "tenant_subdomain": "shop1"})
+    body = assert_problem(r, 422, "validation_failed")
+    locs = {tuple(e["loc"]) for e in body["errors"]}
+    assert ("device_id",) in locs and ("device_name",) in locs and ("branch_id",) in locs
+    r = gateway.request("POST", "/gateway/device/register", content=b"{not json", headers={"content-type": "application/json"})
+    assert_problem(r, 422, "validation_failed")
+
+
+def test_register_for_another_tenant_is_refused(gateway) -> None:
+    r = gateway.register(new_id(), tenant_subdomain="shop2")
+    assert_problem(r, 403, "tenant_mismatch")
+
+
+def test_enrollment_key_is_required_when_configured(gateway) -> None:
+    assert_problem(gateway.register(new_id(), enrollment_key="wrong"), 401, "enrollment_key_invalid")
+    r = gateway.request("POST", "/gateway/device/register", json={
+        "device_id": new_id(), "device_name": "x", "tenant_subdomain": "shop1", "branch_id": "main"})
+    assert_problem(r, 401, "enrollment_key_invalid")
+    # shop2 has no key: registration is open, as in the Till King contract.
+    assert gateway.register(new_id(), tenant="shop2").status_code == 201
+
+
+def test_blocked_device_gets_403_until_unblocked(gateway) -> None:
+    device = new_id()
+    token = gateway.token(device)
+    assert gateway.request("GET", "/erpnext/Item", token=token).status_code == 200
+    out = gateway.cli("devices", "block", device, "--tenant", "shop1")
+    assert out.returncode == 0, out.stderr
+    time.sleep(0.3)  # the test config caches device status for 0.2 s
+    assert_problem(gateway.request("GET", "/erpnext/Item", token=token), 403, "device_blocked")
+    assert_problem(gateway.register(device), 403, "device_blocked")
+    listing = gateway.cli("devices", "list", "--tenant", "shop1")
+    assert any(device in line and "blocked" in line for line in listing.stdout.splitlines())
+    assert gateway.cli("devices", "unblock", device, "--tenant", "shop1").returncode == 0
+    time.sleep(0.3)
+    assert gateway.request("GET", "/erpnext/Item", token=token).status_code == 200
+
+
+def test_unblocking_an_unknown_device_fails(gateway) -> None:
+    out = gateway.cli("devices", "unblock", "never-seen", "--tenant", "shop1")
+    assert out.returncode == 1 and "no device" in out.stderr
+    out = gateway.cli("devices", "list", "--tenant", "nosuch")
+    assert out.returncode == 1 and "unknown tenant" in out.stderr
+
+
+def test_a_device_blocked_before_it_enrols_can_never_enrol(gateway) -> None:
+    device = new_id()
+    assert gateway.cli("devices", "block", device, "--tenant", "shop1").returncode == 0
+    assert_problem(gateway.register(device), 403, "device_blocked")
+
+
+def test_expired_token_is_401_after_leeway(gateway) -> None:
+    device = new_id()
+    gateway.token(device)
+    now = int(time.time())
+    stale = forge({"sub": device, "iat": now - 3600, "exp": now - 31})
+    assert_problem(gateway.request("GET", "/erpnext/Item", token=stale), 401, "token_expired")
+    # Inside the 30 s leeway a token still works (clock skew between tills and gateway).
+    fresh = forge({"sub": device, "iat": now - 3600, "exp": now - 20})
+    assert gateway.request("GET", "/erpnext/Item", token=fresh).status_code == 200
+
+
+def test_tampered_token_is_401(gateway) -> None:
+    token = gateway.token(new_id())
+    header, payload, sig = token.split(".")
+    other = forge({"sub": "someone-else"}).split(".")[1]
+    assert_problem(gateway.request("GET", "/erpnext/Item", token=f"{header}.{other}.{sig}"), 401, "unauthorized")
+    flipped = sig[:-2] + ("A" if sig[-2] != "A" else "B") + sig[-1]
+    assert_problem(gateway.request("GET", "/erpnext/Item", token=f"{header}.{payload}.{flipped}"), 401, "unauthorized")
+    assert_problem(gateway.request("GET", "/erpnext/Item", token=forge({}, secret="x" * 40)), 401, "unauthorized")
+
+
+def test_alg_none_and_other_algorithms_are_rejected(gateway) -> None:
+    device = new_id()
+    gateway.token(device)
+    now = int(time.time())
+    claims = {"sub": device, "tenant": "shop1", "branch_id": "main", "gen": 1, "iat": now, "exp": now + 600, "jti": "j"}
+    unsigned = jwt.encode(claims, None, algorithm="none")
+    assert_problem(gateway.request("GET", "/erpnext/Item", token=unsigned), 401, "unauthorized")
+    hs512 = jwt.encode(claims, JWT_SECRET, algorithm="HS512", headers={"kid": "k1"})
+    assert_problem(gateway.request("GET", "/erpnext/Item", token=hs512), 401, "unauthorized")
+    assert_problem(gateway.request("GET", "/erpnext/Item", token=forge({"sub": device}, kid="unknown")), 401, "unauthorized")
+
+
+def test_token_with_missing_claims_is_401(gateway) -> None:
+    device = new_id()
+    gateway.token(device)
+    now = int(time.time())
+    token = jwt.encode({"sub": device, "tenant": "shop1", "exp": now + 600}, JWT_SECRET, algorithm="HS256", headers={"kid": "k1"})
+    assert_problem(gateway.request("GET", "/erpnext/Item", token=token), 401, "unauthorized")
+
+
+def test_rotated_key_still_verifies_old_tokens(gateway_factory, tmp_path, standin_server) -> None:
+    from tests.conftest import base_config
+
+    old_secret = "previous-secret-0123456789abcdef0123456789"
+    cfg = base_config(tmp_path, standin_server.url)
+    cfg["gateway"]["jwt"]["verification_keys"] = [{"kid": "k0", "secret": old_secret}]
+    gw = gateway_factory(cfg)
+    device = new_id()
+    gw.token(device)  # generation 1
+    old = forge({"sub": device}, secret=old_secret, kid="k0")
+    assert gw.request("GET", "/erpnext/Item", token=old).status_code == 200
+    new = gw.token(device)
+    assert jwt.get_unverified_header(new)["kid"] == "k1"

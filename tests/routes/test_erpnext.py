@@ -1,0 +1,260 @@
+"""End to end: a till -> pos-edge (uvicorn subprocess) -> the ERPNext stand-in."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+
+import pytest
+
+from edge.standin import StandIn
+from edge.standin.server import free_port
+from tests.conftest import CREDS, base_config, tenant_entry
+
+
+def new_id() -> str:
+    return f"till-{uuid.uuid4().hex[:8]}"
+
+
+def assert_problem(r, status: int, code: str) -> dict:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["code"] == code
+    assert body["status"] == status
+    assert body["request_id"] == r.headers["x-request-id"]
+    assert {"type", "title", "detail"} <= body.keys()
+    return body
+
+
+def test_proxied_get_carries_tenant_credentials_not_the_tills(gateway, standin: StandIn) -> None:
+    token = gateway.token(new_id())
+    r = gateway.request(
+        "GET", "/erpnext/Item", token=token,
+        params={"fields": '["name","item_name"]', "filters": '[["name","like","ITEM-%"]]'},
+        headers={"Cookie": "sid=till-session", "X-Frappe-Site-Name": "shop2.erp.test"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {"data": [{"name": "ITEM-shop1", "item_name": "Item of shop1"}]}
+    seen = standin.requests[-1]
+    assert seen.path == "/api/resource/Item"
+    assert seen.query.startswith("fields=%5B%22name%22%2C%22item_name%22%5D&filters=")
+    key, secret = CREDS["shop1"]
+    assert seen.headers["authorization"] == f"token {key}:{secret}"
+    assert token not in str(seen.headers)
+    assert "cookie" not in seen.headers
+    # The till's Host never reaches ERPNext: the tenant's site is addressed instead,
+    # and a till cannot pick another site with X-Frappe-Site-Name.
+    assert seen.headers["host"] == "shop1.erp.test"
+    assert seen.headers["x-frappe-site-name"] == "shop1.erp.test"
+    assert seen.site == "shop1.erp.test"
+    assert seen.headers["x-forwarded-host"] == "shop1.tillking.test"
+    assert seen.headers["x-forwarded-for"] == "127.0.0.1"
+    assert seen.headers["x-request-id"] == r.headers["x-request-id"]
+    assert r.headers["ratelimit-policy"] == '"default";q=1000;w=60'
+    assert r.headers["ratelimit"].startswith('"default";r=')
+
+
+def test_tenants_see_only_their_own_erpnext(gateway, standin: StandIn) -> None:
+    token = gateway.token(new_id(), tenant="shop2")
+    r = gateway.request("GET", "/erpnext/Item", tenant="shop2", token=token, params={"limit_page_length": 0})
+    assert r.json() == {"data": [{"name": "ITEM-shop2"}]}
+    assert standin.requests[-1].headers["authorization"] == "token {}:{}".format(*CREDS["shop2"])
+
+
+def test_method_call_and_allowed_write(gateway, standin: StandIn) -> None:
+    token = gateway.token(new_id())
+    r = gateway.request("GET", "/erpnext/method/frappe.auth.get_logged_user", token=token)
+    assert r.json() == {"message": "api@shop1.test"}
+    assert standin.requests[-1].path == "/api/method/frappe.auth.get_logged_user"
+    code = f"NEW-{uuid.uuid4().hex[:6]}"
+    r = gateway.request("POST", "/erpnext/Item", token=token, json={"name": code, "item_code": code})
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["name"] == code
+    r = gateway.request("GET", f"/erpnext/Item/{code}", token=token)
+    assert r.json()["data"]["item_code"] == code
+
+
+def test_upstream_errors_pass_through_with_frappe_body(gateway, standin: StandIn) -> None:
+    r = gateway.request("GET", "/erpnext/Item/NO-SUCH-ITEM", token=gateway.token(new_id()))
+    assert r.status_code == 404
+    assert r.json()["exc_type"] == "DoesNotExistError"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/erpnext/Sales%20Invoice"),
+        ("DELETE", "/erpnext/Item/ITEM-shop1"),
+        ("PUT", "/erpnext/Item/ITEM-shop1"),
+        ("GET", "/erpnext/method/frappe.client.get_list"),
+        ("POST", "/erpnext/method/frappe.auth.get_logged_user"),
+    ],
+)
+def test_writes_and_methods_need_an_allow_rule(gateway, standin: StandIn, method: str, path: str) -> None:
+    token = gateway.token(new_id())
+    before = len(standin.requests)
+    r = gateway.request(method, path, token=token, json={})
+    assert_problem(r, 403, "proxy_not_allowed")
+    assert len(standin.requests) == before
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/erpnext/Item/%2e%2e/%2e%2e/api/method/frappe.client.get_list",
+        "/erpnext/Item/%2E%2E%2Fmethod",
+        "/erpnext/Item/%252e%252e/secret",
+        "/erpnext/Item/..%5c..%5cx",
+        "/erpnext/%2e",
+        "/erpnext/method/frappe.auth%2F..%2Fx",
+    ],
+)
+def test_path_traversal_is_rejected(gateway, standin: StandIn, path: str) -> None:
+    token = gateway.token(new_id())
+    before = len(standin.requests)
+    # http.client sends the path exactly as given (httpx would normalise dot segments).
+    with socket.create_connection(("127.0.0.1", gateway.port)) as s:
+        s.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: shop1.tillking.test\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n".encode()
+        )
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 400"), data[:200]
+    assert b'"code":"invalid_path"' in data
+    assert len(standin.requests) == before
+
+
+def test_oversize_body_is_413_and_never_forwarded(gateway, standin: StandIn) -> None:
+    token = gateway.token(new_id())
+    before = len(standin.requests)
+    r = gateway.request("POST", "/erpnext/Item", token=token, content=b"x" * (1024 * 1024 + 1))
+    assert_problem(r, 413, "payload_too_large")
+
+    def chunks():  # no Content-Length: the limit is enforced while reading
+        for _ in range(17):
+            yield b"y" * 65536
+
+    r = gateway.request("POST", "/erpnext/Item", token=token, content=chunks())
+    assert_problem(r, 413, "payload_too_large")
+    assert len(standin.requests) == before
+
+
+def test_hop_by_hop_headers_are_stripped_upstream(gateway, standin: StandIn) -> None:
+    token = gateway.token(new_id())
+    r = gateway.request(
+        "GET", "/erpnext/Item", token=token,
+        headers={"Connection": "keep-alive, X-Secret-Hop", "X-Secret-Hop": "1", "Keep-Alive": "timeout=5",
+                 "Proxy-Authorization": "Basic abc", "X-Till-Trace": "kept"},
+    )
+    assert r.status_code == 200
+    seen = standin.requests[-1].headers
+    assert "x-secret-hop" not in seen
+    assert "keep-alive" not in seen
+    assert "proxy-authorization" not in seen
+    assert seen["x-till-trace"] == "kept"
+
+
+def test_unknown_tenant_is_404(gateway) -> None:
+    r = gateway.request("GET", "/erpnext/Item", tenant="nosuchshop")
+    assert_problem(r, 404, "tenant_not_found")
+
+
+def test_missing_and_garbage_tokens_are_401(gateway) -> None:
+    r = gateway.request("GET", "/erpnext/Item")
+    assert_problem(r, 401, "unauthorized")
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    r = gateway.request("GET", "/erpnext/Item", token="not.a.jwt")
+    assert_problem(r, 401, "unauthorized")
+
+
+def test_cross_tenant_token_is_401(gateway) -> None:
+    token = gateway.token(new_id(), tenant="shop1")
+    r = gateway.request("GET", "/erpnext/Item", tenant="shop2", token=token)
+    assert_problem(r, 401, "unauthorized")
+
+
+def test_reregistration_retires_the_old_token(gateway) -> None:
+    device = new_id()
+    old = gateway.token(device)
+    assert gateway.request("GET", "/erpnext/Item", token=old).status_code == 200
+    new = gateway.token(device)
+    assert gateway.request("GET", "/erpnext/Item", token=new).status_code == 200
+    assert_problem(gateway.request("GET", "/erpnext/Item", token=old), 401, "unauthorized")
+
+
+def test_erpnext_down_is_502(gateway_factory, tmp_path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    cfg = base_config(tmp_path, dead)
+    gw = gateway_factory(cfg)
+    r = gw.request("GET", "/erpnext/Item", token=gw.token(new_id()))
+    assert_problem(r, 502, "upstream_unreachable")
+
+
+def test_erpnext_slow_is_504(gateway, standin: StandIn) -> None:
+    token = gateway.token(new_id())
+    standin.delay = 3  # the test config's ERPNext timeout is 2 s
+    r = gateway.request("GET", "/erpnext/Item", token=token)
+    body = assert_problem(r, 504, "upstream_timeout")
+    assert "2 s" in body["detail"]
+
+
+def test_erpnext_rejecting_credentials_is_502_not_401(gateway_factory, tmp_path, standin_server, standin) -> None:
+    cfg = base_config(tmp_path, standin_server.url)
+    cfg["tenants"]["shop2"] = tenant_entry("shop2", standin_server.url, erpnext={"api_secret": "wrong-secret"})
+    gw = gateway_factory(cfg)
+    r = gw.request("GET", "/erpnext/Item", tenant="shop2", token=gw.token(new_id(), tenant="shop2"))
+    body = assert_problem(r, 502, "upstream_auth_failed")
+    assert "wrong-secret" not in r.text and "secret" not in body["detail"].lower().replace("api credentials", "")
+    assert any("upstream_auth_failed" in line and "AuthenticationError" in line for line in gw.log_lines())
+    assert all("wrong-secret" not in line for line in gw.log_lines())
+
+
+def test_suspended_tenant_is_403(gateway_factory, tmp_path, standin_server) -> None:
+    cfg = base_config(tmp_path, standin_server.url)
+    cfg["tenants"]["shop2"]["status"] = "suspended"
+    gw = gateway_factory(cfg)
+    assert_problem(gw.request("GET", "/erpnext/Item", tenant="shop2"), 403, "tenant_suspended")
+    assert_problem(gw.register(new_id(), tenant="shop2"), 403, "tenant_suspended")
+
+
+def test_extra_hosts_and_trusted_forwarded_host(gateway_factory, tmp_path, standin_server, standin) -> None:
+    cfg = base_config(tmp_path, standin_server.url, trusted_proxies=["127.0.0.0/8"])
+    cfg["tenants"]["shop2"]["hosts"] = ["pos.shop-two.example"]
+    gw = gateway_factory(cfg)
+    token = gw.token(new_id(), tenant="shop2")
+    r = gw.http.get("/erpnext/Item", headers={"Host": "pos.shop-two.example", "Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    # Behind a trusted ingress, the original host and client come from X-Forwarded-*.
+    r = gw.http.get(
+        "/erpnext/Item",
+        headers={"Host": "ingress.internal", "X-Forwarded-Host": "shop2.tillking.test",
+                 "X-Forwarded-For": "203.0.113.9, 127.0.0.1", "Authorization": f"Bearer {token}"},
+    )
+    assert r.status_code == 200, r.text
+    assert standin.requests[-1].headers["x-forwarded-for"] == "203.0.113.9"
+
+
+def test_forwarded_host_is_ignored_from_untrusted_clients(gateway) -> None:
+    # The module gateway trusts no proxy: X-Forwarded-Host cannot pick a tenant.
+    r = gateway.http.get("/erpnext/Item", headers={"Host": "elsewhere.example", "X-Forwarded-Host": "shop1.tillking.test"})
+    assert_problem(r, 404, "tenant_not_found")
+
+
+def test_access_log_is_one_json_line_per_request_without_secrets(gateway) -> None:
+    import json
+
+    token = gateway.token(new_id())
+    r = gateway.request("GET", "/erpnext/Item", token=token)
+    rid = r.headers["x-request-id"]
+    lines = [json.loads(line) for line in gateway.log_lines() if rid in line]
+    access = [line for line in lines if line["event"] == "request"]
+    assert len(access) == 1
+    entry = access[0]
+    assert entry["tenant"] == "shop1" and entry["status"] == 200 and entry["method"] == "GET"
+    assert entry["path"] == "/erpnext/Item" and entry["duration_ms"] >= entry["upstream_ms"] > 0
+    assert entry["device"].startswith("till-")
+    text = "\n".join(gateway.log_lines())
+    assert token not in text
+    assert CREDS["shop1"][1] not in text and "test-jwt-secret" not in text

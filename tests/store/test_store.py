@@ -1,0 +1,90 @@
+"""One behavioural suite, run against both backends: a real SQLite file and a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from edge.store import DeviceBlocked, Store, open_store
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Store]:
+    url = f"sqlite:///{tmp_path}/state.db" if request.param == "sqlite" else request.getfixturevalue("redis_url")
+    s = open_store(url)
+    await s.open()
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+def tenant() -> str:
+    # Unique per test: the Redis database is shared by the whole session.
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+async def test_register_creates_then_bumps_generation(store: Store, tenant: str) -> None:
+    assert await store.get_device(tenant, "till-1") is None
+    d1 = await store.register_device(tenant, "till-1", "Front", "main", now=100.0)
+    assert (d1.generation, d1.status, d1.device_name, d1.registered_at) == (1, "active", "Front", 100.0)
+    d2 = await store.register_device(tenant, "till-1", "Front renamed", "north", now=200.0)
+    assert (d2.generation, d2.branch_id, d2.device_name) == (2, "north", "Front renamed")
+    assert d2.registered_at == 100.0 and d2.updated_at == 200.0
+    assert await store.get_device(tenant, "till-1") == d2
+
+
+async def test_blocked_devices_cannot_register(store: Store, tenant: str) -> None:
+    await store.register_device(tenant, "till-1", "Front", "main", now=1.0)
+    blocked = await store.set_device_status(tenant, "till-1", "blocked", now=2.0)
+    assert blocked.status == "blocked" and blocked.generation == 1
+    with pytest.raises(DeviceBlocked):
+        await store.register_device(tenant, "till-1", "Front", "main", now=3.0)
+    assert (await store.get_device(tenant, "till-1")).generation == 1
+    await store.set_device_status(tenant, "till-1", "active", now=4.0)
+    assert (await store.register_device(tenant, "till-1", "Front", "main", now=5.0)).generation == 2
+
+
+async def test_blocking_an_unknown_id_creates_a_blocked_placeholder(store: Store, tenant: str) -> None:
+    d = await store.set_device_status(tenant, "stolen", "blocked", now=1.0)
+    assert d.status == "blocked" and d.generation == 0
+    with pytest.raises(DeviceBlocked):
+        await store.register_device(tenant, "stolen", "x", "main", now=2.0)
+
+
+async def test_devices_are_listed_per_tenant(store: Store, tenant: str) -> None:
+    other = tenant + "x"
+    for i in (3, 1, 2):
+        await store.register_device(tenant, f"till-{i}", f"T{i}", "main", now=float(i))
+    await store.register_device(other, "till-9", "T9", "main", now=9.0)
+    assert [d.device_id for d in await store.list_devices(tenant)] == ["till-1", "till-2", "till-3"]
+    assert [d.device_id for d in await store.list_devices(other)] == ["till-9"]
+    assert await store.get_device(other, "till-1") is None
+
+
+async def test_concurrent_registrations_get_distinct_generations(store: Store, tenant: str) -> None:
+    results = await asyncio.gather(*(store.register_device(tenant, "till-1", "T", "main", now=float(i)) for i in range(20)))
+    assert sorted(d.generation for d in results) == list(range(1, 21))
+
+
+async def test_ping(store: Store) -> None:
+    await store.ping()
+
+
+async def test_sqlite_state_survives_reopening(tmp_path, tenant: str) -> None:
+    url = f"sqlite:///{tmp_path}/state.db"
+    s = open_store(url)
+    await s.open()
+    await s.register_device(tenant, "till-1", "Front", "main", now=1.0)
+    await s.close()
+    s = open_store(url)
+    await s.open()
+    assert (await s.get_device(tenant, "till-1")).generation == 1
+    await s.close()
+
+
+def test_unknown_scheme_is_refused() -> None:
+    with pytest.raises(ValueError):
+        open_store("postgres://x")

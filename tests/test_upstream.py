@@ -1,0 +1,59 @@
+"""Header hygiene (RFC 9110 §7.6.1) and path mapping of the ERPNext proxy."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge.problems import Problem
+from edge.routes.erpnext import allowed, parse_target
+from edge.upstream import request_headers, response_headers, connection_named
+
+
+def test_request_headers_drop_hop_by_hop_credentials_and_host() -> None:
+    raw = [
+        (b"host", b"shop1.tillking.local"), (b"authorization", b"Bearer t"), (b"cookie", b"sid=1"),
+        (b"connection", b"keep-alive, x-hop"), (b"x-hop", b"1"), (b"te", b"trailers"), (b"upgrade", b"h2c"),
+        (b"x-frappe-site-name", b"other.site"), (b"x-forwarded-for", b"1.2.3.4"), (b"accept", b"application/json"),
+        (b"content-type", b"application/json"),
+    ]
+    out = request_headers(raw, connection_named(dict(raw)))
+    assert out == [("accept", "application/json"), ("content-type", "application/json")]
+
+
+def test_response_headers_drop_hop_by_hop_cookies_and_connection_named() -> None:
+    raw = [(b"Content-Type", b"application/json"), (b"Connection", b"close, X-Internal"), (b"X-Internal", b"1"),
+           (b"Set-Cookie", b"sid=abc"), (b"Transfer-Encoding", b"chunked"), (b"X-Frappe-Trace", b"ok")]
+    assert response_headers(raw) == [(b"content-type", b"application/json"), (b"x-frappe-trace", b"ok")]
+
+
+@pytest.mark.parametrize(
+    ("raw", "upstream", "rule"),
+    [
+        (b"/erpnext/Item", "/api/resource/Item", "Item"),
+        (b"/erpnext/Sales%20Invoice/ACC-SINV-2026-00001", "/api/resource/Sales%20Invoice/ACC-SINV-2026-00001", "Sales Invoice"),
+        (b"/erpnext/method/frappe.auth.get_logged_user", "/api/method/frappe.auth.get_logged_user", "method:frappe.auth.get_logged_user"),
+    ],
+)
+def test_targets(raw: bytes, upstream: str, rule: str) -> None:
+    t = parse_target(raw)
+    assert (t.upstream_path, t.rule_target) == (upstream, rule)
+
+
+@pytest.mark.parametrize(
+    "raw", [b"/erpnext/", b"/erpnext/..", b"/erpnext/Item/%2e%2e", b"/erpnext/Item/%25252e%25252e", b"/erpnext/method/os;rm",
+            b"/erpnext/Item/a%00b", b"/erpnext/method/", b"/erpnext/Item/%2525252e"],
+)
+def test_bad_targets(raw: bytes) -> None:
+    with pytest.raises(Problem) as info:
+        parse_target(raw)
+    assert info.value.code == "invalid_path"
+
+
+def test_policy() -> None:
+    rules = frozenset({("POST", "Sales Invoice"), ("GET", "method:frappe.ping"), ("*", "Customer")})
+    res, meth = parse_target(b"/erpnext/Sales%20Invoice"), parse_target(b"/erpnext/method/frappe.ping")
+    assert allowed("GET", res, frozenset()) and allowed("HEAD", res, frozenset())
+    assert allowed("POST", res, rules) and not allowed("PUT", res, rules)
+    assert allowed("GET", meth, rules) and not allowed("POST", meth, rules) and not allowed("GET", meth, frozenset())
+    cust = parse_target(b"/erpnext/Customer/C1")
+    assert allowed("DELETE", cust, rules)
