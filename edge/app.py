@@ -6,14 +6,13 @@ hot path); every other route is a plain Starlette route.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from limits.aio.storage import MemoryStorage, Storage
-from limits.storage import storage_from_string
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -21,10 +20,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edge import config as config_mod
+from edge import logs
 from edge.chain import Context
 from edge.config import LoadedConfig
 from edge.logs import access_log
 from edge.problems import Problem, problem_response
+from edge.ratelimit_storage import rate_limit_storage
 from edge.routes import erpnext
 from edge.routes.devices import register
 from edge.routes.health import healthz, readyz
@@ -33,16 +34,6 @@ from edge.store import open_store
 from edge.upstream import Upstreams
 
 _ERPNEXT = erpnext.PREFIX
-
-
-def rate_limit_storage(url: str) -> Storage:
-    """The `limits` storage for `gateway.rate_limit_storage`."""
-    if url.startswith("memory://"):
-        return MemoryStorage()
-    # Short timeouts: the limiter fails open, so a dead Redis must fail fast.
-    return storage_from_string(
-        "async+" + url, implementation="redispy", socket_connect_timeout=0.5, socket_timeout=0.5
-    )
 
 
 class EdgeApp:
@@ -75,6 +66,13 @@ class EdgeApp:
         for tenant in cfg.tenants.values():
             self.upstreams.session(tenant.erpnext.origin)
         self._startup_warnings()
+        # Everything built so far (config, models, imported modules) lives as long
+        # as the process: move it out of the cyclic GC's sight, and collect young
+        # objects less often. Together -10 µs CPU/request and a 3x lower p99 in
+        # bench/proxy.py: full collections over a big heap were stalling requests.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 100)
         self.log.info("started", tenants=len(cfg.tenants), config=cfg.source, pid=os.getpid())
         try:
             yield
@@ -82,6 +80,7 @@ class EdgeApp:
             await self.upstreams.close()
             await self.store.close()
             self.log.info("stopped", pid=os.getpid())
+            logs.flush()
 
     def _startup_warnings(self) -> None:
         cfg = self.config
@@ -148,8 +147,6 @@ class EdgeApp:
 
 def create_app() -> EdgeApp:
     """uvicorn factory: the config path comes from POS_EDGE_CONFIG (default ./tenants.yaml)."""
-    from edge import logs
-
     logs.configure()
     path = os.environ.get("POS_EDGE_CONFIG", "tenants.yaml")
     return EdgeApp(config_mod.load(path), workers=int(os.environ.get("POS_EDGE_WORKERS", "1")))

@@ -6,6 +6,7 @@ configuration is loaded; running it is a plain loop.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
 
 
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,128}$")
+# Request ids: a random per-process prefix and a counter: unique, and far cheaper
+# than a uuid4 (a getrandom syscall) per request.
+_ID_PREFIX = os.urandom(6).hex()
+_ID_COUNTER = itertools.count(1)
 
 
 @dataclass
@@ -81,7 +86,7 @@ class Context:
         self._headers: dict[bytes, bytes] | None = None
         # A caller's X-Request-ID is kept when it is sane, so traces join up.
         rid = self.headers.get(b"x-request-id")
-        self.request_id: str = rid.decode() if rid and _REQUEST_ID.match(rid) else os.urandom(16).hex()
+        self.request_id: str = rid.decode() if rid and _REQUEST_ID.match(rid) else f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
         client = scope.get("client")
         self.client_ip: str = client[0] if client else ""
         self.host: str = ""

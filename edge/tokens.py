@@ -43,7 +43,7 @@ class TokenService:
         self._leeway = cfg.leeway
         # token -> claims for tokens that verified. Signature checks are pure, so a
         # hit only needs the expiry re-checked; a tampered token never hits.
-        self._verified: dict[str, dict[str, Any]] = {}
+        self._verified: dict[str | bytes, dict[str, Any]] = {}
 
     def issue(self, tenant: str, device_id: str, branch_id: str, generation: int) -> tuple[str, datetime]:
         """Return a signed token and its expiry time (UTC)."""
@@ -61,8 +61,8 @@ class TokenService:
         token = jwt.encode(claims, self._signing_key, algorithm=self._alg, headers={"kid": self._kid})
         return token, datetime.fromtimestamp(exp, UTC)
 
-    def verify(self, token: str) -> dict[str, Any]:
-        """Return the token's claims or raise InvalidToken."""
+    def verify(self, token: str | bytes) -> dict[str, Any]:
+        """Return the token's claims or raise InvalidToken (str or the raw header bytes)."""
         claims = self._verified.get(token)
         if claims is not None:
             if claims["exp"] + self._leeway < time.time():

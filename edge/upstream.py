@@ -75,9 +75,19 @@ def request_headers(
 
 def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """ERPNext's response headers minus hop-by-hop ones, lower-cased for ASGI."""
-    pairs = [(n.lower(), v) for n, v in raw]
-    named = connection_named(dict(pairs))
-    return [(n, v) for n, v in pairs if n not in DROP_FROM_UPSTREAM and n not in named]
+    out = []
+    connection = None
+    for name, value in raw:
+        name = name.lower()
+        if name in DROP_FROM_UPSTREAM:
+            if name == b"connection":
+                connection = value
+            continue
+        out.append((name, value))
+    if connection:
+        named = connection_named({b"connection": connection})
+        out = [(n, v) for n, v in out if n not in named]
+    return out
 
 
 class Upstreams:
@@ -112,5 +122,8 @@ class Upstreams:
 
 
 def timeout_for(seconds: float) -> aiohttp.ClientTimeout:
-    """Connect and read deadlines for one ERPNext call (no total: large bodies may stream)."""
+    """Deadlines for one ERPNext call: getting a connection (pool wait included), and each read.
+
+    No total: large bodies may stream for longer than any single deadline.
+    """
     return aiohttp.ClientTimeout(total=None, connect=seconds, sock_read=seconds)

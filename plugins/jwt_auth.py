@@ -38,7 +38,7 @@ class JwtAuthPlugin:
         if scheme.lower() != b"bearer" or not token.strip():
             return _unauthorized(ctx, "unauthorized", "a device token is required (Authorization: Bearer <token>)")
         try:
-            claims = self._tokens.verify(token.strip().decode("latin-1"))
+            claims = self._tokens.verify(token.strip())
         except InvalidToken as exc:
             if exc.expired:
                 return _unauthorized(ctx, "token_expired", "the device token has expired; register again")

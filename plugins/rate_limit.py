@@ -17,7 +17,7 @@ import time
 from typing import Any, ClassVar
 
 from limits import RateLimitItem, parse
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.storage import MovingWindowSupport
 from pydantic import BaseModel, field_validator
 from starlette.responses import Response
 
@@ -50,22 +50,29 @@ class RateLimitPlugin:
             return v
 
     def __init__(self, config: Any, services: Services) -> None:
-        self._item: RateLimitItem = parse(config.rate_limit)
-        self._limiter = MovingWindowRateLimiter(services.rate_limit_storage)
-        self._window = int(self._item.get_expiry())
-        self._quota = self._item.amount
-        self._policy = (b"ratelimit-policy", f'"default";q={self._quota};w={self._window}'.encode())
+        item: RateLimitItem = parse(config.rate_limit)
+        storage = services.rate_limit_storage
+        if not isinstance(storage, MovingWindowSupport):
+            raise TypeError(f"{type(storage).__name__} has no moving-window support")
+        # limits' moving-window storage interface, called directly: the strategy
+        # layer above it rebuilt the same key twice per request.
+        self._storage = storage
+        self._window = int(item.get_expiry())
+        self._quota = item.amount
+        self._key_prefix = item.key_for() + "/"
+        self._policy = (b"ratelimit-policy", b'"default";q=%d;w=%d' % (self._quota, self._window))
         self._log = services.log
         self._paused_until = 0.0
 
     async def on_request(self, ctx: Context) -> Response | None:
         if self._paused_until and time.monotonic() < self._paused_until:
             return None
+        device = ctx.device_id
         tenant = ctx.tenant.key if ctx.tenant else "-"
-        who = f"d:{ctx.device_id}" if ctx.device_id else f"ip:{ctx.forwarded_for}"
+        key = f"{self._key_prefix}{tenant}/" + ("d:" + device if device else "ip:" + ctx.forwarded_for)
         try:
-            allowed = await self._limiter.hit(self._item, tenant, who)
-            stats = await self._limiter.get_window_stats(self._item, tenant, who)
+            allowed = await self._storage.acquire_entry(key, self._quota, self._window)
+            oldest, used = await self._storage.get_moving_window(key, self._quota, self._window)
         except Exception as exc:  # any storage failure: fail open, loudly
             self._paused_until = time.monotonic() + _BACKOFF_SECONDS
             self._log.warning(
@@ -73,8 +80,9 @@ class RateLimitPlugin:
             )
             return None
         self._paused_until = 0.0
-        reset = max(0, math.ceil(stats.reset_time - time.time()))
-        state = (b"ratelimit", f'"default";r={stats.remaining};t={reset}'.encode())
+        remaining = max(0, self._quota - used)
+        reset = max(0, math.ceil(oldest + self._window - time.time()))
+        state = (b"ratelimit", b'"default";r=%d;t=%d' % (remaining, reset))
         if not allowed:
             retry = str(max(1, reset))
             problem = Problem(

@@ -146,6 +146,15 @@ class Gateway:
         """What the gateway printed so far."""
         return self.log_path.read_text().splitlines()
 
+    def wait_log(self, needle: str, timeout: float = 3.0) -> list[str]:
+        """Log lines once one contains `needle` (access lines are flushed every 0.2 s)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.log_lines()
+            if any(needle in line for line in lines) or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
     def stop(self) -> None:
         """SIGTERM and wait."""
         self.http.close()

@@ -59,7 +59,7 @@ def test_readme_walkthrough(tmp_path: Path) -> None:
         assert r.status_code == 401
         assert (tmp_path / "pos-edge.db").exists()  # the embedded SQLite default
         log = (tmp_path / "gw.log").read_text()
-        assert '"event": "registration_open"' in log and '"tenant": "shop2"' in log
+        assert '"tenant":"shop2"' in log and '"event":"registration_open"' in log
         assert "demo-shop1-secret" not in log
     finally:
         for p in procs:

@@ -29,6 +29,10 @@ _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 _READS = frozenset({"GET", "HEAD"})
 
 
+class _Started(Exception):
+    """A failure after the response started: no problem document can follow."""
+
+
 class Target:
     """Where a proxied request goes and the (METHOD, target) pair its policy checks."""
 
@@ -38,6 +42,21 @@ class Target:
         self.upstream_path = upstream_path
         self.rule_target = rule_target
         self.is_method = is_method
+
+
+_TARGETS: dict[bytes, Target] = {}
+_TARGETS_MAX = 4096
+
+
+def target_for(raw_path: bytes) -> Target:
+    """parse_target, memoised: tills call the same few paths over and over."""
+    target = _TARGETS.get(raw_path)
+    if target is None:
+        target = parse_target(raw_path)  # raises before caching: bad paths are never stored
+        if len(_TARGETS) >= _TARGETS_MAX:
+            _TARGETS.clear()
+        _TARGETS[raw_path] = target
+    return target
 
 
 def parse_target(raw_path: bytes) -> Target:
@@ -79,24 +98,15 @@ async def handle(app: Any, scope: dict[str, Any], receive: Any, send: Any, ctx: 
     """Serve one /erpnext/ request end to end, including its access-log line."""
     runtime = app.runtime
     status = 500
-    started = [False]
-
-    async def tracked_send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            started[0] = True
-        await send(message)
-
     try:
-        status = await _proxy(runtime, scope, receive, tracked_send, ctx)
-    except Problem as problem:
+        status = await _proxy(runtime, scope, receive, send, ctx)
+    except Problem as problem:  # raised only before the response starts
         status = problem.status
-        if started[0]:
-            raise
         await send_problem(send, problem, ctx)
+    except _Started:
+        raise
     except Exception:
         ctx.log.exception("unhandled_error")
-        if started[0]:
-            raise
         await send_problem(send, Problem("internal_error", "an unexpected error occurred"), ctx)
     finally:
         access_log(app.log, ctx, scope["method"], scope["path"], status)
@@ -109,7 +119,7 @@ async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, c
         return response.status_code
     tenant = ctx.tenant
     method = scope["method"]
-    target = parse_target(scope.get("raw_path") or scope["path"].encode())
+    target = target_for(scope.get("raw_path") or scope["path"].encode())
     if not allowed(method, target, tenant.proxy_rules):
         raise Problem(
             "proxy_not_allowed",
@@ -188,9 +198,12 @@ async def _relay(upstream: aiohttp.ClientResponse, send: Any, ctx: Context, meth
     await send({"type": "http.response.start", "status": upstream.status, "headers": headers})
     # Past this point the status is sent: a failure can only cut the body short,
     # which the till sees as a broken response rather than a wrong one.
-    async for chunk in upstream.content.iter_chunked(_CHUNK):
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
+    try:
+        async for chunk in upstream.content.iter_chunked(_CHUNK):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    except Exception as exc:
+        raise _Started from exc
     return upstream.status
 
 
@@ -204,7 +217,10 @@ async def _exc_type(upstream: aiohttp.ClientResponse) -> str | None:
 
 async def read_body(receive: Any, ctx: Context, limit: int) -> bytes:
     """The request body, refusing (413) anything over `limit` bytes before reading it all."""
-    declared = ctx.headers.get(b"content-length")
+    headers = ctx.headers
+    declared = headers.get(b"content-length")
+    if declared is None and b"transfer-encoding" not in headers:
+        return b""  # HTTP/1.1 framing: no length and no chunking means no body (RFC 9112 §6.3)
     if declared is not None:
         try:
             if int(declared) > limit:

@@ -248,7 +248,7 @@ def test_access_log_is_one_json_line_per_request_without_secrets(gateway) -> Non
     token = gateway.token(new_id())
     r = gateway.request("GET", "/erpnext/Item", token=token)
     rid = r.headers["x-request-id"]
-    lines = [json.loads(line) for line in gateway.log_lines() if rid in line]
+    lines = [json.loads(line) for line in gateway.wait_log(f'"request_id":"{rid}"') if rid in line]
     access = [line for line in lines if line["event"] == "request"]
     assert len(access) == 1
     entry = access[0]
