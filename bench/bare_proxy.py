@@ -19,21 +19,10 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from edge.upstream import HOP_BY_HOP  # the same hygiene as pos-edge; imported once, at start-up
+
 UPSTREAM = os.environ.get("BARE_PROXY_UPSTREAM", "http://127.0.0.1:8001").rstrip("/")
 
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
 DROP = HOP_BY_HOP | {b"content-length", b"date"}
 
 _session: aiohttp.ClientSession | None = None

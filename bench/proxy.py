@@ -5,8 +5,9 @@ NOT a test. One run:
 1. starts an upstream (Debian's nginx answering a fixed JSON body for /api/...,
    or a raw asyncio HTTP/1.1 server when nginx is not installed), on core 1;
 2. starts ``pos-edge serve`` (full chain: tenant -> jwt_auth -> rate_limit ->
-   credentials, access log ON, to a file) on core 0, registers a device and
-   drives ``GET /erpnext/Item`` with ``wrk``; stops it;
+   credentials, access log ON, to a file) on core 0, registers ``--devices``
+   tills (200) and drives ``GET /erpnext/Item`` with ``wrk``, each request
+   carrying the next till's token (a Lua script rotates them); stops it;
 3. starts ``bench/bare_proxy.py`` (raw ASGI + one aiohttp session, same uvicorn
    settings) on core 0 and drives ``GET /api/resource/Item``; stops it;
 4. drives the upstream directly for reference;
@@ -14,7 +15,7 @@ NOT a test. One run:
 and prints req/s, p50/p99 latency and server CPU microseconds per request for
 each, plus full-chain / bare-proxy throughput against the 65 % target.
 
-    .venv/bin/python bench/proxy.py [--duration 10] [--connections 32] [--warmup 3] [--json]
+    .venv/bin/python bench/proxy.py [--duration 10] [--connections 32] [--warmup 3] [--devices 200] [--json]
                                      [--profile /tmp/posedge-profile.txt]
 
 Exit status: 0 when every run was valid (whatever the ratio), 1 when a run was
@@ -418,8 +419,8 @@ def measure(name: str, server: Child, url: str, headers: list[str], args: argpar
     return row
 
 
-_STATUS = re.compile(rb'"status": (\d+)')
-_SECOND = re.compile(rb'"timestamp": "[^"]*T(\d\d:\d\d:\d\d)')
+_STATUS = re.compile(rb'"status": ?(\d{3})')
+_SECOND = re.compile(rb'"timestamp": ?"([^".]+)')
 
 
 def _log_stats(path: Path, offset: int) -> tuple[int, dict[str, int], tuple[int, int] | None]:

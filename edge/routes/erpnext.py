@@ -33,6 +33,13 @@ class _Started(Exception):
     """A failure after the response started: no problem document can follow."""
 
 
+class _ClientGone(Exception):
+    """The till hung up before its request was read: nobody to answer."""
+
+
+CLIENT_CLOSED = 499  # logged status when the till went away (nginx's convention)
+
+
 class Target:
     """Where a proxied request goes and the (METHOD, target) pair its policy checks."""
 
@@ -103,6 +110,8 @@ async def handle(app: Any, scope: dict[str, Any], receive: Any, send: Any, ctx: 
     except Problem as problem:  # raised only before the response starts
         status = problem.status
         await send_problem(send, problem, ctx)
+    except _ClientGone:
+        status = CLIENT_CLOSED
     except _Started:
         raise
     except Exception:
@@ -232,7 +241,7 @@ async def read_body(receive: Any, ctx: Context, limit: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise Problem("invalid_request", "the client went away")
+            raise _ClientGone
         chunk = message.get("body", b"")
         if chunk:
             size += len(chunk)
