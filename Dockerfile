@@ -15,7 +15,7 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
     && useradd --system --uid 10001 --home-dir /var/lib/pos-edge --create-home pos-edge \
     && mkdir -p /etc/pos-edge
-COPY tenants.yaml /etc/pos-edge/tenants.yaml
+# No configuration is baked in: mount tenants.yaml at /etc/pos-edge/tenants.yaml.
 USER pos-edge
 # A relative sqlite:/// store path in tenants.yaml resolves here (a volume in production).
 WORKDIR /var/lib/pos-edge

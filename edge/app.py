@@ -95,6 +95,9 @@ class EdgeApp:
             )
         if cfg.defaulted_variables:
             self.log.warning("config_defaults_used", variables=list(cfg.defaulted_variables))
+        if cfg.defaulted_secrets:
+            self.log.warning("insecure_default_secrets", paths=list(cfg.defaulted_secrets),
+                             detail="these secrets are the defaults written in the config file")
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -124,7 +127,8 @@ class EdgeApp:
 
     @staticmethod
     def _ctx(request: Request) -> Context:
-        return request.scope.get("pos_edge.ctx") or Context(request.scope)
+        ctx: Context = request.scope["pos_edge.ctx"]
+        return ctx
 
     async def _on_problem(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
@@ -137,7 +141,7 @@ class EdgeApp:
     async def _on_http(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
-        return problem_response(Problem(code, str(exc.detail)), self._ctx(request).request_id)
+        return problem_response(Problem(code, str(exc.detail), headers=dict(exc.headers or {})), self._ctx(request).request_id)
 
     async def _on_error(self, request: Request, exc: Exception) -> Response:
         ctx = self._ctx(request)
@@ -147,6 +151,6 @@ class EdgeApp:
 
 def create_app() -> EdgeApp:
     """uvicorn factory: the config path comes from POS_EDGE_CONFIG (default ./tenants.yaml)."""
-    logs.configure()
+    logs.configure(level=os.environ.get("POS_EDGE_LOG_LEVEL", "info"))
     path = os.environ.get("POS_EDGE_CONFIG", "tenants.yaml")
     return EdgeApp(config_mod.load(path), workers=int(os.environ.get("POS_EDGE_WORKERS", "1")))

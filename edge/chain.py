@@ -11,7 +11,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import structlog
 from pydantic import BaseModel
@@ -44,7 +44,6 @@ class Services:
     log: Any = field(default_factory=lambda: structlog.get_logger("pos_edge"))
 
 
-@runtime_checkable
 class Plugin(Protocol):
     """A step of the request chain (Kong's model: name, priority, schema, hooks)."""
 

@@ -31,9 +31,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     path = _config_path(args)
-    _load_or_exit(path)  # fail fast, with the full error list, before uvicorn starts
+    cfg = _load_or_exit(path)  # fail fast, with the full error list, before uvicorn starts
+    if cfg.defaulted_secrets and not _is_loopback(args.host):
+        # A ${VAR:-default} secret is printed in a file anyone can read: fine for a
+        # demo on 127.0.0.1, never for a listener others can reach.
+        print(
+            f"refusing to listen on {args.host}: these secrets use the default written in {path}: "
+            f"{', '.join(cfg.defaulted_secrets)}; set their environment variables",
+            file=sys.stderr,
+        )
+        return 1
     os.environ["POS_EDGE_CONFIG"] = path
     os.environ["POS_EDGE_WORKERS"] = str(args.workers)
+    os.environ["POS_EDGE_LOG_LEVEL"] = args.log_level
     uvicorn.run(
         "edge.app:create_app",
         factory=True,
@@ -49,6 +59,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate a tenants.yaml; print every error with its path."""
     try:
@@ -62,6 +83,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"  warning: tenants.{key}.registration.enrollment_key is not set: registration is open")
     if cfg.defaulted_variables:
         print(f"  warning: defaults used for unset variables: {', '.join(cfg.defaulted_variables)}")
+    if cfg.defaulted_secrets:
+        print(f"  warning: secrets from defaults (serve binds only to loopback): {', '.join(cfg.defaulted_secrets)}")
     return 0
 
 
@@ -85,7 +108,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
                 devices = await store.list_devices(args.tenant)
                 print(f"{'DEVICE_ID':<24} {'STATUS':<8} {'GEN':>4} {'BRANCH':<16} NAME")
                 for d in devices:
-                    print(f"{d.device_id:<24} {d.status:<8} {d.generation:>4} {d.branch_id:<16} {d.device_name}")
+                    name = "".join(c if c.isprintable() else "?" for c in d.device_name)
+                    print(f"{d.device_id:<24} {d.status:<8} {d.generation:>4} {d.branch_id:<16} {name}")
                 return 0
             existing = await store.get_device(args.tenant, args.device_id)
             if existing is None and args.action == "unblock":

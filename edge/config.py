@@ -47,11 +47,6 @@ class JwtKey(Strict):
     kid: str = Field(min_length=1, max_length=64)
     secret: SecretStr
 
-    @field_validator("secret")
-    @classmethod
-    def _long_enough(cls, v: SecretStr) -> SecretStr:
-        return _check_hmac_secret(v)
-
 
 class JwtConfig(Strict):
     """Device token signing and verification."""
@@ -63,27 +58,17 @@ class JwtConfig(Strict):
     leeway: int = Field(default=30, ge=0, le=300)
     verification_keys: list[JwtKey] = Field(default_factory=list)
 
-    @field_validator("secret")
-    @classmethod
-    def _long_enough(cls, v: SecretStr) -> SecretStr:
-        return _check_hmac_secret(v)
-
     @model_validator(mode="after")
     def _keys_fit(self) -> JwtConfig:
         kids = [self.kid, *(k.kid for k in self.verification_keys)]
         if len(set(kids)) != len(kids):
             raise ValueError("every jwt key needs its own kid")
+        # RFC 7518 §3.2: an HMAC key must be at least as long as the hash output.
         need = int(self.algorithm[2:]) // 8
         for key in [self.secret, *(k.secret for k in self.verification_keys)]:
-            _check_hmac_secret(key, need)
+            if len(key.get_secret_value().encode()) < need:
+                raise ValueError(f"every {self.algorithm} jwt secret must be at least {need} bytes long")
         return self
-
-
-def _check_hmac_secret(v: SecretStr, need: int = 32) -> SecretStr:
-    # RFC 7518 §3.2: an HMAC key must be at least as long as the hash output.
-    if len(v.get_secret_value().encode()) < need:
-        raise ValueError(f"a jwt secret must be at least {need} bytes long")
-    return v
 
 
 class GatewayConfig(Strict):
@@ -132,9 +117,16 @@ class ErpnextConfig(Strict):
 
     @field_validator("url")
     @classmethod
-    def _no_path(cls, v: AnyHttpUrl) -> AnyHttpUrl:
-        if v.path not in (None, "", "/") or v.query or v.fragment:
-            raise ValueError("must be the site's origin only (scheme://host[:port]), without a path")
+    def _origin_only(cls, v: AnyHttpUrl) -> AnyHttpUrl:
+        if v.path not in (None, "", "/") or v.query or v.fragment or v.username or v.password:
+            raise ValueError("must be the site's origin only (scheme://host[:port]): no path, no user:password")
+        return v
+
+    @field_validator("site_name")
+    @classmethod
+    def _site(cls, v: str | None) -> str | None:
+        if v is not None and not HOST_NAME.match(v.lower()):
+            raise ValueError(f"{v!r} is not a site (host) name")
         return v
 
     @property
@@ -161,9 +153,15 @@ class ProxyConfig(Strict):
             method, _, target = rule.strip().partition(" ")
             if method.upper() not in PROXY_METHODS or not target.strip():
                 raise ValueError(
-                    f"{rule!r}: a rule is '<METHOD> <DocType>' or '<METHOD> method:<dotted.path>'"
+                    f"{rule!r}: a rule is '<METHOD> <DocType>', '<METHOD> <DocType>:run_method' "
+                    "or '<METHOD> method:<dotted.path>'"
                 )
         return v
+
+    def rules(self) -> frozenset[tuple[str, str]]:
+        """The rules as (METHOD, target) pairs."""
+        pairs = (rule.strip().partition(" ") for rule in self.allow)
+        return frozenset((m.upper(), t.strip()) for m, _, t in pairs)
 
 
 class CoreTenantConfig(Strict):
@@ -211,6 +209,9 @@ class ConfigError(Exception):
         return "\n".join(lines)
 
 
+SECRET_KEYS = frozenset({"secret", "api_key", "api_secret", "enrollment_key"})
+
+
 @dataclass(frozen=True)
 class LoadedConfig:
     """A validated configuration and what the loader noticed on the way."""
@@ -219,6 +220,8 @@ class LoadedConfig:
     tenants: dict[str, CoreTenantConfig]
     source: str
     defaulted_variables: tuple[str, ...] = ()
+    # paths of secrets that came from a ${VAR:-default} fallback (a value printed in a file)
+    defaulted_secrets: tuple[str, ...] = ()
 
 
 def load(path: str | Path, env: dict[str, str] | None = None) -> LoadedConfig:
@@ -243,7 +246,7 @@ def parse(text: str, source: str = "<string>", env: dict[str, str] | None = None
     if not isinstance(raw, dict):
         raise ConfigError(source, [("", "the file must be a mapping with gateway: and tenants:")])
 
-    defaulted: list[str] = []
+    defaulted: list[tuple[str, str]] = []
     raw, missing = substitute(raw, env, defaulted=defaulted)
     errors: list[tuple[str, str]] = [(m.path, f"environment variable {m.variable} is not set") for m in missing]
 
@@ -284,7 +287,9 @@ def parse(text: str, source: str = "<string>", env: dict[str, str] | None = None
     errors = [e for e in errors if e[0] not in unset or e[1].startswith("environment variable")]
     if errors or gateway is None:
         raise ConfigError(source, errors)
-    return LoadedConfig(gateway, tenants, source, tuple(dict.fromkeys(defaulted)))
+    names = tuple(dict.fromkeys(name for _, name in defaulted))
+    secrets = tuple(path for path, _ in defaulted if path.rsplit(".", 1)[-1] in SECRET_KEYS)
+    return LoadedConfig(gateway, tenants, source, names, secrets)
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -21,12 +21,17 @@ class DeviceDirectory:
         self._ttl = ttl
         self._cache: dict[tuple[str, str], tuple[float, Device | None]] = {}
 
-    async def get(self, tenant: str, device_id: str) -> Device | None:
-        """The device record, at most `ttl` seconds old."""
+    async def get(self, tenant: str, device_id: str, generation: int = 0) -> Device | None:
+        """The device record, at most `ttl` seconds old.
+
+        A token newer than the cached record (`generation` above the cached one)
+        means the device re-registered through another process: read the store
+        again rather than refuse a fresh token for up to `ttl` seconds.
+        """
         key = (tenant, device_id)
         hit = self._cache.get(key)
         now = time.monotonic()
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > now and (hit[1] is None or hit[1].generation >= generation):
             return hit[1]
         device = await self._store.get_device(tenant, device_id)
         if self._ttl > 0:

@@ -28,13 +28,13 @@ def substitute(
     tree: Any,
     env: Mapping[str, str] | None = None,
     path: str = "",
-    defaulted: list[str] | None = None,
+    defaulted: list[tuple[str, str]] | None = None,
 ) -> tuple[Any, list[MissingVariable]]:
     """Return `tree` with every `${VAR}` in its strings replaced from `env`.
 
     `$$` escapes a literal `$`. Missing variables are collected (not raised) so
     that a config check can report all of them at once. Names of variables that
-    fell back to their `:-default` are appended to `defaulted`.
+    fell back to their `:-default` are appended to `defaulted` as (path, name).
     """
     env = os.environ if env is None else env
     missing: list[MissingVariable] = []
@@ -56,7 +56,7 @@ def _substitute_str(
     env: Mapping[str, str],
     where: str,
     missing: list[MissingVariable],
-    defaulted: list[str] | None,
+    defaulted: list[tuple[str, str]] | None,
 ) -> str:
     if "$" not in value:
         return value
@@ -69,7 +69,7 @@ def _substitute_str(
             return env[name]
         if default is not None:
             if defaulted is not None:
-                defaulted.append(name)
+                defaulted.append((where, name))
             return default
         missing.append(MissingVariable(where, name))
         return ""

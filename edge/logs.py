@@ -36,6 +36,9 @@ class _IsoTimestamp:
 
 
 _URGENT = frozenset({"warning", "warn", "error", "exception", "critical", "fatal"})
+# Writes up to PIPE_BUF are atomic on a pipe: with several workers sharing stdout
+# (docker logs), larger writes could interleave and tear JSON lines.
+_ATOMIC_WRITE = 4096
 
 
 class BufferedLines:
@@ -70,10 +73,21 @@ class BufferedLines:
             return
         lines, self._lines = self._lines, []
         try:
-            self._stream.write(b"\n".join(lines) + b"\n")
-            self._stream.flush()
+            chunk: list[bytes] = []
+            size = 0
+            for line in lines:
+                if chunk and size + len(line) + 1 > _ATOMIC_WRITE:
+                    self._write(chunk)
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += len(line) + 1
+            self._write(chunk)
         except (OSError, ValueError):  # stdout closed at exit: nothing left to tell
             pass
+
+    def _write(self, lines: list[bytes]) -> None:
+        self._stream.write(b"\n".join(lines) + b"\n")
+        self._stream.flush()
 
     def debug(self, message: bytes) -> None:
         self._emit("debug", message)
@@ -99,7 +113,9 @@ class BufferedLines:
 _writer: BufferedLines | None = None
 
 
-def configure(json_lines: bool | None = None, level: str = "info", flush_interval: float = 0.2) -> None:
+def configure(
+    json_lines: bool | None = None, level: str = "info", flush_interval: float = 0.2, stream: BinaryIO | None = None
+) -> None:
     """Configure structlog. `json_lines=None` picks JSON unless stdout is a terminal."""
     global _writer
     if json_lines is None:
@@ -109,7 +125,8 @@ def configure(json_lines: bool | None = None, level: str = "info", flush_interva
         _IsoTimestamp(),
     ]
     if json_lines:
-        _writer = BufferedLines(sys.stdout.buffer, flush_interval)
+        _writer = BufferedLines(stream or sys.stdout.buffer, flush_interval)
+        processors.append(structlog.processors.dict_tracebacks)
         atexit.register(_writer.flush)
         processors.append(structlog.processors.JSONRenderer(serializer=orjson.dumps))
         factory: Any = _writer

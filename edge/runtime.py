@@ -14,7 +14,7 @@ from limits.aio.storage import Storage
 from starlette.responses import Response
 
 from edge.chain import Context, Plugin, Services, TenantRuntime, run_chain, sort_plugins
-from edge.config import CoreTenantConfig, LoadedConfig
+from edge.config import LoadedConfig
 from edge.devices import DeviceDirectory
 from edge.store.base import Store
 from edge.tokens import TokenService
@@ -34,7 +34,7 @@ class Runtime:
     config: LoadedConfig
     services: Services
     tenant_plugin: Plugin
-    upstreams: Upstreams  # shared across configurations: pools outlive a reload
+    upstreams: Upstreams  # owned by the app, not by one configuration
     timeouts: dict[str, aiohttp.ClientTimeout]
 
     async def enter(self, ctx: Context, group: str) -> Response | None:
@@ -77,15 +77,6 @@ def build_runtime(
                     instances[name] = by_name[name](tenant, services)
                 chain.append(instances[name])
             chains[group] = sort_plugins(chain)
-        services.tenants[key] = TenantRuntime(key, tenant, chains, proxy_rules(tenant))
+        services.tenants[key] = TenantRuntime(key, tenant, chains, tenant.proxy.rules())
     timeouts = {key: timeout_for(t.erpnext.timeout) for key, t in config.tenants.items()}
     return Runtime(config, services, by_name["tenant"](config.gateway, services), upstreams, timeouts)
-
-
-def proxy_rules(tenant: CoreTenantConfig) -> frozenset[tuple[str, str]]:
-    """`proxy.allow` as (METHOD, target) pairs; target is a DocType or `method:<dotted.path>`."""
-    rules = set()
-    for rule in tenant.proxy.allow:
-        method, _, target = rule.strip().partition(" ")
-        rules.add((method.upper(), target.strip()))
-    return frozenset(rules)

@@ -49,8 +49,9 @@ DROP_FROM_TILL = HOP_BY_HOP | {
 }
 
 # Never passed back to a till: ERPNext session cookies belong to the gateway's
-# API user, not to the till; length and Date are set by our own server.
-DROP_FROM_UPSTREAM = HOP_BY_HOP | {b"set-cookie", b"content-length", b"date"}
+# API user, not to the till; length and Date are set by our own server, and the
+# request id is ours.
+DROP_FROM_UPSTREAM = HOP_BY_HOP | {b"set-cookie", b"content-length", b"date", b"x-request-id"}
 
 
 def connection_named(headers: dict[bytes, bytes]) -> frozenset[bytes]:

@@ -48,7 +48,7 @@ class JwtAuthPlugin:
         if claims["tenant"] != tenant.key:
             return _unauthorized(ctx, "unauthorized", "the device token belongs to another tenant")
         try:
-            device = await self._devices.get(tenant.key, claims["sub"])
+            device = await self._devices.get(tenant.key, claims["sub"], claims["gen"])
         except Exception as exc:  # fail closed: no device status, no access
             ctx.log.error("store_unavailable", error=type(exc).__name__)
             return problem_response(Problem("store_unavailable", "device status cannot be checked right now"), ctx.request_id)

@@ -32,14 +32,17 @@ CREDS = {
     "shop1": ("key-shop1", "secret-shop1"),
     "shop2": ("key-shop2", "secret-shop2"),
 }
+# A site addressed by the ERPNext URL's own host (no site_name configured).
+PLAIN_SITE = "127.0.0.1"
+PLAIN_CREDS = ("key-plain", "secret-plain")
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    """A real Redis database for tests; flushed once per session."""
+    """A real Redis database for tests."""
+    # No FLUSHDB: another run may share this database. Tests use unique ids instead.
     client = redis.Redis.from_url(REDIS_URL)
     client.ping()
-    client.flushdb()
     client.close()
     return REDIS_URL
 
@@ -52,6 +55,7 @@ def standin_server() -> Iterator[StandInServer]:
         site = StandInSite(f"{shop}.erp.test", users={key: (secret, f"api@{shop}.test")})
         site.insert("Item", {"name": f"ITEM-{shop}", "item_code": f"ITEM-{shop}", "item_name": f"Item of {shop}"})
         sites.append(site)
+    sites.append(StandInSite(PLAIN_SITE, users={PLAIN_CREDS[0]: (PLAIN_CREDS[1], "api@plain.test")}))
     server = StandInServer(StandIn(sites))
     server.start()
     yield server

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 from tests.conftest import POS_EDGE
+
+
+ROOT = Path(__file__).parents[1]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     import os
 
-    return subprocess.run([POS_EDGE, *args], capture_output=True, text=True, timeout=30, env={**os.environ, **(env or {})})
+    return subprocess.run([POS_EDGE, *args], capture_output=True, text=True, timeout=30, cwd=ROOT,
+                          env={**os.environ, **(env or {})})
 
 
 def test_check_accepts_the_example() -> None:
@@ -54,3 +59,10 @@ def test_config_path_from_environment(tmp_path) -> None:
     bad.write_text("tenants: {}\n")
     out = run("devices", "list", "--tenant", "shop1", env={"POS_EDGE_CONFIG": str(bad)})
     assert out.returncode == 1 and str(bad) in out.stderr
+
+
+def test_serve_refuses_a_public_listener_with_default_secrets() -> None:
+    out = run("serve", "--host", "0.0.0.0", "--port", "1")
+    assert out.returncode == 1
+    assert "gateway.jwt.secret" in out.stderr and "tenants.shop1.erpnext.api_secret" in out.stderr
+    assert "dev-only" not in out.stderr

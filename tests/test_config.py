@@ -69,11 +69,11 @@ def test_errors_carry_paths_and_never_secret_values() -> None:
 
 def test_short_jwt_secret_and_bad_urls() -> None:
     errs = errors_of(GOOD, env={**ENV, "JWT_SECRET": "short"})
-    assert "at least 32 bytes" in errs["gateway.jwt.secret"]
+    assert "at least 32 bytes" in errs["gateway.jwt"]
     errs = errors_of(GOOD.replace("jwt: {", "store: postgres://x\n  jwt: {"))
     assert "gateway.store" in errs
     errs = errors_of(GOOD.replace("https://erp.shop1.example", "https://erp.shop1.example/app"))
-    assert "without a path" in errs["tenants.shop1.erpnext.url"]
+    assert "no path" in errs["tenants.shop1.erpnext.url"]
 
 
 def test_hs512_needs_a_64_byte_secret() -> None:
@@ -97,6 +97,18 @@ def test_tenant_keys_and_host_conflicts() -> None:
 def test_proxy_rules_are_validated() -> None:
     text = GOOD.replace("rate_limit: 10/second\n", "rate_limit: 10/second\n    proxy: {allow: [FETCH Item, POST]}\n")
     assert "a rule is" in errors_of(text)["tenants.shop1.proxy.allow"]
+
+
+def test_erpnext_url_without_userinfo_and_site_names_are_hosts() -> None:
+    errs = errors_of(GOOD.replace("https://erp.shop1.example", "https://u:p@erp.shop1.example"))
+    assert "user:password" in errs["tenants.shop1.erpnext.url"]
+    errs = errors_of(GOOD.replace('api_key: "${K1}",', 'api_key: "${K1}", site_name: "bad site",'))
+    assert "not a site" in errs["tenants.shop1.erpnext.site_name"]
+
+
+def test_defaulted_secrets_are_reported_by_path() -> None:
+    cfg = parse(GOOD, env=ENV)
+    assert cfg.defaulted_secrets == ("tenants.shop2.erpnext.api_secret",)
 
 
 def test_dollar_escape_keeps_a_literal_dollar() -> None:

@@ -57,3 +57,15 @@ def test_policy() -> None:
     assert allowed("GET", meth, rules) and not allowed("POST", meth, rules) and not allowed("GET", meth, frozenset())
     cust = parse_target(b"/erpnext/Customer/C1")
     assert allowed("DELETE", cust, rules)
+
+
+def test_document_method_rules() -> None:
+    named = parse_target(b"/erpnext/Item/ITEM-1")
+    listing = parse_target(b"/erpnext/Item")
+    create = frozenset({("POST", "Item")})
+    assert allowed("POST", listing, create) and not allowed("POST", named, create)
+    assert not allowed("GET", named, frozenset(), b"fields=x&run_method=delete")
+    assert not allowed("GET", named, frozenset(), b"run+method=1&run%5fmethod=delete")
+    assert allowed("GET", named, frozenset({("GET", "Item:run_method")}), b"run_method=get_title")
+    assert allowed("GET", named, frozenset(), b"fields=%5B%22name%22%5D")
+    assert allowed("HEAD", parse_target(b"/erpnext/method/frappe.ping"), frozenset({("HEAD", "method:frappe.ping")}))

@@ -23,7 +23,7 @@ class RegisterRequest(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     device_id: str = Field(min_length=1, max_length=128, pattern=ID_PATTERN)
-    device_name: str = Field(min_length=1, max_length=200)
+    device_name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
     tenant_subdomain: str = Field(min_length=1, max_length=63)
     branch_id: str = Field(min_length=1, max_length=128, pattern=ID_PATTERN)
     enrollment_key: str | None = Field(default=None, max_length=512)

@@ -12,7 +12,7 @@ import asyncio
 import re
 import time
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 import aiohttp
 from yarl import URL
@@ -23,6 +23,8 @@ from edge.problems import CONTENT_TYPE, Problem, problem_body
 from edge.upstream import connection_named, request_headers, response_headers
 
 PREFIX = "/erpnext/"
+PREFIX_BYTES = PREFIX.encode()
+_PRINTABLE = re.compile(rb"^[\x21-\x7e]+$")
 _BUFFER_LIMIT = 256 * 1024  # responses up to this size are sent in one message
 _CHUNK = 64 * 1024
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
@@ -31,6 +33,10 @@ _READS = frozenset({"GET", "HEAD"})
 
 class _Started(Exception):
     """A failure after the response started: no problem document can follow."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 class _ClientGone(Exception):
@@ -43,12 +49,14 @@ CLIENT_CLOSED = 499  # logged status when the till went away (nginx's convention
 class Target:
     """Where a proxied request goes and the (METHOD, target) pair its policy checks."""
 
-    __slots__ = ("upstream_path", "rule_target", "is_method")
+    __slots__ = ("upstream_path", "rule_target", "is_method", "doctype", "has_name")
 
-    def __init__(self, upstream_path: str, rule_target: str, is_method: bool) -> None:
+    def __init__(self, upstream_path: str, rule_target: str, is_method: bool, doctype: str = "", has_name: bool = False) -> None:
         self.upstream_path = upstream_path
         self.rule_target = rule_target
         self.is_method = is_method
+        self.doctype = doctype
+        self.has_name = has_name
 
 
 _TARGETS: dict[bytes, Target] = {}
@@ -68,6 +76,9 @@ def target_for(raw_path: bytes) -> Target:
 
 def parse_target(raw_path: bytes) -> Target:
     """Map the till's raw path to ERPNext's; raise Problem on traversal or junk."""
+    if not raw_path.startswith(PREFIX_BYTES) or not _PRINTABLE.match(raw_path):
+        # The route matched the decoded path (e.g. /%65rpnext/): map only what was sent literally.
+        raise Problem("invalid_path", "the path must start with /erpnext/ and be plain ASCII")
     rest = raw_path[len(PREFIX) :].decode("latin-1")
     # Decode repeatedly so that %252e%252e hides nothing: ERPNext, or a proxy in
     # front of it, may decode again. Encodings layered deeper than that are refused.
@@ -81,7 +92,8 @@ def parse_target(raw_path: bytes) -> Target:
         if unquote(decoded) != decoded:
             raise Problem("invalid_path", "the path is encoded too many times")
     segments = re.split(r"[/\\]", decoded)
-    if any(s in ("..", ".") for s in segments) or "\x00" in decoded:
+    # `..;x` is a dot-segment to servlet-style parsers: refuse it too.
+    if any(s.split(";", 1)[0] in ("..", ".") for s in segments) or "\x00" in decoded:
         raise Problem("invalid_path", "the path contains '..' or '.' segments (encoded or not)")
     if not segments or not segments[0]:
         raise Problem("invalid_path", "name a DocType (/erpnext/<DocType>) or a method (/erpnext/method/<dotted.path>)")
@@ -90,15 +102,36 @@ def parse_target(raw_path: bytes) -> Target:
         if not _DOTTED.match(dotted):
             raise Problem("invalid_path", "a method is a dotted Python path such as frappe.auth.get_logged_user")
         return Target("/api/method/" + dotted, "method:" + dotted, True)
-    return Target("/api/resource/" + rest, unquote(rest.split("/", 1)[0]), False)
+    doctype = unquote(rest.split("/", 1)[0])
+    has_name = len([seg for seg in segments if seg]) > 1
+    return Target("/api/resource/" + rest, doctype, False, doctype, has_name)
 
 
-def allowed(method: str, target: Target, rules: frozenset[tuple[str, str]]) -> bool:
-    """GET on resources is open; anything else must be listed in `proxy.allow`."""
-    if method in _READS and not target.is_method:
+def rule_target(method: str, target: Target, query: bytes) -> str:
+    """The rule a request needs. Frappe runs a whitelisted *document method* for
+    `GET /api/resource/<DocType>/<name>?run_method=x` and for `POST` on a named
+    document (frappe/api/v1.py), so those need `<METHOD> <DocType>:run_method`,
+    never the plain read or create rule."""
+    if not target.is_method and (
+        (target.has_name and method == "POST") or (query and _has_run_method(query))
+    ):
+        return f"{target.doctype}:run_method"
+    return target.rule_target
+
+
+def _has_run_method(query: bytes) -> bool:
+    # Names are compared decoded, as Werkzeug builds form_dict (run%5Fmethod is run_method).
+    return any(unquote_plus(p.split("=", 1)[0]) == "run_method" for p in query.decode("latin-1").split("&"))
+
+
+def allowed(method: str, target: Target, rules: frozenset[tuple[str, str]], query: bytes = b"") -> bool:
+    """GET/HEAD on resources is open; anything else must be listed in `proxy.allow`."""
+    needed = rule_target(method, target, query)
+    if method in _READS and needed == target.rule_target and not target.is_method:
         return True
-    m = "GET" if method == "HEAD" else method
-    return (m, target.rule_target) in rules or ("*", target.rule_target) in rules
+    if (method, needed) in rules or ("*", needed) in rules:
+        return True
+    return method == "HEAD" and ("GET", needed) in rules
 
 
 async def handle(app: Any, scope: dict[str, Any], receive: Any, send: Any, ctx: Context) -> None:
@@ -112,8 +145,9 @@ async def handle(app: Any, scope: dict[str, Any], receive: Any, send: Any, ctx: 
         await send_problem(send, problem, ctx)
     except _ClientGone:
         status = CLIENT_CLOSED
-    except _Started:
-        raise
+    except _Started as started:
+        status = started.status
+        ctx.log.warning("response_cut_short", status=status, detail=str(started.__cause__)[:200])
     except Exception:
         ctx.log.exception("unhandled_error")
         await send_problem(send, Problem("internal_error", "an unexpected error occurred"), ctx)
@@ -129,12 +163,15 @@ async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, c
     tenant = ctx.tenant
     method = scope["method"]
     target = target_for(scope.get("raw_path") or scope["path"].encode())
-    if not allowed(method, target, tenant.proxy_rules):
+    qs = scope.get("query_string") or b""
+    if not allowed(method, target, tenant.proxy_rules, qs):
         raise Problem(
             "proxy_not_allowed",
-            f"{method} {target.rule_target} is not in this tenant's proxy.allow list",
+            f"{method} {rule_target(method, target, qs)} is not in this tenant's proxy.allow list",
         )
     body = await read_body(receive, ctx, runtime.config.gateway.max_body_bytes)
+    if method in _READS:
+        body = b""  # Frappe reads form_dict from a body on any method: a read stays a read
 
     erp = tenant.config.erpnext
     headers = request_headers(scope["headers"], connection_named(ctx.headers))
@@ -147,7 +184,6 @@ async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, c
     headers.append(("x-forwarded-proto", ctx.forwarded_proto))
     headers.append(("x-forwarded-host", ctx.host))
     headers.append(("x-request-id", ctx.request_id))
-    qs = scope.get("query_string") or b""
     url = URL(erp.origin + target.upstream_path + ("?" + qs.decode("latin-1") if qs else ""), encoded=True)
 
     session = runtime.upstreams.session(erp.origin)
@@ -161,7 +197,7 @@ async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, c
             allow_redirects=False,
             timeout=runtime.timeouts[tenant.key],
         )
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+    except asyncio.TimeoutError:
         ctx.upstream_ms = round((time.perf_counter() - t0) * 1000, 2)
         raise Problem("upstream_timeout", f"ERPNext did not answer within {erp.timeout:g} s") from None
     except aiohttp.ClientError as exc:
@@ -212,7 +248,7 @@ async def _relay(upstream: aiohttp.ClientResponse, send: Any, ctx: Context, meth
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
     except Exception as exc:
-        raise _Started from exc
+        raise _Started(upstream.status) from exc
     return upstream.status
 
 

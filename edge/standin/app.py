@@ -81,6 +81,8 @@ class StandIn:
         self.requests: list[Recorded] = []
         self.delay = 0.0
         self._failures: list[tuple[int, str, str]] = []
+        # added to every response (tests of what a gateway must not pass back)
+        self.extra_headers: list[tuple[str, str]] = []
 
     def fail_next(self, times: int = 1, status: int = 500, exc_type: str = "InternalServerError", message: str = "") -> None:
         """Answer the next `times` requests with a Frappe error instead of serving them."""
@@ -90,6 +92,7 @@ class StandIn:
         """Forget recorded requests and faults (documents stay)."""
         self.requests.clear()
         self._failures.clear()
+        self.extra_headers.clear()
         self.delay = 0.0
 
     def site_for(self, request: Request) -> StandInSite | None:
@@ -106,6 +109,12 @@ def build_app(standin: StandIn) -> Starlette:
     """The stand-in as an ASGI app."""
 
     async def entry(request: Request) -> Response:
+        response = await serve(request)
+        for name, value in standin.extra_headers:
+            response.headers.append(name, value)
+        return response
+
+    async def serve(request: Request) -> Response:
         body = await request.body()
         site = standin.site_for(request)
         standin.requests.append(
@@ -129,8 +138,8 @@ def build_app(standin: StandIn) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/api/resource/{path:path}", entry, methods=["GET", "POST", "PUT", "DELETE"]),
-            Route("/api/method/{path:path}", entry, methods=["GET", "POST"]),
+            Route("/api/resource/{path:path}", entry, methods=["GET", "HEAD", "POST", "PUT", "DELETE"]),
+            Route("/api/method/{path:path}", entry, methods=["GET", "HEAD", "POST"]),
         ]
     )
 
@@ -168,6 +177,8 @@ def _resource(method: str, path: str, request: Request, body: bytes, site: Stand
     if doctype not in KNOWN_DOCTYPES:
         return frappe_error("DoesNotExistError", f"DocType {doctype} not found")
     docs = site.docs.setdefault(doctype, {})
+    if method == "HEAD":
+        method = "GET"  # Werkzeug answers HEAD as GET without the body
     if not name:
         if method == "GET":
             return _list(docs, request)

@@ -1,7 +1,8 @@
 """Redis backend: shared state for several gateway replicas and worker processes.
 
-Keys: `pos-edge:{tenant}:device:{id}` (hash) and `pos-edge:{tenant}:devices`
-(set of ids). Read-modify-write steps run as Lua scripts so they are atomic
+Keys: `pos-edge:{<tenant>}:device:<id>` (hash) and `pos-edge:{<tenant>}:devices`
+(set of ids); the braces are a Redis Cluster hash tag, so a tenant's keys share a
+slot and the Lua scripts stay valid on a cluster. Read-modify-write steps run as Lua scripts so they are atomic
 across replicas.
 """
 
@@ -70,7 +71,7 @@ class RedisStore:
 
     @staticmethod
     def _keys(tenant: str, device_id: str) -> list[str]:
-        return [f"{PREFIX}:{tenant}:device:{device_id}", f"{PREFIX}:{tenant}:devices"]
+        return [f"{PREFIX}:{{{tenant}}}:device:{device_id}", f"{PREFIX}:{{{tenant}}}:devices"]
 
     async def register_device(
         self, tenant: str, device_id: str, device_name: str, branch_id: str, now: float
@@ -87,7 +88,7 @@ class RedisStore:
         return _device(tenant, h) if h else None
 
     async def list_devices(self, tenant: str) -> list[Device]:
-        ids = sorted(await self.redis.smembers(f"{PREFIX}:{tenant}:devices"))
+        ids = sorted(await self.redis.smembers(self._keys(tenant, "")[1]))
         async with self.redis.pipeline(transaction=False) as pipe:
             for i in ids:
                 pipe.hgetall(self._keys(tenant, i)[0])

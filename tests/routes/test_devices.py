@@ -132,5 +132,27 @@ def test_rotated_key_still_verifies_old_tokens(gateway_factory, tmp_path, standi
     gw.token(device)  # generation 1
     old = forge({"sub": device}, secret=old_secret, kid="k0")
     assert gw.request("GET", "/erpnext/Item", token=old).status_code == 200
-    new = gw.token(device)
+    new = gw.token(device)  # generation 2, signed with the current key
     assert jwt.get_unverified_header(new)["kid"] == "k1"
+    assert gw.request("GET", "/erpnext/Item", token=new).status_code == 200
+    assert_problem(gw.request("GET", "/erpnext/Item", token=old), 401, "unauthorized")
+
+
+def test_a_fresh_token_works_at_once_on_another_replica(gateway_factory, tmp_path, standin_server) -> None:
+    from tests.conftest import base_config
+
+    cfg = base_config(tmp_path, standin_server.url, device_cache_ttl=5)
+    cfg["gateway"]["store"] = f"sqlite:///{tmp_path}/shared.db"
+    a, b = gateway_factory(cfg), gateway_factory(cfg)
+    device = new_id()
+    old = a.token(device)
+    assert b.request("GET", "/erpnext/Item", token=old).status_code == 200  # b caches generation 1
+    new = a.token(device)
+    assert b.request("GET", "/erpnext/Item", token=new).status_code == 200  # no 5 s wait
+    assert_problem(b.request("GET", "/erpnext/Item", token=old), 401, "unauthorized")
+
+
+def test_device_names_must_be_printable(gateway) -> None:
+    r = gateway.register(new_id(), device_name="till\x1b[31m")
+    body = assert_problem(r, 422, "validation_failed")
+    assert body["errors"][0]["loc"] == ["device_name"]

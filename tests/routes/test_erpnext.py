@@ -258,3 +258,101 @@ def test_access_log_is_one_json_line_per_request_without_secrets(gateway) -> Non
     text = "\n".join(gateway.log_lines())
     assert token not in text
     assert CREDS["shop1"][1] not in text and "test-jwt-secret" not in text
+
+
+def raw_request(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(request)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return data
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params"),
+    [
+        ("GET", "/erpnext/Item/ITEM-shop1", {"run_method": "delete"}),
+        ("GET", "/erpnext/Item/ITEM-shop1", {"run%5Fmethod": "x"}),
+        ("POST", "/erpnext/Item/ITEM-shop1", {}),  # a named POST runs a document method, not a create
+    ],
+)
+def test_document_methods_need_a_run_method_rule(gateway, standin: StandIn, method, path, params) -> None:
+    token = gateway.token(new_id())
+    before = len(standin.requests)
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    r = gateway.request(method, path + (f"?{query}" if query else ""), token=token, json={"run_method": "cancel"})
+    body = assert_problem(r, 403, "proxy_not_allowed")
+    assert "Item:run_method" in body["detail"]
+    assert len(standin.requests) == before
+
+
+def test_a_run_method_rule_allows_document_methods(gateway_factory, tmp_path, standin_server, standin) -> None:
+    cfg = base_config(tmp_path, standin_server.url)
+    cfg["tenants"]["shop1"]["proxy"]["allow"].append("GET Item:run_method")
+    gw = gateway_factory(cfg)
+    r = gw.request("GET", "/erpnext/Item/ITEM-shop1", params={"run_method": "get_title"}, token=gw.token(new_id()))
+    assert r.status_code == 200 and standin.requests[-1].query == "run_method=get_title"
+
+
+def test_a_read_never_carries_a_body(gateway, standin: StandIn) -> None:
+    r = gateway.request("GET", "/erpnext/Item", token=gateway.token(new_id()), json={"run_method": "delete"})
+    assert r.status_code == 200
+    assert standin.requests[-1].body == b""
+
+
+@pytest.mark.parametrize("path", ["/%65rpnext/Item", "/erpnext/Item/x/..;/y", "/erpnext/Item/x/.;/y"])
+def test_paths_that_only_decode_to_the_prefix_or_hide_dot_segments(gateway, standin: StandIn, path: str) -> None:
+    token = gateway.token(new_id())
+    before = len(standin.requests)
+    data = raw_request(gateway.port, f"GET {path} HTTP/1.1\r\nHost: shop1.tillking.test\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n".encode())
+    assert data.startswith(b"HTTP/1.1 400"), data[:300]
+    assert len(standin.requests) == before
+
+
+def test_response_hygiene(gateway, standin: StandIn) -> None:
+    token = gateway.token(new_id())
+    standin.extra_headers += [("Set-Cookie", "sid=abc; HttpOnly"), ("X-Request-ID", "erpnext-own-id"),
+                              ("Connection", "X-Internal"), ("X-Internal", "1"), ("X-Frappe-Note", "kept")]
+    r = gateway.request("GET", "/erpnext/Item", token=token)
+    assert r.status_code == 200
+    assert "set-cookie" not in r.headers and "x-internal" not in r.headers
+    assert r.headers.get_list("x-request-id") == [r.headers["x-request-id"]] != ["erpnext-own-id"]
+    assert r.headers["x-frappe-note"] == "kept"
+
+
+def test_erpnext_403_is_a_gateway_fault(gateway, standin: StandIn) -> None:
+    token = gateway.token(new_id())
+    standin.fail_next(status=403, exc_type="PermissionError", message="Not permitted")
+    assert_problem(gateway.request("GET", "/erpnext/Item", token=token), 502, "upstream_auth_failed")
+
+
+def test_head_is_a_read(gateway, standin: StandIn) -> None:
+    r = gateway.request("HEAD", "/erpnext/Item/ITEM-shop1", token=gateway.token(new_id()))
+    assert r.status_code == 200 and r.content == b""
+    assert int(r.headers["content-length"]) > 0
+    assert standin.requests[-1].method == "HEAD"
+
+
+def test_large_responses_stream_through_intact(gateway, standin_server, standin: StandIn) -> None:
+    site = standin_server.standin.sites["shop1.erp.test"]
+    description = "".join(f"line {i} of a long description\n" for i in range(20_000))  # ~600 KiB
+    site.insert("Item", {"name": "BIG-ITEM", "item_code": "BIG-ITEM", "description": description})
+    r = gateway.request("GET", "/erpnext/Item/BIG-ITEM", token=gateway.token(new_id()))
+    assert r.status_code == 200
+    assert int(r.headers["content-length"]) == len(r.content) > 256 * 1024
+    assert r.json()["data"]["description"] == description
+
+
+def test_erpnext_url_host_is_sent_without_site_name(gateway_factory, tmp_path, standin_server, standin) -> None:
+    from tests.conftest import PLAIN_CREDS
+
+    cfg = base_config(tmp_path, standin_server.url)
+    cfg["tenants"]["shop2"]["erpnext"] = {"url": standin_server.url, "api_key": PLAIN_CREDS[0], "api_secret": PLAIN_CREDS[1]}
+    gw = gateway_factory(cfg)
+    r = gw.request("GET", "/erpnext/method/frappe.auth.get_logged_user", tenant="shop2",
+                   token=gw.token(new_id(), tenant="shop2"))
+    assert r.status_code == 200, r.text
+    assert r.json() == {"message": "api@plain.test"}
+    seen = standin.requests[-1].headers
+    assert seen["host"] == f"127.0.0.1:{standin_server.port}" and "x-frappe-site-name" not in seen
