@@ -6,6 +6,7 @@ hot path); every other route is a plain Starlette route.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 from collections.abc import AsyncIterator
@@ -23,12 +24,14 @@ from edge import config as config_mod
 from edge import logs
 from edge.chain import Context
 from edge.config import LoadedConfig
+from edge.erpnext.setup import reference_field_state
 from edge.logs import access_log
 from edge.problems import Problem, problem_response
 from edge.ratelimit_storage import rate_limit_storage
 from edge.routes import erpnext
 from edge.routes.devices import register
 from edge.routes.health import healthz, readyz
+from edge.routes.pos import post_document
 from edge.runtime import Runtime, build_runtime
 from edge.store import open_store
 from edge.upstream import Upstreams
@@ -46,9 +49,13 @@ class EdgeApp:
         self.store = open_store(config.gateway.store)
         self.upstreams = Upstreams()
         self.runtime: Runtime | None = None
+        # tenant -> "ok" | "missing" | "unknown": the invoice reference field, checked at start-up
+        self.reference_fields: dict[str, str] = {}
         self.starlette = Starlette(
             routes=[
                 Route("/gateway/device/register", register, methods=["POST"]),
+                Route("/v1/sale", post_document, methods=["POST"]),
+                Route("/v1/return", post_document, methods=["POST"]),
                 Route("/healthz", healthz, methods=["GET"]),
                 Route("/readyz", readyz, methods=["GET"]),
             ],
@@ -66,6 +73,7 @@ class EdgeApp:
         for tenant in cfg.tenants.values():
             self.upstreams.session(tenant.erpnext.origin)
         self._startup_warnings()
+        checks = asyncio.create_task(self._check_reference_fields())
         # Everything built so far (config, models, imported modules) lives as long
         # as the process: move it out of the cyclic GC's sight, and collect young
         # objects less often. Together -10 µs CPU/request and a 3x lower p99 in
@@ -77,10 +85,27 @@ class EdgeApp:
         try:
             yield
         finally:
+            checks.cancel()
             await self.upstreams.close()
             await self.store.close()
             self.log.info("stopped", pid=os.getpid())
             logs.flush()
+
+    async def _check_reference_fields(self) -> None:
+        """Report POS tenants whose invoice reference field is missing (in the background:
+        a slow ERPNext must not delay start-up)."""
+        assert self.runtime is not None
+        for key, tenant in self.runtime.services.tenants.items():
+            cfg = tenant.config
+            if not (cfg.company and cfg.branches):
+                continue
+            state = await reference_field_state(tenant.poster.client, cfg)
+            self.reference_fields[key] = state
+            if state != "ok":
+                self.log.warning(
+                    "reference_field_" + state, tenant=key, field=f"{cfg.invoice_doctype}.{cfg.reference_field}",
+                    detail=f"run: pos-edge erpnext setup --tenant {key}" if state == "missing" else "ERPNext unreachable",
+                )
 
     def _startup_warnings(self) -> None:
         cfg = self.config

@@ -77,6 +77,8 @@ class Context:
         "forwarded_proto",
         "_log",
         "_headers",
+        "receive",
+        "pos",
     )
 
     def __init__(self, scope: dict[str, Any]) -> None:
@@ -99,6 +101,8 @@ class Context:
         self.forwarded_for: str = self.client_ip
         self.forwarded_proto: str = scope.get("scheme", "http")
         self._log: Any = None
+        self.receive: Any = None  # the ASGI receive callable, for plugins that read the body
+        self.pos: Any = None  # set by the normalise plugin: the validated POS request
 
     @property
     def headers(self) -> dict[bytes, bytes]:
@@ -127,6 +131,7 @@ class TenantRuntime:
     config: CoreTenantConfig
     chains: dict[str, tuple[Plugin, ...]]
     proxy_rules: frozenset[tuple[str, str]]
+    poster: Any = None  # edge.erpnext.posting.Poster: posts this tenant's POS documents
 
 
 async def run_chain(chain: tuple[Plugin, ...], ctx: Context) -> Response | None:

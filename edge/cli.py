@@ -125,6 +125,32 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_erpnext_setup(args: argparse.Namespace) -> int:
+    """Create the tenant's invoice reference field in its ERPNext."""
+    from edge.erpnext.client import ErpnextClient, FrappeError, Unreachable
+    from edge.erpnext.setup import create_reference_field
+    from edge.upstream import Upstreams
+
+    cfg = _load_or_exit(_config_path(args))
+    tenant = cfg.tenants.get(args.tenant)
+    if tenant is None:
+        print(f"unknown tenant: {args.tenant}", file=sys.stderr)
+        return 1
+
+    async def run() -> int:
+        upstreams = Upstreams(pool_size=4)
+        try:
+            print(await create_reference_field(ErpnextClient(upstreams, tenant.erpnext), tenant))
+            return 0
+        except (FrappeError, Unreachable) as exc:
+            print(f"ERPNext refused or could not be reached: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await upstreams.close()
+
+    return asyncio.run(run())
+
+
 def cmd_demo_erpnext(args: argparse.Namespace) -> int:
     """Run the ERPNext STAND-IN with demo data for the example tenants.yaml."""
     import uvicorn
@@ -164,6 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--tenant", required=True)
     d.add_argument("--config", help=f"tenants.yaml (default: $POS_EDGE_CONFIG or ./{DEFAULT_CONFIG})")
     d.set_defaults(func=cmd_devices)
+
+    x = sub.add_parser("erpnext", help="prepare a tenant's ERPNext")
+    xs = x.add_subparsers(dest="erpnext_command", required=True)
+    xsetup = xs.add_parser("setup", help="create the invoice reference field (a unique Custom Field)")
+    xsetup.add_argument("--tenant", required=True)
+    xsetup.add_argument("--config", help=f"tenants.yaml (default: $POS_EDGE_CONFIG or ./{DEFAULT_CONFIG})")
+    xsetup.set_defaults(func=cmd_erpnext_setup)
 
     e = sub.add_parser("demo-erpnext", help="run the ERPNext stand-in (NOT ERPNext) for the example config")
     e.add_argument("--host", default="127.0.0.1")

@@ -16,6 +16,8 @@ from starlette.responses import Response
 from edge.chain import Context, Plugin, Services, TenantRuntime, run_chain, sort_plugins
 from edge.config import LoadedConfig
 from edge.devices import DeviceDirectory
+from edge.erpnext.client import ErpnextClient
+from edge.erpnext.posting import Poster
 from edge.store.base import Store
 from edge.tokens import TokenService
 from edge.upstream import Upstreams, timeout_for
@@ -24,6 +26,7 @@ from edge.upstream import Upstreams, timeout_for
 ROUTE_GROUPS: dict[str, tuple[str, ...]] = {
     "register": ("rate_limit",),
     "erpnext": ("jwt_auth", "rate_limit", "credentials"),
+    "pos": ("jwt_auth", "rate_limit", "normalise"),
 }
 
 
@@ -77,6 +80,7 @@ def build_runtime(
                     instances[name] = by_name[name](tenant, services)
                 chain.append(instances[name])
             chains[group] = sort_plugins(chain)
-        services.tenants[key] = TenantRuntime(key, tenant, chains, tenant.proxy.rules())
+        poster = Poster(ErpnextClient(upstreams, tenant.erpnext), tenant)
+        services.tenants[key] = TenantRuntime(key, tenant, chains, tenant.proxy.rules(), poster)
     timeouts = {key: timeout_for(t.erpnext.timeout) for key, t in config.tenants.items()}
     return Runtime(config, services, by_name["tenant"](config.gateway, services), upstreams, timeouts)

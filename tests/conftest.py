@@ -70,6 +70,26 @@ def standin(standin_server: StandInServer) -> Iterator[StandIn]:
     standin_server.standin.reset()
 
 
+# POS mapping per test tenant; the stand-in sites are seeded with these names.
+POS_MAPPING = {
+    "shop1": {
+        "company": "Shop One Ltd",
+        "invoice_doctype": "Sales Invoice",
+        "default_customer": "Walk-in Customer",
+        "payment_methods": {"cash": "Cash", "momo": "Mobile Money", "card": "Credit Card"},
+        "branches": {"main": {"pos_profile": "Shop One Main", "warehouse": "Stores - S1", "cost_center": "Main - S1"}},
+        "item_codes": {"cof": "COFFEE"},
+    },
+    "shop2": {
+        "company": "Shop Two Ltd",
+        "invoice_doctype": "POS Invoice",
+        "default_customer": "Walk-in Customer",
+        "payment_methods": {"cash": "Cash", "momo": "Mobile Money"},
+        "branches": {"front": {"pos_profile": "Shop Two Front", "warehouse": "Stores - S2", "cost_center": "Main - S2"}},
+    },
+}
+
+
 def tenant_entry(shop: str, erp_url: str, **over: Any) -> dict[str, Any]:
     """A tenants.yaml entry for `shop` pointing at the stand-in."""
     key, secret = CREDS.get(shop, CREDS["shop1"])
@@ -77,6 +97,7 @@ def tenant_entry(shop: str, erp_url: str, **over: Any) -> dict[str, Any]:
         "name": f"Shop {shop}",
         "erpnext": {"url": erp_url, "site_name": f"{shop}.erp.test", "api_key": key, "api_secret": secret},
         "proxy": {"allow": ["POST Item", "GET method:frappe.auth.get_logged_user"]},
+        **POS_MAPPING.get(shop, {}),
     }
     for k, v in over.items():
         if isinstance(v, dict) and isinstance(entry.get(k), dict):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 import time
 from typing import Any
 
@@ -11,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from edge.bodies import read_json
 from edge.problems import Problem, validation_errors
 from edge.store import DeviceBlocked
 
@@ -40,27 +40,6 @@ class RegisterResponse(BaseModel):
     branch_id: str
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """Parse a JSON body no larger than `limit` bytes; Problem on anything else."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise Problem("payload_too_large", f"the body exceeds {limit} bytes")
-    ctype = request.headers.get("content-type", "")
-    if ctype.split(";")[0].strip().lower() not in ("application/json", ""):
-        raise Problem("unsupported_media_type", "send the body as application/json")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Problem("payload_too_large", f"the body exceeds {limit} bytes")
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise Problem(
-            "validation_failed", "the body is not valid JSON", errors=[{"loc": ["body"], "msg": "invalid JSON"}]
-        ) from None
-
-
 async def register(request: Request) -> Response:
     """Register (or re-register) a device; a re-registration retires its older tokens."""
     edge = request.app.state.edge
@@ -70,7 +49,7 @@ async def register(request: Request) -> Response:
     if denied is not None:
         return denied
     tenant = ctx.tenant
-    raw = await read_json(request, runtime.config.gateway.max_body_bytes)
+    raw = await read_json(request.receive, ctx.headers, runtime.config.gateway.max_body_bytes)
     try:
         body = RegisterRequest.model_validate(raw)
     except ValidationError as exc:

@@ -17,6 +17,7 @@ from urllib.parse import unquote, unquote_plus
 import aiohttp
 from yarl import URL
 
+from edge.bodies import ClientGone, read_body
 from edge.chain import Context
 from edge.logs import access_log
 from edge.problems import CONTENT_TYPE, Problem, problem_body
@@ -37,10 +38,6 @@ class _Started(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(status)
         self.status = status
-
-
-class _ClientGone(Exception):
-    """The till hung up before its request was read: nobody to answer."""
 
 
 CLIENT_CLOSED = 499  # logged status when the till went away (nginx's convention)
@@ -143,7 +140,7 @@ async def handle(app: Any, scope: dict[str, Any], receive: Any, send: Any, ctx: 
     except Problem as problem:  # raised only before the response starts
         status = problem.status
         await send_problem(send, problem, ctx)
-    except _ClientGone:
+    except ClientGone:
         status = CLIENT_CLOSED
     except _Started as started:
         status = started.status
@@ -169,7 +166,7 @@ async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, c
             "proxy_not_allowed",
             f"{method} {rule_target(method, target, qs)} is not in this tenant's proxy.allow list",
         )
-    body = await read_body(receive, ctx, runtime.config.gateway.max_body_bytes)
+    body = await read_body(receive, ctx.headers, runtime.config.gateway.max_body_bytes)
     if method in _READS:
         body = b""  # Frappe reads form_dict from a body on any method: a read stays a read
 
@@ -258,34 +255,6 @@ async def _exc_type(upstream: aiohttp.ClientResponse) -> str | None:
         return body.get("exc_type") if isinstance(body, dict) else None
     except Exception:
         return None
-
-
-async def read_body(receive: Any, ctx: Context, limit: int) -> bytes:
-    """The request body, refusing (413) anything over `limit` bytes before reading it all."""
-    headers = ctx.headers
-    declared = headers.get(b"content-length")
-    if declared is None and b"transfer-encoding" not in headers:
-        return b""  # HTTP/1.1 framing: no length and no chunking means no body (RFC 9112 §6.3)
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise Problem("payload_too_large", f"the body exceeds {limit} bytes")
-        except ValueError:
-            raise Problem("invalid_request", "Content-Length is not a number") from None
-    chunks = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGone
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise Problem("payload_too_large", f"the body exceeds {limit} bytes")
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 async def send_problem(send: Any, problem: Problem, ctx: Context) -> None:

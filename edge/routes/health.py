@@ -23,4 +23,8 @@ async def readyz(request: Request) -> Response:
     except Exception as exc:
         checks["store"] = f"failed: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    if edge.reference_fields:
+        # Reported, not gating: sales still queue while a field is missing or ERPNext is away.
+        body["reference_fields"] = edge.reference_fields
+    return JSONResponse(body, status_code=200 if ready else 503)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.store.base import Device, DeviceBlocked, Store
+from edge.store.base import Device, DeviceBlocked, IdempotencyRecord, Store
 
 
 def open_store(url: str) -> Store:
@@ -21,4 +21,4 @@ def open_store(url: str) -> Store:
     raise ValueError(f"unsupported store URL scheme: {url.split(':', 1)[0]}")
 
 
-__all__ = ["Device", "DeviceBlocked", "Store", "open_store"]
+__all__ = ["Device", "DeviceBlocked", "IdempotencyRecord", "Store", "open_store"]

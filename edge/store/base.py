@@ -22,6 +22,16 @@ class Device:
     updated_at: float
 
 
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """What the store holds for an idempotency key (scoped per tenant and device)."""
+
+    fingerprint: str
+    state: Literal["in_progress", "completed"]
+    status: int | None = None
+    body: bytes | None = None
+
+
 class DeviceBlocked(Exception):
     """Registration refused: an admin blocked this device."""
 
@@ -60,4 +70,25 @@ class Store(Protocol):
 
     async def set_device_status(self, tenant: str, device_id: str, status: DeviceStatus, now: float) -> Device:
         """Block or unblock. Blocking an unknown id creates a blocked placeholder so it can never enrol."""
+        ...
+
+    async def claim_idempotency(
+        self, tenant: str, device: str, key: str, fingerprint: str, now: float, lease: float, ttl: float
+    ) -> tuple[bool, IdempotencyRecord | None]:
+        """Try to own `key` for a request; returns (owned, previous record).
+
+        (True, None): a new key, now in progress under a lease of `lease` seconds.
+        (True, record): an in-progress claim whose lease ran out (its holder died)
+        with the same fingerprint, taken over: the earlier attempt's outcome is unknown.
+        (False, record): someone holds or completed the key; the caller replays,
+        waits, or refuses. Records expire `ttl` seconds after their claim.
+        """
+        ...
+
+    async def complete_idempotency(self, tenant: str, device: str, key: str, status: int, body: bytes, ttl: float) -> None:
+        """Store the final response for replays."""
+        ...
+
+    async def release_idempotency(self, tenant: str, device: str, key: str) -> None:
+        """Forget an in-progress claim (the request ended without a final answer)."""
         ...

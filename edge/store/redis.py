@@ -12,7 +12,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from edge.store.base import Device, DeviceBlocked, DeviceStatus
+from edge.store.base import Device, DeviceBlocked, DeviceStatus, IdempotencyRecord
 
 PREFIX = "pos-edge"
 
@@ -40,6 +40,32 @@ return redis.call('HGETALL', KEYS[1])
 """
 
 
+# KEYS: record hash. ARGV: fingerprint, now, lease, ttl. 0 = claimed fresh,
+# 1 + fields = taken over (lease expired), 2 + fields = held/completed by another.
+_CLAIM = """
+local h = redis.call('HGETALL', KEYS[1])
+if #h == 0 then
+  redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'state', 'in_progress', 'lease_until', ARGV[2] + ARGV[3])
+  redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[4])))
+  return {0}
+end
+local r = {}
+for i = 1, #h, 2 do r[h[i]] = h[i + 1] end
+if r['state'] == 'in_progress' and tonumber(r['lease_until']) <= tonumber(ARGV[2]) and r['fingerprint'] == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'lease_until', ARGV[2] + ARGV[3])
+  return {1, unpack(h)}
+end
+return {2, unpack(h)}
+"""
+
+# KEYS: record hash. ARGV: status, body, ttl. Completes only a claim that still exists.
+_COMPLETE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'completed', 'status', ARGV[1], 'body', ARGV[2])
+return 1
+"""
+
+
 class RedisStore:
     """Store backed by a Redis database."""
 
@@ -60,10 +86,15 @@ class RedisStore:
         )
         self._register = self._r.register_script(_REGISTER)
         self._set_status = self._r.register_script(_SET_STATUS)
+        # Bodies are bytes: idempotency records go through a client that does not decode.
+        self._raw = aioredis.from_url(self.url, decode_responses=False, socket_connect_timeout=5, socket_timeout=10)
+        self._claim = self._raw.register_script(_CLAIM)
+        self._complete = self._raw.register_script(_COMPLETE)
 
     async def close(self) -> None:
         if self._r is not None:
             await self._r.aclose()
+            await self._raw.aclose()
             self._r = None
 
     async def ping(self) -> None:
@@ -98,6 +129,40 @@ class RedisStore:
     async def set_device_status(self, tenant: str, device_id: str, status: DeviceStatus, now: float) -> Device:
         flat = await self._set_status(keys=self._keys(tenant, device_id), args=[device_id, status, now])
         return _device(tenant, _pairs(flat))
+
+
+    @staticmethod
+    def _idem_key(tenant: str, device: str, key: str) -> str:
+        return f"{PREFIX}:{{{tenant}}}:idem:{device}:{key}"
+
+    async def claim_idempotency(
+        self, tenant: str, device: str, key: str, fingerprint: str, now: float, lease: float, ttl: float
+    ) -> tuple[bool, IdempotencyRecord | None]:
+        reply = await self._claim(keys=[self._idem_key(tenant, device, key)], args=[fingerprint, now, lease, ttl])
+        code = int(reply[0])
+        if code == 0:
+            return True, None
+        h = {k.decode(): v for k, v in zip(reply[1::2], reply[2::2], strict=True)}
+        record = IdempotencyRecord(
+            fingerprint=h["fingerprint"].decode(),
+            state=h["state"].decode(),  # type: ignore[arg-type]
+            status=int(h["status"]) if "status" in h else None,
+            body=h.get("body"),
+        )
+        return code == 1, record
+
+    async def complete_idempotency(self, tenant: str, device: str, key: str, status: int, body: bytes, ttl: float) -> None:
+        await self._complete(keys=[self._idem_key(tenant, device, key)], args=[status, body, ttl])
+
+    async def release_idempotency(self, tenant: str, device: str, key: str) -> None:
+        k = self._idem_key(tenant, device, key)
+        # Only an in-progress claim is released; a completed answer stays for replays.
+        async with self._raw.pipeline(transaction=True) as pipe:
+            await pipe.watch(k)
+            if await pipe.hget(k, "state") == b"in_progress":
+                pipe.multi()
+                pipe.delete(k)
+                await pipe.execute()
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from edge.store.base import Device, DeviceBlocked, DeviceStatus
+from edge.store.base import Device, DeviceBlocked, DeviceStatus, IdempotencyRecord
 
 T = TypeVar("T")
 
@@ -28,6 +28,19 @@ CREATE TABLE IF NOT EXISTS devices (
     updated_at REAL NOT NULL,
     PRIMARY KEY (tenant, device_id)
 );
+CREATE TABLE IF NOT EXISTS idempotency (
+    tenant TEXT NOT NULL,
+    device TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('in_progress', 'completed')),
+    status INTEGER,
+    body BLOB,
+    lease_until REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (tenant, device, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
 """
 _COLUMNS = "tenant, device_id, device_name, branch_id, status, generation, registered_at, updated_at"
 
@@ -136,6 +149,59 @@ class SqliteStore:
             return _device(row)
 
         return await self._run(tx)
+
+
+    async def claim_idempotency(
+        self, tenant: str, device: str, key: str, fingerprint: str, now: float, lease: float, ttl: float
+    ) -> tuple[bool, IdempotencyRecord | None]:
+        def tx(c: sqlite3.Connection) -> tuple[bool, IdempotencyRecord | None]:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.execute("DELETE FROM idempotency WHERE expires_at <= ?", (now,))
+                row = c.execute(
+                    "SELECT fingerprint, state, status, body, lease_until FROM idempotency "
+                    "WHERE tenant=? AND device=? AND key=?",
+                    (tenant, device, key),
+                ).fetchone()
+                if row is None:
+                    c.execute(
+                        "INSERT INTO idempotency VALUES (?,?,?,?,'in_progress',NULL,NULL,?,?)",
+                        (tenant, device, key, fingerprint, now + lease, now + ttl),
+                    )
+                    result: tuple[bool, IdempotencyRecord | None] = (True, None)
+                else:
+                    record = IdempotencyRecord(row[0], row[1], row[2], row[3])
+                    if row[1] == "in_progress" and row[4] <= now and row[0] == fingerprint:
+                        c.execute(
+                            "UPDATE idempotency SET lease_until=? WHERE tenant=? AND device=? AND key=?",
+                            (now + lease, tenant, device, key),
+                        )
+                        result = (True, record)
+                    else:
+                        result = (False, record)
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            return result
+
+        return await self._run(tx)
+
+    async def complete_idempotency(self, tenant: str, device: str, key: str, status: int, body: bytes, ttl: float) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "UPDATE idempotency SET state='completed', status=?, body=? WHERE tenant=? AND device=? AND key=?",
+                (status, body, tenant, device, key),
+            )
+        )
+
+    async def release_idempotency(self, tenant: str, device: str, key: str) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "DELETE FROM idempotency WHERE tenant=? AND device=? AND key=? AND state='in_progress'",
+                (tenant, device, key),
+            )
+        )
 
 
 def _device(row: Any) -> Device:

@@ -10,7 +10,11 @@ from tests.conftest import base_config
 def test_healthz_and_readyz(gateway) -> None:
     assert gateway.http.get("/healthz").json() == {"status": "ok"}
     r = gateway.http.get("/readyz")
-    assert r.status_code == 200 and r.json() == {"status": "ready", "checks": {"config": "ok", "store": "ok"}}
+    body = r.json()
+    assert r.status_code == 200 and body["status"] == "ready" and body["checks"] == {"config": "ok", "store": "ok"}
+    # POS tenants' reference fields are reported (not gating readiness)
+    assert set(body.get("reference_fields", {})) <= {"shop1", "shop2"}
+    assert set(body.get("reference_fields", {}).values()) <= {"ok", "missing"}
 
 
 def test_unknown_route_is_problem_json(gateway) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -88,3 +89,43 @@ async def test_sqlite_state_survives_reopening(tmp_path, tenant: str) -> None:
 def test_unknown_scheme_is_refused() -> None:
     with pytest.raises(ValueError):
         open_store("postgres://x")
+
+
+async def test_idempotency_claim_complete_replay(store: Store, tenant: str) -> None:
+    owned, prev = await store.claim_idempotency(tenant, "till-1", "k1", "fp", now=100.0, lease=30, ttl=3600)
+    assert (owned, prev) == (True, None)
+    owned, prev = await store.claim_idempotency(tenant, "till-1", "k1", "fp", now=101.0, lease=30, ttl=3600)
+    assert not owned and prev.state == "in_progress" and prev.fingerprint == "fp"
+    await store.complete_idempotency(tenant, "till-1", "k1", 201, b'{"invoice_id":"X"}', ttl=3600)
+    owned, prev = await store.claim_idempotency(tenant, "till-1", "k1", "other", now=102.0, lease=30, ttl=3600)
+    assert not owned and (prev.state, prev.status, prev.body, prev.fingerprint) == ("completed", 201, b'{"invoice_id":"X"}', "fp")
+    await store.release_idempotency(tenant, "till-1", "k1")  # a completed answer is never released
+    assert (await store.claim_idempotency(tenant, "till-1", "k1", "fp", now=103.0, lease=30, ttl=3600))[1].state == "completed"
+
+
+async def test_idempotency_keys_are_scoped_per_device_and_tenant(store: Store, tenant: str) -> None:
+    assert (await store.claim_idempotency(tenant, "till-1", "k", "a", now=1.0, lease=30, ttl=3600))[0]
+    assert (await store.claim_idempotency(tenant, "till-2", "k", "b", now=1.0, lease=30, ttl=3600))[0]
+    assert (await store.claim_idempotency(tenant + "x", "till-1", "k", "c", now=1.0, lease=30, ttl=3600))[0]
+
+
+async def test_an_abandoned_claim_is_taken_over_after_its_lease(store: Store, tenant: str) -> None:
+    await store.claim_idempotency(tenant, "till-1", "k", "fp", now=time.time(), lease=0.5, ttl=3600)
+    owned, prev = await store.claim_idempotency(tenant, "till-1", "k", "fp", now=time.time() + 1, lease=30, ttl=3600)
+    assert owned and prev.state == "in_progress"  # taken over: the first attempt's outcome is unknown
+    owned, prev = await store.claim_idempotency(tenant, "till-1", "k", "fp", now=time.time() + 2, lease=30, ttl=3600)
+    assert not owned  # the new lease holds
+
+
+async def test_release_lets_the_key_be_claimed_again(store: Store, tenant: str) -> None:
+    await store.claim_idempotency(tenant, "till-1", "k", "fp", now=1.0, lease=30, ttl=3600)
+    await store.release_idempotency(tenant, "till-1", "k")
+    assert (await store.claim_idempotency(tenant, "till-1", "k", "fp2", now=2.0, lease=30, ttl=3600)) == (True, None)
+
+
+async def test_idempotency_records_expire(store: Store, tenant: str) -> None:
+    now = time.time()
+    await store.claim_idempotency(tenant, "till-1", "k", "fp", now=now, lease=30, ttl=1)
+    await store.complete_idempotency(tenant, "till-1", "k", 201, b"{}", ttl=1)
+    await asyncio.sleep(1.2)  # Redis expires by its own clock
+    assert (await store.claim_idempotency(tenant, "till-1", "k", "fp2", now=now + 1.2, lease=30, ttl=3600)) == (True, None)

@@ -1,0 +1,115 @@
+"""Posting POS documents to one tenant's ERPNext, never twice.
+
+Before a retry of a post whose outcome is unknown (a timeout or a connection
+drop after the request was sent), ERPNext is asked whether an invoice with the
+transaction's reference already exists, and that invoice is returned instead.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from edge.erpnext.client import ErpnextClient, FrappeError, Unreachable
+from edge.erpnext.documents import invoice
+from edge.sales import Sale
+
+CACHE_SECONDS = 600.0
+
+
+class Rejected(Exception):
+    """The sale cannot be posted as it is (ERPNext or its master data says no)."""
+
+    def __init__(self, messages: list[str], exc_type: str | None = None, status: int = 422) -> None:
+        super().__init__("; ".join(messages))
+        self.messages = messages
+        self.exc_type = exc_type
+        self.status = status
+
+
+class Poster:
+    """Resolves master data (cached) and posts invoices for one tenant."""
+
+    def __init__(self, client: ErpnextClient, cfg: Any) -> None:
+        self.client = client
+        self.cfg = cfg
+        self._accounts: dict[str, tuple[float, str]] = {}
+        self._customers: dict[str, float] = {}
+
+    async def account_for(self, mode_of_payment: str) -> str:
+        """The Mode of Payment's default account for the tenant's company (cached)."""
+        hit = self._accounts.get(mode_of_payment)
+        now = time.monotonic()
+        if hit and hit[0] > now:
+            return hit[1]
+        doc = await self.client.get_doc("Mode of Payment", mode_of_payment)
+        if doc is None:
+            raise Rejected([f"Mode of Payment {mode_of_payment} does not exist in ERPNext"], "DoesNotExistError")
+        for row in doc.get("accounts") or []:
+            if row.get("company") == self.cfg.company and row.get("default_account"):
+                self._accounts[mode_of_payment] = (now + CACHE_SECONDS, row["default_account"])
+                return row["default_account"]
+        raise Rejected([f"Mode of Payment {mode_of_payment} has no default account for company {self.cfg.company}"])
+
+    async def check_customer(self, name: str) -> None:
+        """ERPNext answers 500 (a TypeError in set_pos_fields) for an unknown customer: ask first (cached)."""
+        now = time.monotonic()
+        if self._customers.get(name, 0) > now:
+            return
+        if await self.client.get_doc("Customer", name) is None:
+            raise Rejected([f"Customer {name} does not exist in ERPNext"], "DoesNotExistError")
+        self._customers[name] = now + CACHE_SECONDS
+
+    async def document(self, payload: Sale, reference: str) -> dict[str, Any]:
+        """The invoice to send, with master data resolved."""
+        customer = payload.customer or self.cfg.default_customer
+        await self.check_customer(customer)
+        accounts = {}
+        for p in payload.payments:
+            mop = self.cfg.payment_methods[p.method]
+            if mop not in accounts:
+                accounts[mop] = await self.account_for(mop)
+        return invoice(payload, self.cfg, reference, accounts, customer)
+
+    async def find_existing(self, reference: str) -> dict[str, Any] | None:
+        """The invoice carrying `reference` in the tenant's reference field, if ERPNext has one."""
+        rows = await self.client.find(
+            self.cfg.invoice_doctype, [[self.cfg.reference_field, "=", reference]], ["name"], limit=1
+        )
+        if not rows:
+            return None
+        return await self.client.get_doc(self.cfg.invoice_doctype, rows[0]["name"])
+
+    async def post(
+        self, payload: Sale, reference: str, *, check_first: bool = False, attempts: int = 2
+    ) -> tuple[dict[str, Any], bool]:
+        """Create and submit the invoice; returns (document, created_now).
+
+        `check_first`: an earlier attempt's outcome is unknown, look before posting.
+        Raises Rejected (ERPNext said no), or Unreachable with `sent` telling
+        whether the sale may exist in ERPNext after all.
+        """
+        doc = await self.document(payload, reference)
+        doctype = self.cfg.invoice_doctype
+        outcome_unknown = check_first
+        for attempt in range(attempts):
+            if outcome_unknown:
+                existing = await self.find_existing(reference)
+                if existing is not None:
+                    return existing, False
+            try:
+                return await self.client.insert(doctype, doc), True
+            except Unreachable as exc:
+                outcome_unknown = outcome_unknown or exc.sent
+                if attempt + 1 == attempts:
+                    raise Unreachable(str(exc), sent=outcome_unknown, timeout=exc.timeout) from None
+            except FrappeError as exc:
+                if exc.status == 409 and exc.exc_type == "DuplicateEntryError":
+                    # The reference is unique: an earlier attempt got through.
+                    existing = await self.find_existing(reference)
+                    if existing is not None:
+                        return existing, False
+                if exc.status in (417, 404) or exc.status == 500 and exc.exc_type == "TypeError":
+                    raise Rejected(exc.messages, exc.exc_type) from None
+                raise
+        raise AssertionError("unreachable")

@@ -1,0 +1,98 @@
+"""`POST /v1/sale` and `POST /v1/return`: a till's payload becomes a submitted
+ERPNext invoice, posted at most once per idempotency key.
+
+Idempotency (per tenant and device): the `Idempotency-Key` header, else the
+body's `client_txn_id`. Same key and payload after completion -> the stored
+answer again (`Idempotent-Replayed: true`); another payload -> 422
+`idempotency_key_reused`; the first request still running -> 409
+`idempotency_in_progress`. Final answers (201, ERPNext's 422) are kept for
+`gateway.idempotency_ttl` (7 days); 502/504 are not, so the till can retry.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from edge.erpnext.client import FrappeError, Unreachable, to_json
+from edge.erpnext.documents import till_view
+from edge.erpnext.posting import Rejected
+from edge.problems import Problem, problem_body
+
+JSON = "application/json"
+PROBLEM = "application/problem+json"
+
+
+async def post_document(request: Request) -> Response:
+    """Shared handler of /v1/sale and /v1/return."""
+    edge = request.app.state.edge
+    runtime = edge.runtime
+    ctx = request.scope["pos_edge.ctx"]
+    ctx.receive = request.receive
+    denied = await runtime.enter(ctx, "pos")
+    if denied is not None:
+        return denied
+    pos, tenant, store = ctx.pos, ctx.tenant, edge.store
+    gw = runtime.config.gateway
+    key = pos.idempotency_key
+    took_over = False
+    if key:
+        # The lease outlasts a full post (two attempts plus the look-up), so a
+        # live request is never taken over; a dead one is after it runs out.
+        lease = tenant.poster.client.timeout_seconds * 6 + 30
+        owned, previous = await store.claim_idempotency(
+            tenant.key, ctx.device_id, key, pos.fingerprint, time.time(), lease, gw.idempotency_ttl
+        )
+        if not owned:
+            assert previous is not None
+            if previous.fingerprint != pos.fingerprint:
+                raise Problem("idempotency_key_reused", f"key {key!r} was used for a different {pos.kind}")
+            if previous.state == "in_progress":
+                raise Problem("idempotency_in_progress", f"the first request with key {key!r} is still running",
+                              headers={"Retry-After": "2"})
+            media = PROBLEM if (previous.status or 0) >= 400 else JSON
+            return Response(previous.body, previous.status or 200, media_type=media,
+                            headers={"Idempotent-Replayed": "true"})
+        took_over = previous is not None
+    status, body = await _post(ctx, pos, tenant, took_over)
+    if key:
+        if status in (201, 422):
+            await store.complete_idempotency(tenant.key, ctx.device_id, key, status, body, gw.idempotency_ttl)
+        else:
+            await store.release_idempotency(tenant.key, ctx.device_id, key)
+    return Response(body, status, media_type=JSON if status < 400 else PROBLEM)
+
+
+async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool) -> tuple[int, bytes]:
+    poster = tenant.poster
+    try:
+        doc, created = await poster.post(pos.payload, pos.reference, check_first=check_first)
+    except Rejected as exc:
+        ctx.log.info("erpnext_rejected", exc_type=exc.exc_type, reference=pos.reference)
+        problem = Problem("erpnext_rejected", "; ".join(exc.messages) or "ERPNext refused the document",
+                          extra={"erpnext": {"exc_type": exc.exc_type, "messages": exc.messages}, "sale_state": "not_posted"})
+        return problem.status, problem_body(problem, ctx.request_id)
+    except Unreachable as exc:
+        state = "unknown" if exc.sent else "not_posted"
+        ctx.log.warning("erpnext_unreachable", detail=str(exc), sale_state=state, reference=pos.reference)
+        code = "upstream_timeout" if exc.timeout else "upstream_unreachable"
+        problem = Problem(code, f"ERPNext: {exc}; the {pos.kind} is {state.replace('_', ' ')}, retry with the same key",
+                          extra={"sale_state": state})
+        return problem.status, problem_body(problem, ctx.request_id)
+    except FrappeError as exc:
+        ctx.log.error("erpnext_error", status=exc.status, exc_type=exc.exc_type)
+        if exc.status in (401, 403):
+            code = "upstream_auth_failed"
+        elif exc.status == 409:
+            code = "erpnext_conflict"
+        else:
+            code = "upstream_error"
+        problem = Problem(code, "; ".join(exc.messages)[:500] if code == "erpnext_conflict" else f"ERPNext answered {exc.status}",
+                          extra={"sale_state": "not_posted" if exc.status < 500 else "unknown"})
+        return problem.status, problem_body(problem, ctx.request_id)
+    ctx.log.info("invoice_posted", invoice=doc.get("name"), created=created, reference=pos.reference)
+    return 201, to_json(till_view(doc))

@@ -1,0 +1,81 @@
+"""What tills send: sales and returns (Till King contract), validated with pydantic.
+
+Money and quantities are Decimal end to end; JSON bodies are parsed with
+`parse_float=Decimal` (edge.bodies.read_json), so no float ever holds a price.
+"""
+
+from __future__ import annotations
+
+from datetime import date, time
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+TXN_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,139}$"
+Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6)]
+Qty = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=6)]
+Code = Annotated[str, Field(min_length=1, max_length=140)]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, frozen=True)
+
+
+class SaleItem(_Payload):
+    """A line: the item, how many, at what unit price."""
+
+    item_code: Code
+    item_name: str | None = Field(default=None, max_length=140)
+    qty: Qty
+    rate: Money
+
+
+class Payment(_Payload):
+    """A tender: the till's method name (mapped per tenant) and the amount."""
+
+    method: Code
+    amount: Money
+    reference: str | None = Field(default=None, max_length=140)
+
+
+class Sale(_Payload):
+    """`POST /v1/sale`."""
+
+    items: list[SaleItem] = Field(min_length=1, max_length=500)
+    payments: list[Payment] = Field(default_factory=list, max_length=20)
+    customer: str | None = Field(default=None, max_length=140)
+    branch_id: Code
+    till_id: Code
+    client_txn_id: str | None = Field(default=None, pattern=TXN_ID)
+    posting_date: date | None = None
+    posting_time: time | None = None
+    discount_amount: Money | None = None
+    additional_discount_percentage: Annotated[Decimal, Field(ge=0, le=100)] | None = None
+
+    @model_validator(mode="after")
+    def _one_discount(self) -> Sale:
+        if self.discount_amount is not None and self.additional_discount_percentage is not None:
+            raise ValueError("give discount_amount or additional_discount_percentage, not both")
+        if self.posting_time is not None and self.posting_date is None:
+            raise ValueError("posting_time needs posting_date")
+        return self
+
+    def expected_total(self) -> Decimal:
+        """What the till says the sale comes to (before ERPNext's own rounding)."""
+        total = sum((i.qty * i.rate for i in self.items), Decimal(0))
+        if self.discount_amount is not None:
+            total -= self.discount_amount
+        elif self.additional_discount_percentage is not None:
+            total -= total * self.additional_discount_percentage / 100
+        return total.quantize(Decimal("0.01"))
+
+    def paid(self) -> Decimal:
+        """Sum of the tenders."""
+        return sum((p.amount for p in self.payments), Decimal(0))
+
+
+class Return(Sale):
+    """`POST /v1/return`: quantities and amounts are given positive; the document carries them negative."""
+
+    return_against: Code

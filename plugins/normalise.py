@@ -1,0 +1,149 @@
+"""POS payload normalisation: validate a till's sale/return and map it onto the
+tenant's ERPNext vocabulary (branches, payment methods, item codes).
+
+Its Config is the tenant's mapping rules; they sit directly under the tenant in
+tenants.yaml (`tenants.shop1.company`, `tenants.shop1.payment_methods`, ...).
+The plugin leaves `ctx.pos` (a PosRequest) for the route that posts it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from starlette.responses import Response
+
+from edge.bodies import read_json
+from edge.chain import Context, Services
+from edge.problems import Problem, problem_response, validation_errors
+from edge.sales import Return, Sale
+
+FIELDNAME = re.compile(r"^[a-z][a-z0-9_]{0,139}$")
+
+
+class Branch(BaseModel):
+    """Where a till's sales land in ERPNext."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pos_profile: str = Field(min_length=1)
+    warehouse: str = Field(min_length=1)
+    cost_center: str | None = None
+    price_list: str | None = None
+
+
+@dataclass(frozen=True)
+class PosRequest:
+    """A validated, normalised POS call, ready to post."""
+
+    kind: Literal["sale", "return"]
+    payload: Sale
+    fingerprint: str  # sha256 of the canonical payload: same key + other payload is refused
+    idempotency_key: str | None
+    reference: str  # written to the invoice's reference field
+
+
+class NormalisePlugin:
+    """Validates /v1 payloads against the tenant's mapping rules."""
+
+    name: ClassVar[str] = "normalise"
+    priority: ClassVar[int] = 1_000
+
+    class Config(BaseModel):
+        """Mapping rules (directly under the tenant's entry)."""
+
+        company: str | None = None
+        invoice_doctype: Literal["Sales Invoice", "POS Invoice"] = "Sales Invoice"
+        default_customer: str | None = None
+        payment_methods: dict[str, str] = Field(default_factory=dict)
+        branches: dict[str, Branch] = Field(default_factory=dict)
+        item_codes: dict[str, str] = Field(default_factory=dict)
+        update_stock: bool = True
+        ignore_pricing_rule: bool = False
+        reference_field: str = "custom_pos_edge_txn_id"
+        allow_credit_sales: bool = False
+
+        @field_validator("reference_field")
+        @classmethod
+        def _fieldname(cls, v: str) -> str:
+            if not FIELDNAME.match(v):
+                raise ValueError("a Frappe fieldname: lower-case letters, digits and _")
+            return v
+
+        @model_validator(mode="after")
+        def _pos_needs_company(self) -> Any:
+            if (self.branches or self.payment_methods) and not self.company:
+                raise ValueError("company is required when branches or payment_methods are set")
+            return self
+
+    def __init__(self, config: Any, services: Services) -> None:
+        self._cfg = config
+        self._limit = services.gateway.max_body_bytes
+        self._enabled = bool(config.company and config.branches and config.payment_methods)
+
+    async def on_request(self, ctx: Context) -> Response | None:
+        if not self._enabled:
+            return problem_response(
+                Problem("pos_not_configured", "this tenant has no POS mapping (company, branches, payment_methods)"),
+                ctx.request_id,
+            )
+        kind: Literal["sale", "return"] = "return" if ctx.scope["path"].rstrip("/").endswith("/return") else "sale"
+        raw = await read_json(ctx.receive, ctx.headers, self._limit)
+        try:
+            payload = (Return if kind == "return" else Sale).model_validate(raw)
+        except ValidationError as exc:
+            return problem_response(
+                Problem("validation_failed", f"the {kind} is invalid", errors=validation_errors(exc)), ctx.request_id
+            )
+        errors = self.mapping_errors(payload, kind)
+        if errors:
+            return problem_response(
+                Problem("validation_failed", f"the {kind} cannot be mapped to ERPNext", errors=errors), ctx.request_id
+            )
+        key = ctx.headers.get(b"idempotency-key")
+        idem = key.decode("latin-1").strip()[:255] if key else payload.client_txn_id
+        ctx.pos = PosRequest(
+            kind=kind,
+            payload=payload,
+            fingerprint=fingerprint(raw),
+            idempotency_key=idem or None,
+            reference=payload.client_txn_id or idem or uuid.uuid4().hex,
+        )
+        return None
+
+    def mapping_errors(self, payload: Sale, kind: str) -> list[dict[str, Any]]:
+        """What the tenant's rules refuse, with the field each error is about."""
+        cfg = self._cfg
+        errors: list[dict[str, Any]] = []
+        if payload.branch_id not in cfg.branches:
+            errors.append({"loc": ["branch_id"], "msg": f"unknown branch {payload.branch_id!r}"})
+        for i, p in enumerate(payload.payments):
+            if p.method not in cfg.payment_methods:
+                known = ", ".join(sorted(cfg.payment_methods))
+                errors.append({"loc": ["payments", str(i), "method"], "msg": f"unknown payment method {p.method!r} (known: {known})"})
+        if not (payload.customer or cfg.default_customer):
+            errors.append({"loc": ["customer"], "msg": "no customer given and the tenant has no default_customer"})
+        if kind == "sale" and not cfg.allow_credit_sales and payload.paid() < payload.expected_total():
+            errors.append({
+                "loc": ["payments"],
+                "msg": f"payments ({payload.paid()}) do not cover the total ({payload.expected_total()})",
+            })
+        return errors
+
+
+def fingerprint(raw: Any) -> str:
+    """A stable hash of a JSON payload (key order and number formatting do not matter)."""
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=_decimal_text)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _decimal_text(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    raise TypeError(type(value).__name__)
