@@ -12,9 +12,10 @@ from typing import Any
 
 from edge.erpnext.client import ErpnextClient, FrappeError, Unreachable
 from edge.erpnext.documents import invoice
-from edge.sales import Sale
+from edge.sales import Return, Sale
 
 CACHE_SECONDS = 600.0
+DUPLICATE_ERRORS = frozenset({"UniqueValidationError", "DuplicateEntryError"})
 
 
 class Rejected(Exception):
@@ -60,8 +61,20 @@ class Poster:
             raise Rejected([f"Customer {name} does not exist in ERPNext"], "DoesNotExistError")
         self._customers[name] = now + CACHE_SECONDS
 
+    async def original_invoice(self, return_against: str) -> str:
+        """`return_against` may name the invoice or carry the original sale's client_txn_id."""
+        doctype = self.cfg.invoice_doctype
+        if await self.client.get_doc(doctype, return_against) is not None:
+            return return_against
+        existing = await self.find_existing(return_against)
+        if existing is None:
+            raise Rejected([f"no {doctype} named {return_against} or with that transaction id"], "DoesNotExistError")
+        return str(existing["name"])
+
     async def document(self, payload: Sale, reference: str) -> dict[str, Any]:
         """The invoice to send, with master data resolved."""
+        if isinstance(payload, Return):
+            payload = payload.model_copy(update={"return_against": await self.original_invoice(payload.return_against)})
         customer = payload.customer or self.cfg.default_customer
         await self.check_customer(customer)
         accounts = {}
@@ -104,8 +117,10 @@ class Poster:
                 if attempt + 1 == attempts:
                     raise Unreachable(str(exc), sent=outcome_unknown, timeout=exc.timeout) from None
             except FrappeError as exc:
-                if exc.status == 409 and exc.exc_type == "DuplicateEntryError":
-                    # The reference is unique: an earlier attempt got through.
+                if exc.exc_type in DUPLICATE_ERRORS:
+                    # The reference field is unique (UniqueValidationError, 417, in
+                    # Frappe; DuplicateEntryError, 409, for a clashing name): an
+                    # earlier attempt got through. Answer with that invoice.
                     existing = await self.find_existing(reference)
                     if existing is not None:
                         return existing, False

@@ -16,26 +16,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edge.standin.errors import frappe_error
-
-KNOWN_DOCTYPES = frozenset(
-    {
-        "Company",
-        "Cost Center",
-        "Custom Field",
-        "Customer",
-        "Item",
-        "Mode of Payment",
-        "POS Closing Entry",
-        "POS Invoice",
-        "POS Opening Entry",
-        "POS Profile",
-        "Price List",
-        "Sales Invoice",
-        "User",
-        "Warehouse",
-    }
-)
+from edge.standin import faults
+from edge.standin.closing import insert_closing_entry
+from edge.standin.custom_fields import insert_custom_field
+from edge.standin.errors import FrappeError, frappe_error
+from edge.standin.invoices import INVOICE_DOCTYPES, insert_invoice, update_invoice
+from edge.standin.listing import get_list
+from edge.standin.meta import KNOWN_DOCTYPES
 
 # Methods that Frappe whitelists with allow_guest=True.
 GUEST_METHODS = frozenset({"frappe.ping"})
@@ -49,6 +36,7 @@ class StandInSite:
     users: dict[str, tuple[str, str]] = field(default_factory=dict)  # api_key -> (api_secret, user)
     docs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # doctype -> name -> doc
     _counter: itertools.count = field(default_factory=lambda: itertools.count(1))
+    series: dict[str, int] = field(default_factory=dict)  # naming series prefix -> current (Frappe's tabSeries)
 
     def insert(self, doctype: str, doc: dict[str, Any], user: str = "Administrator") -> dict[str, Any]:
         """Store a new document the way Frappe's insert() leaves it."""
@@ -83,17 +71,40 @@ class StandIn:
         self._failures: list[tuple[int, str, str]] = []
         # added to every response (tests of what a gateway must not pass back)
         self.extra_headers: list[tuple[str, str]] = []
+        # seconds a "hang" fault holds the answer back (see fail_after_commit)
+        self.hang_seconds = 30.0
+        self._after_commit: list[str] = []
 
     def fail_next(self, times: int = 1, status: int = 500, exc_type: str = "InternalServerError", message: str = "") -> None:
         """Answer the next `times` requests with a Frappe error instead of serving them."""
         self._failures.extend([(status, exc_type, message)] * times)
 
+    def fail_after_commit(self, times: int = 1, mode: str = "drop", hang_seconds: float | None = None) -> None:
+        """Store the next `times` invoice creations, then give the client no proper answer.
+
+        mode "drop": send the status, a Content-Length and half the body, then cut the
+        connection. mode "hang": hold the answer back `hang_seconds` (default
+        `self.hang_seconds`, 30) or until the client hangs up. Creations that fail
+        validation are answered normally and do not use up a fault. See faults.py.
+        """
+        if mode not in faults.MODES:
+            raise ValueError(f"mode must be one of {faults.MODES}")
+        if hang_seconds is not None:
+            self.hang_seconds = hang_seconds
+        self._after_commit.extend([mode] * times)
+
+    def docs(self, site: str, doctype: str) -> list[dict[str, Any]]:
+        """The documents of `doctype` stored on `site`, oldest first (for assertions)."""
+        return list(self.sites[site].docs.get(doctype, {}).values())
+
     def reset(self) -> None:
         """Forget recorded requests and faults (documents stay)."""
         self.requests.clear()
         self._failures.clear()
+        self._after_commit.clear()
         self.extra_headers.clear()
         self.delay = 0.0
+        self.hang_seconds = 30.0
 
     def site_for(self, request: Request) -> StandInSite | None:
         """Frappe picks the site from X-Frappe-Site-Name, else from the Host header."""
@@ -107,6 +118,7 @@ def _abbr(doctype: str) -> str:
 
 def build_app(standin: StandIn) -> Starlette:
     """The stand-in as an ASGI app."""
+    faults.quiet_uvicorn_log()
 
     async def entry(request: Request) -> Response:
         response = await serve(request)
@@ -134,7 +146,17 @@ def build_app(standin: StandIn) -> Starlette:
         path = request.path_params["path"]
         if request.url.path.startswith("/api/method/"):
             return _method(path, user)
-        return _resource(request.method, path, request, body, site, user)
+        try:
+            response = _resource(request.method, path, request, body, site, user)
+        except FrappeError as e:
+            return e.response()
+        if standin._after_commit and _created_invoice(request, path, response):
+            mode = standin._after_commit.pop(0)
+            if mode == "drop":
+                return faults.DroppedResponse(response.body, status_code=response.status_code,
+                                              media_type="application/json")
+            await faults.hold(request, standin.hang_seconds)
+        return response
 
     return Starlette(
         routes=[
@@ -142,6 +164,12 @@ def build_app(standin: StandIn) -> Starlette:
             Route("/api/method/{path:path}", entry, methods=["GET", "HEAD", "POST"]),
         ]
     )
+
+
+def _created_invoice(request: Request, path: str, response: Response) -> bool:
+    """Whether this answer reports a newly committed Sales/POS Invoice (what fail_after_commit breaks)."""
+    doctype, _, name = path.partition("/")
+    return request.method == "POST" and not name and unquote(doctype) in INVOICE_DOCTYPES and response.status_code == 200
 
 
 def _authenticate(request: Request, site: StandInSite) -> str | Response:
@@ -181,11 +209,17 @@ def _resource(method: str, path: str, request: Request, body: bytes, site: Stand
         method = "GET"  # Werkzeug answers HEAD as GET without the body
     if not name:
         if method == "GET":
-            return _list(docs, request)
+            return get_list(site, doctype, docs, request.query_params)
         if method == "POST":
             data = _json(body)
             if not isinstance(data, dict):
                 return frappe_error("ValidationError", "Invalid request body")
+            if doctype in INVOICE_DOCTYPES:
+                return JSONResponse({"data": insert_invoice(site, doctype, data, user)[1]})
+            if doctype == "POS Closing Entry":
+                return JSONResponse({"data": insert_closing_entry(site, data, user)})
+            if doctype == "Custom Field":
+                return JSONResponse({"data": insert_custom_field(site, data, user)})
             if data.get("name") in docs:
                 return frappe_error("DuplicateEntryError", f"{doctype} {data['name']} already exists")
             return JSONResponse({"data": site.insert(doctype, data, user)})
@@ -199,6 +233,8 @@ def _resource(method: str, path: str, request: Request, body: bytes, site: Stand
         data = _json(body)
         if not isinstance(data, dict):
             return frappe_error("ValidationError", "Invalid request body")
+        if doctype in INVOICE_DOCTYPES:
+            return JSONResponse({"data": update_invoice(site, doctype, doc, data, user)})
         doc.update({k: v for k, v in data.items() if k not in ("name", "doctype", "owner", "creation")})
         doc["modified"] = datetime.now().isoformat(sep=" ")
         return JSONResponse({"data": doc})
@@ -206,42 +242,6 @@ def _resource(method: str, path: str, request: Request, body: bytes, site: Stand
         del docs[name]
         return JSONResponse({"data": "ok"}, status_code=202)
     return frappe_error("ValidationError", f"Method {method} not allowed")
-
-
-def _list(docs: dict[str, dict[str, Any]], request: Request) -> Response:
-    """frappe.client.get_list: fields, filters, limit_start, limit_page_length (default 20)."""
-    q = request.query_params
-    try:
-        fields = json.loads(q.get("fields", '["name"]'))
-        filters = json.loads(q.get("filters", "[]"))
-        start = int(q.get("limit_start", 0))
-        length = int(q.get("limit_page_length", q.get("limit", 20)))
-    except ValueError:
-        return frappe_error("ValidationError", "Invalid list parameters")
-    if isinstance(filters, dict):
-        filters = [[k, "=", v] if not isinstance(v, list) else [k, *v] for k, v in filters.items()]
-    rows = sorted(docs.values(), key=lambda d: d.get("modified", ""), reverse=True)
-    for flt in filters:
-        if len(flt) == 4:
-            flt = flt[1:]
-        field_name, op, value = flt
-        rows = [d for d in rows if _match(d.get(field_name), op, value)]
-    page = rows[start : start + length] if length else rows[start:]
-    if fields == ["*"]:
-        return JSONResponse({"data": page})
-    return JSONResponse({"data": [{f: d.get(f) for f in fields} for d in page]})
-
-
-def _match(actual: Any, op: str, value: Any) -> bool:
-    if op == "=":
-        return actual == value
-    if op == "!=":
-        return actual != value
-    if op == "in":
-        return actual in value
-    if op == "like":
-        return str(value).strip("%") in str(actual or "")
-    return False
 
 
 def _json(body: bytes) -> Any:

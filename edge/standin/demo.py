@@ -5,17 +5,26 @@ from __future__ import annotations
 import os
 
 from edge.standin.app import StandIn, StandInSite
+from edge.standin.seed import seed_pos
+
+# site -> (company, suffix, POS Profile, modes of payment -> account, doctype with the txn-id Custom Field)
+SHOPS = {
+    "shop1": ("Shop One Ltd", "S1", "Shop One Main",
+              {"Cash": "Cash - S1", "Mobile Money": "Mobile Money - S1", "Credit Card": "Card Clearing - S1"},
+              "Sales Invoice"),
+    "shop2": ("Shop Two Ltd", "S2", "Shop Two Front",
+              {"Cash": "Cash - S2", "Mobile Money": "Mobile Money - S2"},
+              "POS Invoice"),
+}
 
 
 def demo_standin() -> StandIn:
-    """Two sites (shop1.erp.local, shop2.erp.local), each with an API user and a few records."""
+    """Two sites (shop1.erp.local, shop2.erp.local), each with an API user and POS reference data."""
     sites = []
-    for shop in ("shop1", "shop2"):
+    for shop, (company, suffix, profile, modes, txn_doctype) in SHOPS.items():
         key = os.environ.get(f"{shop.upper()}_ERPNEXT_API_KEY", f"demo-{shop}-key")
         secret = os.environ.get(f"{shop.upper()}_ERPNEXT_API_SECRET", f"demo-{shop}-secret")
         site = StandInSite(f"{shop}.erp.local", users={key: (secret, f"pos-edge@{shop}.example")})
-        for code, name, rate in (("COFFEE", "Coffee", 2.5), ("BREAD", "Bread", 1.2), ("MILK", "Milk 1L", 0.99)):
-            site.insert("Item", {"name": code, "item_code": code, "item_name": name, "standard_rate": rate})
-        site.insert("Customer", {"name": "Walk-in Customer", "customer_name": "Walk-in Customer"})
+        seed_pos(site, company, suffix=suffix, pos_profile=profile, modes_of_payment=modes, invoice_doctype=txn_doctype)
         sites.append(site)
     return StandIn(sites)

@@ -1,16 +1,21 @@
 """Frappe-shaped error responses.
 
 Frappe answers an exception with the status of its class (frappe/exceptions.py:
-ValidationError 417, DoesNotExistError 404, PermissionError 403,
-AuthenticationError 401, DuplicateEntryError 409, ...) and a JSON body holding
-`exc_type`, `exception` and, when messages were queued with `frappe.throw`,
-`_server_messages`: a JSON string of a list of JSON strings, each an object
-with `message` (frappe/utils/response.py, frappe/app.py handle_exception).
+ValidationError 417 and its subclasses MandatoryError, LinkValidationError,
+DataError, UniqueValidationError...; DoesNotExistError 404, PermissionError 403,
+AuthenticationError 401, DuplicateEntryError 409; anything else, e.g. a Python
+TypeError inside a controller, 500) and a JSON body holding `exc_type`,
+`exception` (the last line of the traceback) and, when messages were queued
+with `frappe.throw` / `frappe.msgprint`, `_server_messages`: a JSON string of a
+list of JSON strings, each an object with `message` (frappe/utils/response.py
+report_error, frappe/app.py handle_exception).
 """
 
 from __future__ import annotations
 
 import json
+
+from collections.abc import Sequence
 
 from starlette.responses import JSONResponse
 
@@ -18,6 +23,11 @@ STATUS = {
     "ValidationError": 417,
     "MandatoryError": 417,
     "LinkValidationError": 417,
+    "CancelledLinkError": 417,
+    "DataError": 417,
+    "UniqueValidationError": 417,
+    "UpdateAfterSubmitError": 417,
+    "DocstatusTransitionError": 417,
     "DoesNotExistError": 404,
     "PermissionError": 403,
     "AuthenticationError": 401,
@@ -26,14 +36,62 @@ STATUS = {
     "InternalServerError": 500,
 }
 
+# Python built-ins that escape ERPNext controllers: no msgprint, status 500, and
+# the traceback's last line is "TypeError: ..." rather than "frappe.exceptions.X: ...".
+BUILTIN_EXCEPTIONS = frozenset({"TypeError", "KeyError", "AttributeError", "ValueError", "IndexError"})
 
-def frappe_error(exc_type: str, message: str | None = None, status: int | None = None) -> JSONResponse:
-    """A response as Frappe sends it for `frappe.throw(message, exc_type)`."""
-    body: dict[str, object] = {
-        "exc_type": exc_type,
-        "exception": f"frappe.exceptions.{exc_type}" + (f": {message}" if message else ""),
-    }
-    if message:
-        entry = {"message": message, "title": "Message", "indicator": "red", "raise_exception": 1}
-        body["_server_messages"] = json.dumps([json.dumps(entry)])
+
+def frappe_error(
+    exc_type: str,
+    message: str | None = None,
+    status: int | None = None,
+    *,
+    messages: Sequence[str | list[str]] | None = None,
+    exception: str | None = None,
+    title: str | None = None,
+) -> JSONResponse:
+    """A response as Frappe sends it for `frappe.throw(message, exc_type)`.
+
+    `messages` queues several msgprints (e.g. one per missing mandatory field; a
+    list entry is one `frappe.throw([...], as_list=True)` message);
+    `exception` overrides the exception line when Frappe raises with a different
+    text than it printed (MandatoryError does).
+    """
+    builtin = exc_type in BUILTIN_EXCEPTIONS
+    if exception is None:
+        prefix = exc_type if builtin else f"frappe.exceptions.{exc_type}"
+        exception = prefix + (f": {message}" if message else "")
+    body: dict[str, object] = {"exc_type": exc_type, "exception": exception}
+    shown = list(messages) if messages is not None else ([message] if message and not builtin else [])
+    if shown:
+        entries = [{"message": m, "title": title or "Message", "indicator": "red", "raise_exception": 1,
+                    **({"as_list": 1} if isinstance(m, list) else {})} for m in shown]
+        body["_server_messages"] = json.dumps([json.dumps(e) for e in entries])
     return JSONResponse(body, status_code=status or STATUS.get(exc_type, 500))
+
+
+class FrappeError(Exception):
+    """Raised by the stand-in's document logic; turned into a Frappe error response."""
+
+    def __init__(
+        self,
+        exc_type: str,
+        message: str | None = None,
+        status: int | None = None,
+        *,
+        messages: Sequence[str | list[str]] | None = None,
+        exception: str | None = None,
+        title: str | None = None,
+    ) -> None:
+        super().__init__(message or exception or exc_type)
+        self.exc_type = exc_type
+        self.message = message
+        self.status = status
+        self.messages = messages
+        self.exception = exception
+        self.title = title
+
+    def response(self) -> JSONResponse:
+        """The error as Frappe would answer it."""
+        return frappe_error(self.exc_type, self.message, self.status, messages=self.messages,
+                            exception=self.exception, title=self.title)

@@ -1,0 +1,236 @@
+"""POS end to end: till -> pos-edge (uvicorn subprocess) -> the ERPNext stand-in."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from edge.standin import StandIn
+from tests.routes.test_erpnext import assert_problem
+
+pytestmark = pytest.mark.usefixtures("pos_data")
+
+
+@pytest.fixture
+def pos_data(standin_server) -> None:
+    """Master data on both test sites, as the stand-in's seed helper lays it out."""
+    from edge.standin.seed import seed_pos
+
+    seed_pos(standin_server.standin.sites["shop1.erp.test"], **SHOP1)
+    seed_pos(standin_server.standin.sites["shop2.erp.test"], **SHOP2)
+
+
+SHOP1 = {"company": "Shop One Ltd", "suffix": "S1", "pos_profile": "Shop One Main", "invoice_doctype": "Sales Invoice"}
+SHOP2 = {"company": "Shop Two Ltd", "suffix": "S2", "pos_profile": "Shop Two Front", "invoice_doctype": "POS Invoice"}
+
+
+def txn() -> str:
+    return f"tx-{uuid.uuid4().hex[:12]}"
+
+
+def sale(**over):
+    body = {
+        "items": [{"item_code": "cof", "item_name": "Coffee", "qty": 2, "rate": "2.50"},
+                  {"item_code": "BREAD", "qty": 1, "rate": "1.20"}],
+        "payments": [{"method": "cash", "amount": "5.00"}, {"method": "momo", "amount": "1.20"}],
+        "branch_id": "main", "till_id": "till-01", "client_txn_id": txn(),
+    }
+    body.update(over)
+    return body
+
+
+def invoices(standin: StandIn, site: str = "shop1.erp.test", doctype: str = "Sales Invoice") -> dict:
+    return standin.sites[site].docs.get(doctype, {})
+
+
+def by_reference(standin: StandIn, ref: str, site: str = "shop1.erp.test", doctype: str = "Sales Invoice") -> list:
+    return [d for d in invoices(standin, site, doctype).values() if d.get("custom_pos_edge_txn_id") == ref]
+
+
+def test_sale_with_split_payment(gateway, standin: StandIn) -> None:
+    token = gateway.token(f"till-{uuid.uuid4().hex[:6]}")
+    body = sale()
+    r = gateway.request("POST", "/v1/sale", token=token, json=body)
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["invoice_id"].startswith("ACC-SINV-") and out["docstatus"] == 1
+    assert Decimal(str(out["total"])) == Decimal("6.20") == Decimal(str(out["grand_total"]))
+    assert [p["mode_of_payment"] for p in out["payments"]] == ["Cash", "Mobile Money"]
+    (doc,) = by_reference(standin, body["client_txn_id"])
+    assert doc["name"] == out["invoice_id"] and doc["docstatus"] == 1 and doc["is_pos"] == 1
+    assert [i["item_code"] for i in doc["items"]] == ["COFFEE", "BREAD"]  # the tenant's alias applied
+    assert {i["warehouse"] for i in doc["items"]} == {"Stores - S1"}
+    assert [p["account"] for p in doc["payments"]] == ["Cash - S1", "Mobile Money - S1"]
+    assert doc["company"] == "Shop One Ltd" and doc["pos_profile"] == "Shop One Main"
+
+
+def test_change_is_erpnexts(gateway, standin: StandIn) -> None:
+    r = gateway.request("POST", "/v1/sale", token=gateway.token(f"till-{uuid.uuid4().hex[:6]}"),
+                        json=sale(payments=[{"method": "cash", "amount": "10.00"}]))
+    assert r.status_code == 201, r.text
+    assert Decimal(str(r.json()["change_amount"])) == Decimal("3.80")
+
+
+def test_offline_sale_keeps_its_posting_date(gateway, standin: StandIn) -> None:
+    body = sale(posting_date="2026-11-20", posting_time="18:45:10")
+    r = gateway.request("POST", "/v1/sale", token=gateway.token(f"till-{uuid.uuid4().hex[:6]}"), json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["posting_date"] == "2026-11-20"
+    (doc,) = by_reference(standin, body["client_txn_id"])
+    assert (doc["posting_date"], str(doc["posting_time"])[:8], doc["set_posting_time"]) == ("2026-11-20", "18:45:10", 1)
+
+
+@pytest.mark.parametrize("against", ["name", "client_txn_id"])
+def test_return_against_invoice_name_or_txn_id(gateway, standin: StandIn, against: str) -> None:
+    token = gateway.token(f"till-{uuid.uuid4().hex[:6]}")
+    original = sale()
+    first = gateway.request("POST", "/v1/sale", token=token, json=original).json()
+    ref = first["invoice_id"] if against == "name" else original["client_txn_id"]
+    r = gateway.request("POST", "/v1/return", token=token, json={
+        "return_against": ref, "items": [{"item_code": "BREAD", "qty": 1, "rate": "1.20"}],
+        "payments": [{"method": "cash", "amount": "1.20"}], "branch_id": "main", "till_id": "till-01",
+        "client_txn_id": txn()})
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["is_return"] is True and out["return_against"] == first["invoice_id"]
+    assert [Decimal(str(i["qty"])) for i in out["items"]] == [Decimal(-1)]
+    doc = invoices(standin)[out["invoice_id"]]
+    assert doc["is_return"] == 1 and Decimal(str(doc["payments"][0]["amount"])) == Decimal("-1.20")
+
+
+def test_return_against_nothing_is_422(gateway, standin: StandIn) -> None:
+    r = gateway.request("POST", "/v1/return", token=gateway.token(f"till-{uuid.uuid4().hex[:6]}"), json={
+        "return_against": "NO-SUCH", "items": [{"item_code": "BREAD", "qty": 1, "rate": "1.20"}],
+        "payments": [], "branch_id": "main", "till_id": "t"})
+    body = assert_problem(r, 422, "erpnext_rejected")
+    assert "NO-SUCH" in body["detail"]
+
+
+def test_replayed_key_posts_nothing_again(gateway, standin: StandIn) -> None:
+    token = gateway.token(f"till-{uuid.uuid4().hex[:6]}")
+    body = sale()
+    first = gateway.request("POST", "/v1/sale", token=token, json=body)
+    again = gateway.request("POST", "/v1/sale", token=token, json=body)
+    assert first.status_code == again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true" and "idempotent-replayed" not in first.headers
+    assert again.json() == first.json()
+    assert len(by_reference(standin, body["client_txn_id"])) == 1
+
+
+def test_key_reused_with_another_payload_is_422(gateway, standin: StandIn) -> None:
+    token = gateway.token(f"till-{uuid.uuid4().hex[:6]}")
+    key = txn()
+    assert gateway.request("POST", "/v1/sale", token=token, json=sale(), headers={"Idempotency-Key": key}).status_code == 201
+    r = gateway.request("POST", "/v1/sale", token=token, json=sale(till_id="till-02"), headers={"Idempotency-Key": key})
+    assert_problem(r, 422, "idempotency_key_reused")
+
+
+def test_concurrent_duplicate_is_409(gateway, standin: StandIn) -> None:
+    token = gateway.token(f"till-{uuid.uuid4().hex[:6]}")
+    body = sale()
+    standin.delay = 1.0
+    results: list[httpx.Response] = []
+
+    def send() -> None:
+        with httpx.Client(base_url=gateway.url, timeout=15) as c:
+            results.append(c.post("/v1/sale", json=body, headers={"Host": "shop1.tillking.test", "Authorization": f"Bearer {token}"}))
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status_code for r in results) == [201, 409]
+    loser = next(r for r in results if r.status_code == 409)
+    assert loser.json()["code"] == "idempotency_in_progress" and loser.headers["retry-after"]
+    assert len(by_reference(standin, body["client_txn_id"])) == 1
+
+
+@pytest.mark.parametrize("mode", ["drop", "hang"])
+def test_committed_then_lost_answer_is_found_not_reposted(gateway, standin: StandIn, mode: str) -> None:
+    token = gateway.token(f"till-{uuid.uuid4().hex[:6]}")
+    body = sale()
+    standin.fail_after_commit(times=1, mode=mode, hang_seconds=5)  # the test gateway's ERPNext timeout is 2 s
+    r = gateway.request("POST", "/v1/sale", token=token, json=body)
+    assert r.status_code == 201, r.text
+    (doc,) = by_reference(standin, body["client_txn_id"])
+    assert r.json()["invoice_id"] == doc["name"]
+
+
+def test_unknown_item_is_erpnexts_422(gateway, standin: StandIn) -> None:
+    r = gateway.request("POST", "/v1/sale", token=gateway.token(f"till-{uuid.uuid4().hex[:6]}"),
+                        json=sale(items=[{"item_code": "NOPE", "qty": 1, "rate": "1"}], payments=[{"method": "cash", "amount": 1}]))
+    body = assert_problem(r, 422, "erpnext_rejected")
+    assert body["erpnext"]["exc_type"] == "DoesNotExistError" and "NOPE" in body["detail"]
+    assert body["sale_state"] == "not_posted"
+
+
+def test_erpnext_validation_message_is_surfaced(gateway, standin: StandIn) -> None:
+    token = gateway.token(f"till-{uuid.uuid4().hex[:6]}")
+    gateway.request("POST", "/v1/sale", token=token, json=sale())  # warm the master-data caches
+    standin.fail_next(status=417, exc_type="ValidationError", message="Row #1: Stock not available for Item BREAD")
+    r = gateway.request("POST", "/v1/sale", token=token, json=sale())
+    body = assert_problem(r, 422, "erpnext_rejected")
+    assert body["erpnext"]["messages"] == ["Row #1: Stock not available for Item BREAD"]
+
+
+def test_unknown_customer_is_refused_before_erpnext_500s(gateway, standin: StandIn) -> None:
+    r = gateway.request("POST", "/v1/sale", token=gateway.token(f"till-{uuid.uuid4().hex[:6]}"), json=sale(customer="Nobody"))
+    body = assert_problem(r, 422, "erpnext_rejected")
+    assert "Customer Nobody does not exist" in body["detail"]
+
+
+def test_erpnext_down_says_the_sale_is_not_posted(gateway_factory, tmp_path, standin) -> None:
+    from edge.standin.server import free_port
+    from tests.conftest import base_config
+
+    gw = gateway_factory(base_config(tmp_path, f"http://127.0.0.1:{free_port()}"))
+    r = gw.request("POST", "/v1/sale", token=gw.token("till-x"), json=sale())
+    body = assert_problem(r, 502, "upstream_unreachable")
+    assert body["sale_state"] == "not_posted"
+
+
+def test_tenant_on_pos_invoice(gateway, standin: StandIn) -> None:
+    body = sale(branch_id="front", items=[{"item_code": "MILK", "qty": 3, "rate": "0.99"}],
+                payments=[{"method": "cash", "amount": "3.00"}])
+    r = gateway.request("POST", "/v1/sale", tenant="shop2", token=gateway.token(f"till-{uuid.uuid4().hex[:6]}", tenant="shop2"), json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["invoice_id"].startswith("ACC-PSINV-")
+    (doc,) = by_reference(standin, body["client_txn_id"], site="shop2.erp.test", doctype="POS Invoice")
+    assert doc["company"] == "Shop Two Ltd" and doc["payments"][0]["account"] == "Cash - S2"
+
+
+def test_a_sale_erpnext_already_has_is_answered_not_duplicated(gateway, standin: StandIn) -> None:
+    # The invoice reached ERPNext by an earlier, unanswered attempt: its unique
+    # reference field makes ERPNext refuse the repost (417 UniqueValidationError).
+    token = gateway.token(f"till-{uuid.uuid4().hex[:6]}")
+    body = sale()
+    first = gateway.request("POST", "/v1/sale", token=token, json=body, headers={"Idempotency-Key": txn()})
+    again = gateway.request("POST", "/v1/sale", token=token, json=body, headers={"Idempotency-Key": txn()})
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json()["invoice_id"] == first.json()["invoice_id"]
+    assert len(by_reference(standin, body["client_txn_id"])) == 1
+
+
+def test_erpnext_setup_creates_the_reference_field(gateway_factory, tmp_path, standin_server, standin) -> None:
+    from tests.conftest import base_config
+
+    cfg = base_config(tmp_path, standin_server.url)
+    field = f"custom_txn_{uuid.uuid4().hex[:6]}"
+    cfg["tenants"]["shop1"]["reference_field"] = field
+    gw = gateway_factory(cfg)
+    missing = gw.wait_log("reference_field_missing")
+    assert any("reference_field_missing" in line and field in line for line in missing)
+    assert gw.http.get("/readyz").json()["reference_fields"]["shop1"] == "missing"
+    out = gw.cli("erpnext", "setup", "--tenant", "shop1")
+    assert out.returncode == 0 and "created Sales Invoice." + field in out.stdout, out.stderr
+    assert gw.cli("erpnext", "setup", "--tenant", "shop1").stdout.startswith(f"Sales Invoice.{field} already exists")
+    fields = standin.sites["shop1.erp.test"].docs["Custom Field"]
+    assert fields[f"Sales Invoice-{field}"]["unique"] == 1
+    r = gw.request("POST", "/v1/sale", token=gw.token("till-setup"), json=sale())
+    assert r.status_code == 201, r.text  # and the field is used: the reference is stored in it
+    assert standin.sites["shop1.erp.test"].docs["Sales Invoice"][r.json()["invoice_id"]][field]
