@@ -56,6 +56,7 @@ class EdgeApp:
                 Route("/gateway/device/register", register, methods=["POST"]),
                 Route("/v1/sale", post_document, methods=["POST"]),
                 Route("/v1/return", post_document, methods=["POST"]),
+                Route("/v1/closure", post_document, methods=["POST"]),
                 Route("/healthz", healthz, methods=["GET"]),
                 Route("/readyz", readyz, methods=["GET"]),
             ],

@@ -6,7 +6,7 @@ Money and quantities are Decimal end to end; JSON bodies are parsed with
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Annotated
 
@@ -79,3 +79,32 @@ class Return(Sale):
     """`POST /v1/return`: quantities and amounts are given positive; the document carries them negative."""
 
     return_against: Code
+
+
+class Balance(_Payload):
+    """One payment method's cash-up at a till: what was there at opening and counted at closing."""
+
+    method: Code
+    opening_amount: Money = Decimal(0)
+    closing_amount: Money
+
+
+class Closure(_Payload):
+    """`POST /v1/closure`: the end of a till's period (usually a day)."""
+
+    branch_id: Code
+    till_id: Code
+    client_txn_id: str | None = Field(default=None, pattern=TXN_ID)
+    period_start: datetime
+    period_end: datetime
+    balances: list[Balance] = Field(min_length=1, max_length=20)
+    opening_entry: str | None = Field(default=None, max_length=140, description="POS Opening Entry (POS Invoice tenants)")
+
+    @model_validator(mode="after")
+    def _period(self) -> Closure:
+        if self.period_end <= self.period_start:
+            raise ValueError("period_end must be after period_start")
+        methods = [b.method for b in self.balances]
+        if len(set(methods)) != len(methods):
+            raise ValueError("one balance per payment method")
+        return self

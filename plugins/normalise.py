@@ -22,7 +22,7 @@ from starlette.responses import Response
 from edge.bodies import read_json
 from edge.chain import Context, Services
 from edge.problems import Problem, problem_response, validation_errors
-from edge.sales import Return, Sale
+from edge.sales import Closure, Return, Sale
 
 FIELDNAME = re.compile(r"^[a-z][a-z0-9_]{0,139}$")
 
@@ -42,8 +42,8 @@ class Branch(BaseModel):
 class PosRequest:
     """A validated, normalised POS call, ready to post."""
 
-    kind: Literal["sale", "return"]
-    payload: Sale
+    kind: Literal["sale", "return", "closure"]
+    payload: Sale | Closure
     fingerprint: str  # sha256 of the canonical payload: same key + other payload is refused
     idempotency_key: str | None
     reference: str  # written to the invoice's reference field
@@ -93,10 +93,10 @@ class NormalisePlugin:
                 Problem("pos_not_configured", "this tenant has no POS mapping (company, branches, payment_methods)"),
                 ctx.request_id,
             )
-        kind: Literal["sale", "return"] = "return" if ctx.scope["path"].rstrip("/").endswith("/return") else "sale"
+        kind = _KINDS.get(ctx.scope["path"].rstrip("/").rsplit("/", 1)[-1], "sale")
         raw = await read_json(ctx.receive, ctx.headers, self._limit)
         try:
-            payload = (Return if kind == "return" else Sale).model_validate(raw)
+            payload = _MODELS[kind].model_validate(raw)
         except ValidationError as exc:
             return problem_response(
                 Problem("validation_failed", f"the {kind} is invalid", errors=validation_errors(exc)), ctx.request_id
@@ -117,16 +117,19 @@ class NormalisePlugin:
         )
         return None
 
-    def mapping_errors(self, payload: Sale, kind: str) -> list[dict[str, Any]]:
+    def mapping_errors(self, payload: Sale | Closure, kind: str) -> list[dict[str, Any]]:
         """What the tenant's rules refuse, with the field each error is about."""
         cfg = self._cfg
         errors: list[dict[str, Any]] = []
         if payload.branch_id not in cfg.branches:
             errors.append({"loc": ["branch_id"], "msg": f"unknown branch {payload.branch_id!r}"})
-        for i, p in enumerate(payload.payments):
+        field = "balances" if isinstance(payload, Closure) else "payments"
+        for i, p in enumerate(getattr(payload, field)):
             if p.method not in cfg.payment_methods:
                 known = ", ".join(sorted(cfg.payment_methods))
-                errors.append({"loc": ["payments", str(i), "method"], "msg": f"unknown payment method {p.method!r} (known: {known})"})
+                errors.append({"loc": [field, str(i), "method"], "msg": f"unknown payment method {p.method!r} (known: {known})"})
+        if isinstance(payload, Closure):
+            return errors
         if not (payload.customer or cfg.default_customer):
             errors.append({"loc": ["customer"], "msg": "no customer given and the tenant has no default_customer"})
         if kind == "sale" and not cfg.allow_credit_sales and payload.paid() < payload.expected_total():
@@ -135,6 +138,10 @@ class NormalisePlugin:
                 "msg": f"payments ({payload.paid()}) do not cover the total ({payload.expected_total()})",
             })
         return errors
+
+
+_KINDS: dict[str, Literal["sale", "return", "closure"]] = {"sale": "sale", "return": "return", "closure": "closure"}
+_MODELS: dict[str, type[Sale] | type[Closure]] = {"sale": Sale, "return": Return, "closure": Closure}
 
 
 def fingerprint(raw: Any) -> str:

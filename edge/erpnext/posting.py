@@ -8,11 +8,13 @@ transaction's reference already exists, and that invoice is returned instead.
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from typing import Any
 
 from edge.erpnext.client import ErpnextClient, FrappeError, Unreachable
+from edge.erpnext.closing import closing_entry, period_invoices, reconcile
 from edge.erpnext.documents import invoice
-from edge.sales import Return, Sale
+from edge.sales import Closure, Return, Sale
 
 CACHE_SECONDS = 600.0
 DUPLICATE_ERRORS = frozenset({"UniqueValidationError", "DuplicateEntryError"})
@@ -128,3 +130,29 @@ class Poster:
                     raise Rejected(exc.messages, exc.exc_type) from None
                 raise
         raise AssertionError("unreachable")
+
+    async def close(self, closure: Closure, reference: str) -> dict[str, Any]:
+        """ERPNext's per-method totals for the period; a POS Closing Entry where the tenant uses POS Invoices."""
+        invoices = await period_invoices(self.client, self.cfg, closure)
+        methods = reconcile(closure, self.cfg, invoices)
+        view: dict[str, Any] = {
+            "closure_id": f"CLS-{reference}",
+            "closing_entry": None,
+            "branch_id": closure.branch_id,
+            "till_id": closure.till_id,
+            "period_start": closure.period_start.isoformat(),
+            "period_end": closure.period_end.isoformat(),
+            "invoice_count": len(invoices),
+            "grand_total": sum((Decimal(str(i.get("grand_total") or 0)) for i in invoices), Decimal(0)),
+            "methods": methods,
+        }
+        if self.cfg.invoice_doctype == "POS Invoice":
+            try:
+                entry = await self.client.insert("POS Closing Entry", closing_entry(closure, self.cfg, invoices, methods))
+            except FrappeError as exc:
+                if exc.status in (417, 404):
+                    raise Rejected(exc.messages, exc.exc_type) from None
+                raise
+            view["closing_entry"] = entry["name"]
+            view["closure_id"] = entry["name"]
+        return view

@@ -1,5 +1,6 @@
-"""`POST /v1/sale` and `POST /v1/return`: a till's payload becomes a submitted
-ERPNext invoice, posted at most once per idempotency key.
+"""`POST /v1/sale`, `/v1/return`, `/v1/closure`: a till's payload becomes a
+submitted ERPNext document (or a recorded closure), at most once per
+idempotency key.
 
 Idempotency (per tenant and device): the `Idempotency-Key` header, else the
 body's `client_txn_id`. Same key and payload after completion -> the stored
@@ -11,7 +12,6 @@ answer again (`Idempotent-Replayed: true`); another payload -> 422
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -58,7 +58,7 @@ async def post_document(request: Request) -> Response:
             return Response(previous.body, previous.status or 200, media_type=media,
                             headers={"Idempotent-Replayed": "true"})
         took_over = previous is not None
-    status, body = await _post(ctx, pos, tenant, took_over)
+    status, body = await _post(ctx, pos, tenant, took_over, store)
     if key:
         if status in (201, 422):
             await store.complete_idempotency(tenant.key, ctx.device_id, key, status, body, gw.idempotency_ttl)
@@ -67,9 +67,16 @@ async def post_document(request: Request) -> Response:
     return Response(body, status, media_type=JSON if status < 400 else PROBLEM)
 
 
-async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool) -> tuple[int, bytes]:
+async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, store: Any) -> tuple[int, bytes]:
     poster = tenant.poster
     try:
+        if pos.kind == "closure":
+            view = await poster.close(pos.payload, pos.reference)
+            body = to_json(view)
+            if view["closing_entry"] is None:  # no closing document in ERPNext: the gateway keeps the record
+                await store.save_closure(tenant.key, view["closure_id"], body, time.time())
+            ctx.log.info("closure_recorded", closure=view["closure_id"], invoices=view["invoice_count"])
+            return 201, body
         doc, created = await poster.post(pos.payload, pos.reference, check_first=check_first)
     except Rejected as exc:
         ctx.log.info("erpnext_rejected", exc_type=exc.exc_type, reference=pos.reference)

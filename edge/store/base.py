@@ -92,3 +92,11 @@ class Store(Protocol):
     async def release_idempotency(self, tenant: str, device: str, key: str) -> None:
         """Forget an in-progress claim (the request ended without a final answer)."""
         ...
+
+    async def save_closure(self, tenant: str, closure_id: str, body: bytes, now: float) -> None:
+        """Keep a till's closure (the gateway's record where ERPNext gets no closing document)."""
+        ...
+
+    async def get_closure(self, tenant: str, closure_id: str) -> bytes | None:
+        """A recorded closure, or None."""
+        ...

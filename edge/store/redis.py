@@ -164,6 +164,13 @@ class RedisStore:
                 pipe.delete(k)
                 await pipe.execute()
 
+    async def save_closure(self, tenant: str, closure_id: str, body: bytes, now: float) -> None:
+        await self._raw.hset(f"{PREFIX}:{{{tenant}}}:closures", closure_id, body)
+
+    async def get_closure(self, tenant: str, closure_id: str) -> bytes | None:
+        body = await self._raw.hget(f"{PREFIX}:{{{tenant}}}:closures", closure_id)
+        return bytes(body) if body is not None else None
+
 
 def _pairs(flat: list[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))

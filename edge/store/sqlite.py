@@ -41,6 +41,13 @@ CREATE TABLE IF NOT EXISTS idempotency (
     PRIMARY KEY (tenant, device, key)
 );
 CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
+CREATE TABLE IF NOT EXISTS closures (
+    tenant TEXT NOT NULL,
+    closure_id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (tenant, closure_id)
+);
 """
 _COLUMNS = "tenant, device_id, device_name, branch_id, status, generation, registered_at, updated_at"
 
@@ -202,6 +209,21 @@ class SqliteStore:
                 (tenant, device, key),
             )
         )
+
+    async def save_closure(self, tenant: str, closure_id: str, body: bytes, now: float) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO closures VALUES (?,?,?,?)", (tenant, closure_id, body, now)
+            )
+        )
+
+    async def get_closure(self, tenant: str, closure_id: str) -> bytes | None:
+        row = await self._run(
+            lambda c: c.execute(
+                "SELECT body FROM closures WHERE tenant=? AND closure_id=?", (tenant, closure_id)
+            ).fetchone()
+        )
+        return bytes(row[0]) if row else None
 
 
 def _device(row: Any) -> Device:

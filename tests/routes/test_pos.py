@@ -234,3 +234,83 @@ def test_erpnext_setup_creates_the_reference_field(gateway_factory, tmp_path, st
     r = gw.request("POST", "/v1/sale", token=gw.token("till-setup"), json=sale())
     assert r.status_code == 201, r.text  # and the field is used: the reference is stored in it
     assert standin.sites["shop1.erp.test"].docs["Sales Invoice"][r.json()["invoice_id"]][field]
+
+
+def _quiet_day() -> str:
+    import random
+    from datetime import date, timedelta
+
+    return (date(2001, 1, 1) + timedelta(days=random.randrange(3000))).isoformat()
+
+
+def _close(gateway, token, tenant, branch, day, balances, **over):
+    body = {"branch_id": branch, "till_id": "till-01", "client_txn_id": txn(),
+            "period_start": f"{day}T08:00:00", "period_end": f"{day}T20:00:00", "balances": balances, **over}
+    return gateway.request("POST", "/v1/closure", tenant=tenant, token=token, json=body)
+
+
+def test_closure_on_sales_invoices_is_recorded_with_erpnexts_totals(gateway, standin: StandIn) -> None:
+    import asyncio
+
+    from edge.config import load
+    from edge.store import open_store
+
+    token = gateway.token(f"till-{uuid.uuid4().hex[:6]}")
+    day = _quiet_day()
+    for at, pay in (("09:00:00", [{"method": "cash", "amount": "10.00"}]),  # 6.20, 3.80 change
+                    ("12:30:00", [{"method": "cash", "amount": "5.00"}, {"method": "momo", "amount": "1.20"}]),
+                    ("21:00:00", [{"method": "cash", "amount": "6.20"}])):  # after the period
+        r = gateway.request("POST", "/v1/sale", token=token, json=sale(posting_date=day, posting_time=at, payments=pay))
+        assert r.status_code == 201, r.text
+    r = _close(gateway, token, "shop1", "main", day, [
+        {"method": "cash", "opening_amount": "100", "closing_amount": "111.00"},
+        {"method": "momo", "closing_amount": "1.20"}])
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["invoice_count"] == 2 and out["closing_entry"] is None
+    cash, momo = out["methods"]
+    assert Decimal(str(cash["erpnext_amount"])) == Decimal("11.20")  # 6.20 + 5.00
+    assert Decimal(str(cash["expected_amount"])) == Decimal("111.20")
+    assert Decimal(str(cash["difference"])) == Decimal("-0.20")
+    assert Decimal(str(momo["expected_amount"])) == Decimal("1.20") == Decimal(str(momo["closing_amount"]))
+
+    async def recorded() -> bytes | None:
+        store = open_store(load(gateway.config_path).gateway.store)
+        await store.open()
+        try:
+            return await store.get_closure("shop1", out["closure_id"])
+        finally:
+            await store.close()
+
+    import json
+    assert json.loads(asyncio.run(recorded()))["invoice_count"] == 2
+
+
+def test_closure_on_pos_invoices_posts_a_closing_entry(gateway, standin: StandIn) -> None:
+    token = gateway.token(f"till-{uuid.uuid4().hex[:6]}", tenant="shop2")
+    day = _quiet_day()
+    body = sale(branch_id="front", posting_date=day, posting_time="10:00:00",
+                items=[{"item_code": "MILK", "qty": 2, "rate": "0.99"}], payments=[{"method": "cash", "amount": "1.98"}])
+    sold = gateway.request("POST", "/v1/sale", tenant="shop2", token=token, json=body).json()
+    r = _close(gateway, token, "shop2", "front", day, [{"method": "cash", "opening_amount": "50", "closing_amount": "51.98"}])
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["closing_entry"].startswith("POS-CLO-") and out["closure_id"] == out["closing_entry"]
+    entry = standin.sites["shop2.erp.test"].docs["POS Closing Entry"][out["closing_entry"]]
+    assert [t["pos_invoice"] for t in entry["pos_transactions"]] == [sold["invoice_id"]]
+    assert entry["pos_profile"] == "Shop Two Front" and entry["docstatus"] == 1
+    assert Decimal(str(entry["payment_reconciliation"][0]["expected_amount"])) == Decimal("51.98")
+
+
+@pytest.mark.parametrize(
+    ("over", "loc"),
+    [({"balances": [{"method": "bitcoin", "closing_amount": 1}]}, ["balances", "0", "method"]),
+     ({"period_end": "2020-01-01T07:00:00"}, [])],
+)
+def test_closure_validation(gateway, standin: StandIn, over, loc) -> None:
+    token = gateway.token(f"till-{uuid.uuid4().hex[:6]}")
+    over = dict(over)  # parameters are shared between the two store backends
+    balances = over.pop("balances", [{"method": "cash", "closing_amount": 1}])
+    r = _close(gateway, token, "shop1", "main", "2020-01-01", balances, **over)
+    body = assert_problem(r, 422, "validation_failed")
+    assert any(e["loc"] == loc for e in body["errors"]), body["errors"]

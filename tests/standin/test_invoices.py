@@ -225,7 +225,9 @@ def test_naming_series_per_doctype_and_year(erp: Erp) -> None:
     assert int(erp.create()["name"][-5:]) == int(second["name"][-5:]) + 1  # a failed insert takes no number
     assert erp.create("POS Invoice")["name"].startswith(f"ACC-PSINV-{year}-")
     old = [erp.create(set_posting_time=1, posting_date="2019-06-30", posting_time="23:59:59") for _ in range(2)]
-    assert [d["name"] for d in old] == ["ACC-SINV-2019-00001", "ACC-SINV-2019-00002"]
+    # the series of the posting year, consecutive (the shared site may already hold 2019 invoices)
+    assert all(d["name"].startswith("ACC-SINV-2019-") for d in old)
+    assert int(old[1]["name"][-5:]) == int(old[0]["name"][-5:]) + 1
     assert (old[0]["posting_date"], old[0]["posting_time"], old[0]["set_posting_time"]) == ("2019-06-30", "23:59:59", 1)
 
 
