@@ -14,6 +14,7 @@ report_error, frappe/app.py handle_exception).
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from collections.abc import Sequence
 
@@ -41,35 +42,6 @@ STATUS = {
 BUILTIN_EXCEPTIONS = frozenset({"TypeError", "KeyError", "AttributeError", "ValueError", "IndexError"})
 
 
-def frappe_error(
-    exc_type: str,
-    message: str | None = None,
-    status: int | None = None,
-    *,
-    messages: Sequence[str | list[str]] | None = None,
-    exception: str | None = None,
-    title: str | None = None,
-) -> JSONResponse:
-    """A response as Frappe sends it for `frappe.throw(message, exc_type)`.
-
-    `messages` queues several msgprints (e.g. one per missing mandatory field; a
-    list entry is one `frappe.throw([...], as_list=True)` message);
-    `exception` overrides the exception line when Frappe raises with a different
-    text than it printed (MandatoryError does).
-    """
-    builtin = exc_type in BUILTIN_EXCEPTIONS
-    if exception is None:
-        prefix = exc_type if builtin else f"frappe.exceptions.{exc_type}"
-        exception = prefix + (f": {message}" if message else "")
-    body: dict[str, object] = {"exc_type": exc_type, "exception": exception}
-    shown = list(messages) if messages is not None else ([message] if message and not builtin else [])
-    if shown:
-        entries = [{"message": m, "title": title or "Message", "indicator": "red", "raise_exception": 1,
-                    **({"as_list": 1} if isinstance(m, list) else {})} for m in shown]
-        body["_server_messages"] = json.dumps([json.dumps(e) for e in entries])
-    return JSONResponse(body, status_code=status or STATUS.get(exc_type, 500))
-
-
 class FrappeError(Exception):
     """Raised by the stand-in's document logic; turned into a Frappe error response."""
 
@@ -92,6 +64,30 @@ class FrappeError(Exception):
         self.title = title
 
     def response(self) -> JSONResponse:
-        """The error as Frappe would answer it."""
-        return frappe_error(self.exc_type, self.message, self.status, messages=self.messages,
-                            exception=self.exception, title=self.title)
+        """The error as Frappe sends it for `frappe.throw(message, exc_type)`.
+
+        `messages` queues several msgprints (e.g. one per missing mandatory field; a
+        list entry is one `frappe.throw([...], as_list=True)` message);
+        `exception` overrides the exception line when Frappe raises with a different
+        text than it printed (MandatoryError does).
+        """
+        builtin = self.exc_type in BUILTIN_EXCEPTIONS
+        exception = self.exception
+        if exception is None:
+            prefix = self.exc_type if builtin else f"frappe.exceptions.{self.exc_type}"
+            exception = prefix + (f": {self.message}" if self.message else "")
+        body: dict[str, object] = {"exc_type": self.exc_type, "exception": exception}
+        if self.messages is not None:
+            shown = list(self.messages)
+        else:
+            shown = [self.message] if self.message and not builtin else []
+        if shown:
+            entries = [{"message": m, "title": self.title or "Message", "indicator": "red", "raise_exception": 1,
+                        **({"as_list": 1} if isinstance(m, list) else {})} for m in shown]
+            body["_server_messages"] = json.dumps([json.dumps(e) for e in entries])
+        return JSONResponse(body, status_code=self.status or STATUS.get(self.exc_type, 500))
+
+
+def frappe_error(exc_type: str, message: str | None = None, status: int | None = None, **kw: Any) -> JSONResponse:
+    """A Frappe error response (see FrappeError.response for the keyword arguments)."""
+    return FrappeError(exc_type, message, status, **kw).response()
