@@ -26,6 +26,7 @@ from edge.chain import Context
 from edge.config import LoadedConfig
 from edge.erpnext.setup import reference_field_state
 from edge.logs import access_log
+from edge.openapi import openapi_json
 from edge.problems import Problem, problem_response
 from edge.ratelimit_storage import rate_limit_storage
 from edge.routes import erpnext
@@ -57,6 +58,7 @@ class EdgeApp:
                 Route("/v1/sale", post_document, methods=["POST"]),
                 Route("/v1/return", post_document, methods=["POST"]),
                 Route("/v1/closure", post_document, methods=["POST"]),
+                Route("/openapi.json", openapi_json, methods=["GET"]),
                 Route("/healthz", healthz, methods=["GET"]),
                 Route("/readyz", readyz, methods=["GET"]),
             ],

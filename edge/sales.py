@@ -10,12 +10,14 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 TXN_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,139}$"
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6)]
 Qty = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=6)]
 Code = Annotated[str, Field(min_length=1, max_length=140)]
+# Answers carry money as JSON numbers (edge.erpnext.client.to_json), not strings.
+Amount = Annotated[Decimal, WithJsonSchema({"type": "number"})]
 
 
 class _Payload(BaseModel):
@@ -108,3 +110,65 @@ class Closure(_Payload):
         if len(set(methods)) != len(methods):
             raise ValueError("one balance per payment method")
         return self
+
+
+class LineView(_Payload):
+    """An invoice line as ERPNext stored it."""
+
+    item_code: str | None
+    qty: Amount | None
+    rate: Amount | None
+    amount: Amount | None
+
+
+class PaymentView(_Payload):
+    """A payment row as ERPNext stored it."""
+
+    mode_of_payment: str | None
+    amount: Amount | None
+
+
+class InvoiceView(_Payload):
+    """201 body of /v1/sale and /v1/return: ERPNext's own figures from the created document."""
+
+    invoice_id: str
+    docstatus: int | None
+    is_return: bool
+    return_against: str | None
+    posting_date: str | None
+    posting_time: str | None
+    total: Amount | None
+    net_total: Amount | None
+    grand_total: Amount | None
+    rounded_total: Amount | None
+    paid_amount: Amount | None
+    change_amount: Amount | None
+    outstanding_amount: Amount | None
+    items: list[LineView]
+    payments: list[PaymentView]
+
+
+class MethodTotals(_Payload):
+    """One payment method at closing: opening + ERPNext's takings = expected; counted - expected = difference."""
+
+    method: str
+    mode_of_payment: str
+    opening_amount: Amount
+    erpnext_amount: Amount
+    expected_amount: Amount
+    closing_amount: Amount
+    difference: Amount
+
+
+class ClosureView(_Payload):
+    """201 body of /v1/closure."""
+
+    closure_id: str
+    closing_entry: str | None = Field(description="the POS Closing Entry, for tenants on POS Invoices")
+    branch_id: str
+    till_id: str
+    period_start: str
+    period_end: str
+    invoice_count: int
+    grand_total: Amount
+    methods: list[MethodTotals]

@@ -285,3 +285,13 @@ def private_redis() -> Iterator[Callable[[], None]]:
     if proc.poll() is None:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def pos_data(standin_server: StandInServer) -> None:
+    """POS master data on both test sites (idempotent), named as POS_MAPPING expects."""
+    from edge.standin.seed import seed_pos
+
+    sites = standin_server.standin.sites
+    seed_pos(sites["shop1.erp.test"], "Shop One Ltd", suffix="S1", pos_profile="Shop One Main", invoice_doctype="Sales Invoice")
+    seed_pos(sites["shop2.erp.test"], "Shop Two Ltd", suffix="S2", pos_profile="Shop Two Front", invoice_doctype="POS Invoice")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from edge.sales import Return, Sale
+from edge.sales import InvoiceView, Return, Sale
 
 
 def invoice(payload: Sale, cfg: Any, reference: str, accounts: dict[str, str], customer: str) -> dict[str, Any]:
@@ -70,9 +70,9 @@ def invoice(payload: Sale, cfg: Any, reference: str, accounts: dict[str, str], c
     return doc
 
 
-def till_view(doc: dict[str, Any]) -> dict[str, Any]:
+def till_view(doc: dict[str, Any]) -> InvoiceView:
     """What the till gets back: ERPNext's own figures from the created document."""
-    return {
+    return InvoiceView.model_validate({
         "invoice_id": doc["name"],
         "docstatus": doc.get("docstatus"),
         "is_return": bool(doc.get("is_return")),
@@ -93,4 +93,4 @@ def till_view(doc: dict[str, Any]) -> dict[str, Any]:
         "payments": [
             {"mode_of_payment": p.get("mode_of_payment"), "amount": p.get("amount")} for p in doc.get("payments", [])
         ],
-    }
+    })

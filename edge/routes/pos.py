@@ -22,6 +22,7 @@ from edge.erpnext.client import FrappeError, Unreachable, to_json
 from edge.erpnext.documents import till_view
 from edge.erpnext.posting import Rejected
 from edge.problems import Problem, problem_body
+from edge.sales import ClosureView
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
@@ -71,11 +72,11 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, store: Any) 
     poster = tenant.poster
     try:
         if pos.kind == "closure":
-            view = await poster.close(pos.payload, pos.reference)
-            body = to_json(view)
-            if view["closing_entry"] is None:  # no closing document in ERPNext: the gateway keeps the record
-                await store.save_closure(tenant.key, view["closure_id"], body, time.time())
-            ctx.log.info("closure_recorded", closure=view["closure_id"], invoices=view["invoice_count"])
+            view = ClosureView.model_validate(await poster.close(pos.payload, pos.reference))
+            body = to_json(view.model_dump())
+            if view.closing_entry is None:  # no closing document in ERPNext: the gateway keeps the record
+                await store.save_closure(tenant.key, view.closure_id, body, time.time())
+            ctx.log.info("closure_recorded", closure=view.closure_id, invoices=view.invoice_count)
             return 201, body
         doc, created = await poster.post(pos.payload, pos.reference, check_first=check_first)
     except Rejected as exc:
@@ -102,4 +103,4 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, store: Any) 
                           extra={"sale_state": "not_posted" if exc.status < 500 else "unknown"})
         return problem.status, problem_body(problem, ctx.request_id)
     ctx.log.info("invoice_posted", invoice=doc.get("name"), created=created, reference=pos.reference)
-    return 201, to_json(till_view(doc))
+    return 201, to_json(till_view(doc).model_dump())

@@ -15,19 +15,6 @@ from tests.routes.test_erpnext import assert_problem
 pytestmark = pytest.mark.usefixtures("pos_data")
 
 
-@pytest.fixture
-def pos_data(standin_server) -> None:
-    """Master data on both test sites, as the stand-in's seed helper lays it out."""
-    from edge.standin.seed import seed_pos
-
-    seed_pos(standin_server.standin.sites["shop1.erp.test"], **SHOP1)
-    seed_pos(standin_server.standin.sites["shop2.erp.test"], **SHOP2)
-
-
-SHOP1 = {"company": "Shop One Ltd", "suffix": "S1", "pos_profile": "Shop One Main", "invoice_doctype": "Sales Invoice"}
-SHOP2 = {"company": "Shop Two Ltd", "suffix": "S2", "pos_profile": "Shop Two Front", "invoice_doctype": "POS Invoice"}
-
-
 def txn() -> str:
     return f"tx-{uuid.uuid4().hex[:12]}"
 
