@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -52,6 +53,7 @@ class EdgeApp:
         self.runtime: Runtime | None = None
         # tenant -> "ok" | "missing" | "unknown": the invoice reference field, checked at start-up
         self.reference_fields: dict[str, str] = {}
+        self._recheck_at: dict[str, float] = {}
         self.starlette = Starlette(
             routes=[
                 Route("/gateway/device/register", register, methods=["POST"]),
@@ -109,6 +111,17 @@ class EdgeApp:
                     "reference_field_" + state, tenant=key, field=f"{cfg.invoice_doctype}.{cfg.reference_field}",
                     detail=f"run: pos-edge erpnext setup --tenant {key}" if state == "missing" else "ERPNext unreachable",
                 )
+
+    async def reference_field_missing(self, tenant: Any) -> bool:
+        """True when the tenant's reference field is known to be missing (re-checked at
+        most every 30 s, so `pos-edge erpnext setup` takes effect without a restart)."""
+        if self.reference_fields.get(tenant.key) != "missing":
+            return False
+        now = time.monotonic()
+        if now >= self._recheck_at.get(tenant.key, 0):
+            self._recheck_at[tenant.key] = now + 30
+            self.reference_fields[tenant.key] = await reference_field_state(tenant.poster.client, tenant.config)
+        return self.reference_fields[tenant.key] == "missing"
 
     def _startup_warnings(self) -> None:
         cfg = self.config

@@ -36,6 +36,7 @@ CODES: dict[str, tuple[int, str]] = {
     "upstream_auth_failed": (502, "ERPNext rejected the gateway's credentials"),
     "upstream_error": (502, "ERPNext failed"),
     "store_unavailable": (503, "State store unavailable"),
+    "reference_field_missing": (503, "The tenant's ERPNext lacks the invoice reference field"),
     "upstream_timeout": (504, "ERPNext timed out"),
 }
 

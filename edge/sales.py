@@ -6,6 +6,7 @@ Money and quantities are Decimal end to end; JSON bodies are parsed with
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Annotated
@@ -18,6 +19,14 @@ Qty = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=6)]
 Code = Annotated[str, Field(min_length=1, max_length=140)]
 # Answers carry money as JSON numbers (edge.erpnext.client.to_json), not strings.
 Amount = Annotated[Decimal, WithJsonSchema({"type": "number"})]
+
+
+def reference_for(device: str, txn: str) -> str:
+    """The value written to the invoice's reference field: the till's transaction id,
+    scoped by device as idempotency keys are (two tills may both number sales "1")."""
+    ref = f"{device}/{txn}"
+    # A Frappe Data field holds 140 characters.
+    return ref if len(ref) <= 140 else "sha256:" + hashlib.sha256(ref.encode()).hexdigest()
 
 
 class _Payload(BaseModel):
@@ -104,6 +113,8 @@ class Closure(_Payload):
 
     @model_validator(mode="after")
     def _period(self) -> Closure:
+        if (self.period_start.tzinfo is None) != (self.period_end.tzinfo is None):
+            raise ValueError("give both period times with a UTC offset, or neither")
         if self.period_end <= self.period_start:
             raise ValueError("period_end must be after period_start")
         methods = [b.method for b in self.balances]

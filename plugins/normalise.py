@@ -22,9 +22,11 @@ from starlette.responses import Response
 from edge.bodies import read_json
 from edge.chain import Context, Services
 from edge.problems import Problem, problem_response, validation_errors
-from edge.sales import Closure, Return, Sale
+from edge.sales import Closure, Return, Sale, reference_for
 
-FIELDNAME = re.compile(r"^[a-z][a-z0-9_]{0,139}$")
+# The reference field: the standard po_no, or a Custom Field (Frappe names them custom_*).
+FIELDNAME = re.compile(r"^(po_no|custom_[a-z0-9_]{1,132})$")
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,139}$")
 
 
 class Branch(BaseModel):
@@ -47,6 +49,7 @@ class PosRequest:
     fingerprint: str  # sha256 of the canonical payload: same key + other payload is refused
     idempotency_key: str | None
     reference: str  # written to the invoice's reference field
+    device: str
 
 
 class NormalisePlugin:
@@ -73,7 +76,7 @@ class NormalisePlugin:
         @classmethod
         def _fieldname(cls, v: str) -> str:
             if not FIELDNAME.match(v):
-                raise ValueError("a Frappe fieldname: lower-case letters, digits and _")
+                raise ValueError("po_no, or a Custom Field name custom_<lower-case letters, digits, _>")
             return v
 
         @model_validator(mode="after")
@@ -93,7 +96,7 @@ class NormalisePlugin:
                 Problem("pos_not_configured", "this tenant has no POS mapping (company, branches, payment_methods)"),
                 ctx.request_id,
             )
-        kind = _KINDS.get(ctx.scope["path"].rstrip("/").rsplit("/", 1)[-1], "sale")
+        kind = ctx.scope["path"].rstrip("/").rsplit("/", 1)[-1]  # the route table admits sale, return, closure
         raw = await read_json(ctx.receive, ctx.headers, self._limit)
         try:
             payload = _MODELS[kind].model_validate(raw)
@@ -106,14 +109,19 @@ class NormalisePlugin:
             return problem_response(
                 Problem("validation_failed", f"the {kind} cannot be mapped to ERPNext", errors=errors), ctx.request_id
             )
-        key = ctx.headers.get(b"idempotency-key")
-        idem = key.decode("latin-1").strip()[:255] if key else payload.client_txn_id
+        header = ctx.headers.get(b"idempotency-key", b"").decode("latin-1").strip()
+        if header and not IDEMPOTENCY_KEY.match(header):
+            return problem_response(Problem("validation_failed", "the Idempotency-Key is invalid", errors=[
+                {"loc": ["header", "Idempotency-Key"], "msg": "1-140 characters: letters, digits and . _ : -"}]),
+                ctx.request_id)
+        idem = header or payload.client_txn_id
         ctx.pos = PosRequest(
             kind=kind,
             payload=payload,
-            fingerprint=fingerprint(raw),
+            fingerprint=fingerprint(payload.model_dump(mode="json")),
             idempotency_key=idem or None,
-            reference=payload.client_txn_id or idem or uuid.uuid4().hex,
+            reference=reference_for(ctx.device_id or "-", payload.client_txn_id or idem or uuid.uuid4().hex),
+            device=ctx.device_id or "-",
         )
         return None
 
@@ -140,7 +148,6 @@ class NormalisePlugin:
         return errors
 
 
-_KINDS: dict[str, Literal["sale", "return", "closure"]] = {"sale": "sale", "return": "return", "closure": "closure"}
 _MODELS: dict[str, type[Sale] | type[Closure]] = {"sale": Sale, "return": Return, "closure": Closure}
 
 

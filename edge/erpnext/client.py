@@ -119,7 +119,7 @@ class ErpnextClient:
         try:
             return (await self.call("GET", self.resource(doctype, name)))["data"]
         except FrappeError as exc:
-            if exc.status == 404:
+            if exc.exc_type == "DoesNotExistError":  # not any 404: a wrong site is a 404 too
                 return None
             raise
 

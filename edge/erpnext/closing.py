@@ -37,9 +37,11 @@ async def period_invoices(client: ErpnextClient, cfg: Any, closure: Closure) -> 
 
 
 def _within(row: dict[str, Any], closure: Closure) -> bool:
-    stamp = f"{row.get('posting_date')}T{str(row.get('posting_time') or '00:00:00')[:8]}"
+    # Frappe may send a Time as "9:05:00" or "09:05:00.000000": normalise before parsing.
+    clock = str(row.get("posting_time") or "0:00:00").split(".")[0].split(":")
     try:
-        when = datetime.fromisoformat(stamp)
+        hh, mm, ss = (int(x) for x in (clock + ["0", "0"])[:3])
+        when = datetime.fromisoformat(f"{row.get('posting_date')}T{hh:02d}:{mm:02d}:{ss:02d}")
     except ValueError:
         return True  # no usable time: the date filter already placed it in the period
     start, end = closure.period_start.replace(tzinfo=None), closure.period_end.replace(tzinfo=None)

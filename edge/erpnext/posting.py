@@ -14,7 +14,7 @@ from typing import Any
 from edge.erpnext.client import ErpnextClient, FrappeError, Unreachable
 from edge.erpnext.closing import closing_entry, period_invoices, reconcile
 from edge.erpnext.documents import invoice
-from edge.sales import Closure, Return, Sale
+from edge.sales import Closure, Return, Sale, reference_for
 
 CACHE_SECONDS = 600.0
 DUPLICATE_ERRORS = frozenset({"UniqueValidationError", "DuplicateEntryError"})
@@ -63,20 +63,22 @@ class Poster:
             raise Rejected([f"Customer {name} does not exist in ERPNext"], "DoesNotExistError")
         self._customers[name] = now + CACHE_SECONDS
 
-    async def original_invoice(self, return_against: str) -> str:
-        """`return_against` may name the invoice or carry the original sale's client_txn_id."""
+    async def original_invoice(self, return_against: str, device: str) -> str:
+        """`return_against` may name the invoice or carry the original sale's client_txn_id
+        (a sale of the same device: transaction ids are scoped per device)."""
         doctype = self.cfg.invoice_doctype
         if await self.client.get_doc(doctype, return_against) is not None:
             return return_against
-        existing = await self.find_existing(return_against)
+        existing = await self.find_existing(reference_for(device, return_against))
         if existing is None:
             raise Rejected([f"no {doctype} named {return_against} or with that transaction id"], "DoesNotExistError")
         return str(existing["name"])
 
-    async def document(self, payload: Sale, reference: str) -> dict[str, Any]:
+    async def document(self, payload: Sale, reference: str, device: str) -> dict[str, Any]:
         """The invoice to send, with master data resolved."""
         if isinstance(payload, Return):
-            payload = payload.model_copy(update={"return_against": await self.original_invoice(payload.return_against)})
+            original = await self.original_invoice(payload.return_against, device)
+            payload = payload.model_copy(update={"return_against": original})
         customer = payload.customer or self.cfg.default_customer
         await self.check_customer(customer)
         accounts = {}
@@ -96,40 +98,61 @@ class Poster:
         return await self.client.get_doc(self.cfg.invoice_doctype, rows[0]["name"])
 
     async def post(
-        self, payload: Sale, reference: str, *, check_first: bool = False, attempts: int = 2
+        self, payload: Sale, reference: str, device: str, *, check_first: bool = False
     ) -> tuple[dict[str, Any], bool]:
         """Create and submit the invoice; returns (document, created_now).
 
-        `check_first`: an earlier attempt's outcome is unknown, look before posting.
-        Raises Rejected (ERPNext said no), or Unreachable with `sent` telling
-        whether the sale may exist in ERPNext after all.
+        `check_first`: an earlier attempt's outcome is unknown, so look before posting.
+        Within one call nothing is posted twice: after a failure that may have
+        reached ERPNext (a timeout, a drop after sending, a 502/503/504 from a proxy
+        in front of it) the reference is looked up once, and if the invoice is not
+        (yet) there the answer is Unreachable(sent=True), "outcome unknown": ERPNext
+        may still be committing it, and only a later request, looking first, may
+        post again. Raises Rejected when ERPNext (or its master data) says no.
         """
-        doc = await self.document(payload, reference)
-        doctype = self.cfg.invoice_doctype
-        outcome_unknown = check_first
-        for attempt in range(attempts):
-            if outcome_unknown:
-                existing = await self.find_existing(reference)
+        doc = await self.document(payload, reference, device)
+        if check_first:
+            existing = await self._look_up_after_unknown(reference)
+            if existing is not None:
+                return existing, False
+        for attempt in range(2):
+            try:
+                return await self.client.insert(self.cfg.invoice_doctype, doc), True
+            except Unreachable as exc:
+                if not exc.sent and attempt == 0:
+                    continue  # never reached ERPNext: one more try is safe
+                if not exc.sent:
+                    raise
+                existing = await self._look_up_after_unknown(reference)
                 if existing is not None:
                     return existing, False
-            try:
-                return await self.client.insert(doctype, doc), True
-            except Unreachable as exc:
-                outcome_unknown = outcome_unknown or exc.sent
-                if attempt + 1 == attempts:
-                    raise Unreachable(str(exc), sent=outcome_unknown, timeout=exc.timeout) from None
+                raise
             except FrappeError as exc:
                 if exc.exc_type in DUPLICATE_ERRORS:
                     # The reference field is unique (UniqueValidationError, 417, in
                     # Frappe; DuplicateEntryError, 409, for a clashing name): an
                     # earlier attempt got through. Answer with that invoice.
-                    existing = await self.find_existing(reference)
+                    existing = await self._look_up_after_unknown(reference)
                     if existing is not None:
                         return existing, False
-                if exc.status in (417, 404) or exc.status == 500 and exc.exc_type == "TypeError":
+                if exc.exc_type is None and exc.status in (502, 503, 504):
+                    # A proxy in front of ERPNext answered: the insert may have run.
+                    existing = await self._look_up_after_unknown(reference)
+                    if existing is not None:
+                        return existing, False
+                    raise Unreachable(f"ERPNext's proxy answered {exc.status}", sent=True, timeout=exc.status == 504) from None
+                if exc.status == 417 or exc.exc_type == "DoesNotExistError" or (exc.status == 500 and exc.exc_type == "TypeError"):
                     raise Rejected(exc.messages, exc.exc_type) from None
                 raise
         raise AssertionError("unreachable")
+
+    async def _look_up_after_unknown(self, reference: str) -> dict[str, Any] | None:
+        # A failed look-up leaves the outcome unknown: never report it as "not posted".
+        try:
+            return await self.find_existing(reference)
+        except (FrappeError, Unreachable) as exc:
+            timeout = isinstance(exc, Unreachable) and exc.timeout
+            raise Unreachable(f"outcome unknown and the look-up failed: {exc}", sent=True, timeout=timeout) from None
 
     async def close(self, closure: Closure, reference: str) -> dict[str, Any]:
         """ERPNext's per-method totals for the period; a POS Closing Entry where the tenant uses POS Invoices."""

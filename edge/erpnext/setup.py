@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from edge.erpnext.client import ErpnextClient, FrappeError, Unreachable
 
-STANDARD_FIELDS = frozenset({"po_no", "remarks"})
+STANDARD_FIELDS = frozenset({"po_no"})
 FieldState = Literal["ok", "missing", "unknown"]
 
 

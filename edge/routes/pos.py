@@ -29,7 +29,7 @@ PROBLEM = "application/problem+json"
 
 
 async def post_document(request: Request) -> Response:
-    """Shared handler of /v1/sale and /v1/return."""
+    """Shared handler of /v1/sale, /v1/return and /v1/closure."""
     edge = request.app.state.edge
     runtime = edge.runtime
     ctx = request.scope["pos_edge.ctx"]
@@ -39,6 +39,11 @@ async def post_document(request: Request) -> Response:
         return denied
     pos, tenant, store = ctx.pos, ctx.tenant, edge.store
     gw = runtime.config.gateway
+    if pos.kind != "closure" and await edge.reference_field_missing(tenant):
+        # Never guess: without the field no post could be found again after a lost answer.
+        raise Problem("reference_field_missing",
+                      f"{tenant.config.invoice_doctype}.{tenant.config.reference_field} does not exist in ERPNext; "
+                      f"an administrator must run: pos-edge erpnext setup --tenant {tenant.key}")
     key = pos.idempotency_key
     took_over = False
     if key:
@@ -59,16 +64,24 @@ async def post_document(request: Request) -> Response:
             return Response(previous.body, previous.status or 200, media_type=media,
                             headers={"Idempotent-Replayed": "true"})
         took_over = previous is not None
-    status, body = await _post(ctx, pos, tenant, took_over, store)
+    try:
+        status, body, unknown = await _post(ctx, pos, tenant, took_over, store)
+    except BaseException:
+        if key:  # whatever happened, the next request with this key must look before posting
+            await store.abandon_idempotency(tenant.key, ctx.device_id, key)
+        raise
     if key:
         if status in (201, 422):
-            await store.complete_idempotency(tenant.key, ctx.device_id, key, status, body, gw.idempotency_ttl)
+            await store.complete_idempotency(tenant.key, ctx.device_id, key, status, body)
+        elif unknown:
+            await store.abandon_idempotency(tenant.key, ctx.device_id, key)
         else:
             await store.release_idempotency(tenant.key, ctx.device_id, key)
     return Response(body, status, media_type=JSON if status < 400 else PROBLEM)
 
 
-async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, store: Any) -> tuple[int, bytes]:
+async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, store: Any) -> tuple[int, bytes, bool]:
+    """(status, body, outcome unknown)."""
     poster = tenant.poster
     try:
         if pos.kind == "closure":
@@ -77,20 +90,20 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, store: Any) 
             if view.closing_entry is None:  # no closing document in ERPNext: the gateway keeps the record
                 await store.save_closure(tenant.key, view.closure_id, body, time.time())
             ctx.log.info("closure_recorded", closure=view.closure_id, invoices=view.invoice_count)
-            return 201, body
-        doc, created = await poster.post(pos.payload, pos.reference, check_first=check_first)
+            return 201, body, False
+        doc, created = await poster.post(pos.payload, pos.reference, pos.device, check_first=check_first)
     except Rejected as exc:
         ctx.log.info("erpnext_rejected", exc_type=exc.exc_type, reference=pos.reference)
         problem = Problem("erpnext_rejected", "; ".join(exc.messages) or "ERPNext refused the document",
                           extra={"erpnext": {"exc_type": exc.exc_type, "messages": exc.messages}, "sale_state": "not_posted"})
-        return problem.status, problem_body(problem, ctx.request_id)
+        return problem.status, problem_body(problem, ctx.request_id), False
     except Unreachable as exc:
         state = "unknown" if exc.sent else "not_posted"
         ctx.log.warning("erpnext_unreachable", detail=str(exc), sale_state=state, reference=pos.reference)
         code = "upstream_timeout" if exc.timeout else "upstream_unreachable"
         problem = Problem(code, f"ERPNext: {exc}; the {pos.kind} is {state.replace('_', ' ')}, retry with the same key",
                           extra={"sale_state": state})
-        return problem.status, problem_body(problem, ctx.request_id)
+        return problem.status, problem_body(problem, ctx.request_id), exc.sent
     except FrappeError as exc:
         ctx.log.error("erpnext_error", status=exc.status, exc_type=exc.exc_type)
         if exc.status in (401, 403):
@@ -101,6 +114,6 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, store: Any) 
             code = "upstream_error"
         problem = Problem(code, "; ".join(exc.messages)[:500] if code == "erpnext_conflict" else f"ERPNext answered {exc.status}",
                           extra={"sale_state": "not_posted" if exc.status < 500 else "unknown"})
-        return problem.status, problem_body(problem, ctx.request_id)
+        return problem.status, problem_body(problem, ctx.request_id), exc.status >= 500
     ctx.log.info("invoice_posted", invoice=doc.get("name"), created=created, reference=pos.reference)
-    return 201, to_json(till_view(doc).model_dump())
+    return 201, to_json(till_view(doc).model_dump()), False

@@ -85,12 +85,17 @@ class Store(Protocol):
         """
         ...
 
-    async def complete_idempotency(self, tenant: str, device: str, key: str, status: int, body: bytes, ttl: float) -> None:
+    async def complete_idempotency(self, tenant: str, device: str, key: str, status: int, body: bytes) -> None:
         """Store the final response for replays."""
         ...
 
     async def release_idempotency(self, tenant: str, device: str, key: str) -> None:
-        """Forget an in-progress claim (the request ended without a final answer)."""
+        """Forget an in-progress claim (the request ended, known not to have posted anything)."""
+        ...
+
+    async def abandon_idempotency(self, tenant: str, device: str, key: str) -> None:
+        """End an in-progress claim's lease now, keeping the record: the request ended with
+        its outcome unknown, so the next claim takes it over and looks before posting."""
         ...
 
     async def save_closure(self, tenant: str, closure_id: str, body: bytes, now: float) -> None:

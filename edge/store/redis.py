@@ -58,10 +58,18 @@ end
 return {2, unpack(h)}
 """
 
-# KEYS: record hash. ARGV: status, body, ttl. Completes only a claim that still exists.
+# KEYS: record hash. ARGV: status, body. Completes only a claim that still exists.
 _COMPLETE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'completed', 'status', ARGV[1], 'body', ARGV[2])
+return 1
+"""
+
+
+# KEYS: record hash. ARGV: "release" (delete) or "abandon" (end the lease now).
+_IF_IN_PROGRESS = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'in_progress' then return 0 end
+if ARGV[1] == 'release' then redis.call('DEL', KEYS[1]) else redis.call('HSET', KEYS[1], 'lease_until', 0) end
 return 1
 """
 
@@ -90,6 +98,7 @@ class RedisStore:
         self._raw = aioredis.from_url(self.url, decode_responses=False, socket_connect_timeout=5, socket_timeout=10)
         self._claim = self._raw.register_script(_CLAIM)
         self._complete = self._raw.register_script(_COMPLETE)
+        self._if_in_progress = self._raw.register_script(_IF_IN_PROGRESS)
 
     async def close(self) -> None:
         if self._r is not None:
@@ -151,20 +160,18 @@ class RedisStore:
         )
         return code == 1, record
 
-    async def complete_idempotency(self, tenant: str, device: str, key: str, status: int, body: bytes, ttl: float) -> None:
-        await self._complete(keys=[self._idem_key(tenant, device, key)], args=[status, body, ttl])
+    async def complete_idempotency(self, tenant: str, device: str, key: str, status: int, body: bytes) -> None:
+        await self._complete(keys=[self._idem_key(tenant, device, key)], args=[status, body])
 
     async def release_idempotency(self, tenant: str, device: str, key: str) -> None:
-        k = self._idem_key(tenant, device, key)
         # Only an in-progress claim is released; a completed answer stays for replays.
-        async with self._raw.pipeline(transaction=True) as pipe:
-            await pipe.watch(k)
-            if await pipe.hget(k, "state") == b"in_progress":
-                pipe.multi()
-                pipe.delete(k)
-                await pipe.execute()
+        await self._if_in_progress(keys=[self._idem_key(tenant, device, key)], args=["release"])
+
+    async def abandon_idempotency(self, tenant: str, device: str, key: str) -> None:
+        await self._if_in_progress(keys=[self._idem_key(tenant, device, key)], args=["abandon"])
 
     async def save_closure(self, tenant: str, closure_id: str, body: bytes, now: float) -> None:
+        del now  # Redis keeps no creation time for hash fields; SQLite does
         await self._raw.hset(f"{PREFIX}:{{{tenant}}}:closures", closure_id, body)
 
     async def get_closure(self, tenant: str, closure_id: str) -> bytes | None:

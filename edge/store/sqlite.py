@@ -194,7 +194,7 @@ class SqliteStore:
 
         return await self._run(tx)
 
-    async def complete_idempotency(self, tenant: str, device: str, key: str, status: int, body: bytes, ttl: float) -> None:
+    async def complete_idempotency(self, tenant: str, device: str, key: str, status: int, body: bytes) -> None:
         await self._run(
             lambda c: c.execute(
                 "UPDATE idempotency SET state='completed', status=?, body=? WHERE tenant=? AND device=? AND key=?",
@@ -206,6 +206,14 @@ class SqliteStore:
         await self._run(
             lambda c: c.execute(
                 "DELETE FROM idempotency WHERE tenant=? AND device=? AND key=? AND state='in_progress'",
+                (tenant, device, key),
+            )
+        )
+
+    async def abandon_idempotency(self, tenant: str, device: str, key: str) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "UPDATE idempotency SET lease_until=0 WHERE tenant=? AND device=? AND key=? AND state='in_progress'",
                 (tenant, device, key),
             )
         )

@@ -35,7 +35,8 @@ def invoices(standin: StandIn, site: str = "shop1.erp.test", doctype: str = "Sal
 
 
 def by_reference(standin: StandIn, ref: str, site: str = "shop1.erp.test", doctype: str = "Sales Invoice") -> list:
-    return [d for d in invoices(standin, site, doctype).values() if d.get("custom_pos_edge_txn_id") == ref]
+    # the reference is scoped by device: "<device>/<client_txn_id>"
+    return [d for d in invoices(standin, site, doctype).values() if str(d.get("custom_pos_edge_txn_id", "")).endswith("/" + ref)]
 
 
 def test_sale_with_split_payment(gateway, standin: StandIn) -> None:
@@ -301,3 +302,51 @@ def test_closure_validation(gateway, standin: StandIn, over, loc) -> None:
     r = _close(gateway, token, "shop1", "main", "2020-01-01", balances, **over)
     body = assert_problem(r, 422, "validation_failed")
     assert any(e["loc"] == loc for e in body["errors"]), body["errors"]
+
+
+def test_two_tills_may_reuse_a_transaction_id(gateway, standin: StandIn) -> None:
+    # Transaction ids are scoped per device: till B's sale "1" is not till A's sale "1".
+    txid = txn()
+    a = gateway.request("POST", "/v1/sale", token=gateway.token(f"till-{uuid.uuid4().hex[:6]}"), json=sale(client_txn_id=txid))
+    b = gateway.request("POST", "/v1/sale", token=gateway.token(f"till-{uuid.uuid4().hex[:6]}"),
+                        json=sale(client_txn_id=txid, payments=[{"method": "cash", "amount": "20.00"}]))
+    assert a.status_code == b.status_code == 201, b.text
+    assert a.json()["invoice_id"] != b.json()["invoice_id"]
+    assert len(by_reference(standin, txid)) == 2
+
+
+def test_retry_after_an_unknown_outcome_looks_first(gateway_factory, tmp_path, standin_server, standin) -> None:
+    import time as _time
+
+    from tests.conftest import base_config
+
+    cfg = base_config(tmp_path, standin_server.url)
+    cfg["tenants"]["shop1"]["reference_field"] = "po_no"  # not unique: only the look-up prevents a duplicate
+    gw = gateway_factory(cfg)
+    token = gw.token("till-unknown")
+    body = sale()
+    gw.request("POST", "/v1/sale", token=token, json=sale())  # warm the master-data caches
+    standin.delay = 2.5  # ERPNext slower than the gateway's 2 s timeout: it commits after the gateway gave up
+    r = gw.request("POST", "/v1/sale", token=token, json=body)
+    problem = assert_problem(r, 504, "upstream_timeout")
+    assert problem["sale_state"] == "unknown"  # the look-up timed out too: never "not_posted"
+    _time.sleep(2.0)  # the first insert completes in the stand-in meanwhile
+    standin.delay = 0
+    again = gw.request("POST", "/v1/sale", token=token, json=body)
+    assert again.status_code == 201, again.text
+    refs = [d for d in invoices(standin).values() if str(d.get("po_no", "")).endswith("/" + body["client_txn_id"])]
+    assert len(refs) == 1 and again.json()["invoice_id"] == refs[0]["name"]
+
+
+def test_a_missing_reference_field_refuses_sales(gateway_factory, tmp_path, standin_server, standin) -> None:
+    from tests.conftest import base_config
+
+    cfg = base_config(tmp_path, standin_server.url)
+    cfg["tenants"]["shop1"]["reference_field"] = f"custom_absent_{uuid.uuid4().hex[:6]}"
+    gw = gateway_factory(cfg)
+    gw.wait_log("reference_field_missing")
+    before = len(invoices(standin))
+    r = gw.request("POST", "/v1/sale", token=gw.token("till-m"), json=sale())
+    body = assert_problem(r, 503, "reference_field_missing")
+    assert "pos-edge erpnext setup --tenant shop1" in body["detail"]
+    assert len(invoices(standin)) == before

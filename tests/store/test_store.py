@@ -96,7 +96,7 @@ async def test_idempotency_claim_complete_replay(store: Store, tenant: str) -> N
     assert (owned, prev) == (True, None)
     owned, prev = await store.claim_idempotency(tenant, "till-1", "k1", "fp", now=101.0, lease=30, ttl=3600)
     assert not owned and prev.state == "in_progress" and prev.fingerprint == "fp"
-    await store.complete_idempotency(tenant, "till-1", "k1", 201, b'{"invoice_id":"X"}', ttl=3600)
+    await store.complete_idempotency(tenant, "till-1", "k1", 201, b'{"invoice_id":"X"}')
     owned, prev = await store.claim_idempotency(tenant, "till-1", "k1", "other", now=102.0, lease=30, ttl=3600)
     assert not owned and (prev.state, prev.status, prev.body, prev.fingerprint) == ("completed", 201, b'{"invoice_id":"X"}', "fp")
     await store.release_idempotency(tenant, "till-1", "k1")  # a completed answer is never released
@@ -126,6 +126,13 @@ async def test_release_lets_the_key_be_claimed_again(store: Store, tenant: str) 
 async def test_idempotency_records_expire(store: Store, tenant: str) -> None:
     now = time.time()
     await store.claim_idempotency(tenant, "till-1", "k", "fp", now=now, lease=30, ttl=1)
-    await store.complete_idempotency(tenant, "till-1", "k", 201, b"{}", ttl=1)
+    await store.complete_idempotency(tenant, "till-1", "k", 201, b"{}")
     await asyncio.sleep(1.2)  # Redis expires by its own clock
     assert (await store.claim_idempotency(tenant, "till-1", "k", "fp2", now=now + 1.2, lease=30, ttl=3600)) == (True, None)
+
+
+async def test_an_abandoned_claim_is_taken_over_at_once(store: Store, tenant: str) -> None:
+    await store.claim_idempotency(tenant, "till-1", "k", "fp", now=time.time(), lease=300, ttl=3600)
+    await store.abandon_idempotency(tenant, "till-1", "k")  # outcome unknown: keep the record
+    owned, prev = await store.claim_idempotency(tenant, "till-1", "k", "fp", now=time.time(), lease=300, ttl=3600)
+    assert owned and prev is not None and prev.state == "in_progress"
