@@ -81,7 +81,8 @@ class GatewayConfig(Strict):
     trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0, le=64 * 1024 * 1024)
     device_cache_ttl: float = Field(default=5.0, ge=0, le=5.0, description="seconds a device's status may be cached")
-    idempotency_ttl: int = Field(default=7 * 24 * 3600, ge=60, description="seconds idempotency records are kept")
+    # At least a day: a record must outlive any claim's lease (6 x the ERPNext timeout + 30 s).
+    idempotency_ttl: int = Field(default=7 * 24 * 3600, ge=24 * 3600, description="seconds idempotency records are kept")
 
     @field_validator("base_domains")
     @classmethod

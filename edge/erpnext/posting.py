@@ -170,12 +170,33 @@ class Poster:
             "methods": methods,
         }
         if self.cfg.invoice_doctype == "POS Invoice":
-            try:
-                entry = await self.client.insert("POS Closing Entry", closing_entry(closure, self.cfg, invoices, methods))
-            except FrappeError as exc:
-                if exc.status in (417, 404):
-                    raise Rejected(exc.messages, exc.exc_type) from None
-                raise
-            view["closing_entry"] = entry["name"]
-            view["closure_id"] = entry["name"]
+            doc = closing_entry(closure, self.cfg, invoices, methods)
+            # The period is the closing entry's natural key: look before posting, and
+            # again after a lost answer, so a retried closure never makes a second one.
+            name = await self._closing_entry_for(doc)
+            if name is None:
+                try:
+                    name = (await self.client.insert("POS Closing Entry", doc))["name"]
+                except Unreachable as exc:
+                    if not exc.sent:
+                        raise
+                    name = await self._closing_entry_for(doc)
+                    if name is None:
+                        raise
+                except FrappeError as exc:
+                    if exc.status == 417 or exc.exc_type == "DoesNotExistError":
+                        raise Rejected(exc.messages, exc.exc_type) from None
+                    raise
+            view["closing_entry"] = name
+            view["closure_id"] = name
         return view
+
+    async def _closing_entry_for(self, doc: dict[str, Any]) -> str | None:
+        rows = await self.client.find(
+            "POS Closing Entry",
+            [["pos_profile", "=", doc["pos_profile"]], ["period_start_date", "=", doc["period_start_date"]],
+             ["period_end_date", "=", doc["period_end_date"]], ["docstatus", "=", 1]],
+            ["name"],
+            limit=1,
+        )
+        return str(rows[0]["name"]) if rows else None

@@ -51,7 +51,7 @@ async def post_document(request: Request) -> Response:
         # live request is never taken over; a dead one is after it runs out.
         lease = tenant.poster.client.timeout_seconds * 6 + 30
         owned, previous = await store.claim_idempotency(
-            tenant.key, ctx.device_id, key, pos.fingerprint, time.time(), lease, gw.idempotency_ttl
+            tenant.key, ctx.device_id, key, pos.fingerprint, time.time(), lease, gw.idempotency_ttl, ctx.request_id
         )
         if not owned:
             assert previous is not None
@@ -68,15 +68,15 @@ async def post_document(request: Request) -> Response:
         status, body, unknown = await _post(ctx, pos, tenant, took_over, store)
     except BaseException:
         if key:  # whatever happened, the next request with this key must look before posting
-            await store.abandon_idempotency(tenant.key, ctx.device_id, key)
+            await store.abandon_idempotency(tenant.key, ctx.device_id, key, ctx.request_id)
         raise
     if key:
         if status in (201, 422):
-            await store.complete_idempotency(tenant.key, ctx.device_id, key, status, body)
+            await store.complete_idempotency(tenant.key, ctx.device_id, key, status, body, ctx.request_id)
         elif unknown:
-            await store.abandon_idempotency(tenant.key, ctx.device_id, key)
+            await store.abandon_idempotency(tenant.key, ctx.device_id, key, ctx.request_id)
         else:
-            await store.release_idempotency(tenant.key, ctx.device_id, key)
+            await store.release_idempotency(tenant.key, ctx.device_id, key, ctx.request_id)
     return Response(body, status, media_type=JSON if status < 400 else PROBLEM)
 
 

@@ -73,9 +73,9 @@ class Store(Protocol):
         ...
 
     async def claim_idempotency(
-        self, tenant: str, device: str, key: str, fingerprint: str, now: float, lease: float, ttl: float
+        self, tenant: str, device: str, key: str, fingerprint: str, now: float, lease: float, ttl: float, owner: str
     ) -> tuple[bool, IdempotencyRecord | None]:
-        """Try to own `key` for a request; returns (owned, previous record).
+        """Try to own `key` for a request (as `owner`); returns (owned, previous record).
 
         (True, None): a new key, now in progress under a lease of `lease` seconds.
         (True, record): an in-progress claim whose lease ran out (its holder died)
@@ -85,16 +85,16 @@ class Store(Protocol):
         """
         ...
 
-    async def complete_idempotency(self, tenant: str, device: str, key: str, status: int, body: bytes) -> None:
-        """Store the final response for replays."""
+    async def complete_idempotency(self, tenant: str, device: str, key: str, status: int, body: bytes, owner: str) -> None:
+        """Store the final response for replays (only while `owner` still holds the claim)."""
         ...
 
-    async def release_idempotency(self, tenant: str, device: str, key: str) -> None:
-        """Forget an in-progress claim (the request ended, known not to have posted anything)."""
+    async def release_idempotency(self, tenant: str, device: str, key: str, owner: str) -> None:
+        """Forget `owner`'s in-progress claim (the request ended, known not to have posted anything)."""
         ...
 
-    async def abandon_idempotency(self, tenant: str, device: str, key: str) -> None:
-        """End an in-progress claim's lease now, keeping the record: the request ended with
+    async def abandon_idempotency(self, tenant: str, device: str, key: str, owner: str) -> None:
+        """End `owner`'s in-progress claim's lease now, keeping the record: the request ended with
         its outcome unknown, so the next claim takes it over and looks before posting."""
         ...
 

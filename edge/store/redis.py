@@ -40,35 +40,40 @@ return redis.call('HGETALL', KEYS[1])
 """
 
 
-# KEYS: record hash. ARGV: fingerprint, now, lease, ttl. 0 = claimed fresh,
+# KEYS: record hash. ARGV: fingerprint, now, lease, ttl, owner. 0 = claimed fresh,
 # 1 + fields = taken over (lease expired), 2 + fields = held/completed by another.
 _CLAIM = """
 local h = redis.call('HGETALL', KEYS[1])
 if #h == 0 then
-  redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'state', 'in_progress', 'lease_until', ARGV[2] + ARGV[3])
+  redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'state', 'in_progress', 'lease_until', ARGV[2] + ARGV[3],
+             'owner', ARGV[5])
   redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[4])))
   return {0}
 end
 local r = {}
 for i = 1, #h, 2 do r[h[i]] = h[i + 1] end
 if r['state'] == 'in_progress' and tonumber(r['lease_until']) <= tonumber(ARGV[2]) and r['fingerprint'] == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'lease_until', ARGV[2] + ARGV[3])
+  redis.call('HSET', KEYS[1], 'lease_until', ARGV[2] + ARGV[3], 'owner', ARGV[5])
   return {1, unpack(h)}
 end
 return {2, unpack(h)}
 """
 
-# KEYS: record hash. ARGV: status, body. Completes only a claim that still exists.
+# KEYS: record hash. ARGV: status, body, owner. Completes only the owner's live claim.
 _COMPLETE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[1], 'state') ~= 'in_progress' or redis.call('HGET', KEYS[1], 'owner') ~= ARGV[3] then
+  return 0
+end
 redis.call('HSET', KEYS[1], 'state', 'completed', 'status', ARGV[1], 'body', ARGV[2])
 return 1
 """
 
 
-# KEYS: record hash. ARGV: "release" (delete) or "abandon" (end the lease now).
+# KEYS: record hash. ARGV: "release" (delete) or "abandon" (end the lease now), owner.
 _IF_IN_PROGRESS = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'in_progress' then return 0 end
+if redis.call('HGET', KEYS[1], 'state') ~= 'in_progress' or redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2] then
+  return 0
+end
 if ARGV[1] == 'release' then redis.call('DEL', KEYS[1]) else redis.call('HSET', KEYS[1], 'lease_until', 0) end
 return 1
 """
@@ -145,9 +150,9 @@ class RedisStore:
         return f"{PREFIX}:{{{tenant}}}:idem:{device}:{key}"
 
     async def claim_idempotency(
-        self, tenant: str, device: str, key: str, fingerprint: str, now: float, lease: float, ttl: float
+        self, tenant: str, device: str, key: str, fingerprint: str, now: float, lease: float, ttl: float, owner: str
     ) -> tuple[bool, IdempotencyRecord | None]:
-        reply = await self._claim(keys=[self._idem_key(tenant, device, key)], args=[fingerprint, now, lease, ttl])
+        reply = await self._claim(keys=[self._idem_key(tenant, device, key)], args=[fingerprint, now, lease, ttl, owner])
         code = int(reply[0])
         if code == 0:
             return True, None
@@ -160,15 +165,15 @@ class RedisStore:
         )
         return code == 1, record
 
-    async def complete_idempotency(self, tenant: str, device: str, key: str, status: int, body: bytes) -> None:
-        await self._complete(keys=[self._idem_key(tenant, device, key)], args=[status, body])
+    async def complete_idempotency(self, tenant: str, device: str, key: str, status: int, body: bytes, owner: str) -> None:
+        await self._complete(keys=[self._idem_key(tenant, device, key)], args=[status, body, owner])
 
-    async def release_idempotency(self, tenant: str, device: str, key: str) -> None:
-        # Only an in-progress claim is released; a completed answer stays for replays.
-        await self._if_in_progress(keys=[self._idem_key(tenant, device, key)], args=["release"])
+    async def release_idempotency(self, tenant: str, device: str, key: str, owner: str) -> None:
+        # Only the owner's in-progress claim is released; a completed answer stays for replays.
+        await self._if_in_progress(keys=[self._idem_key(tenant, device, key)], args=["release", owner])
 
-    async def abandon_idempotency(self, tenant: str, device: str, key: str) -> None:
-        await self._if_in_progress(keys=[self._idem_key(tenant, device, key)], args=["abandon"])
+    async def abandon_idempotency(self, tenant: str, device: str, key: str, owner: str) -> None:
+        await self._if_in_progress(keys=[self._idem_key(tenant, device, key)], args=["abandon", owner])
 
     async def save_closure(self, tenant: str, closure_id: str, body: bytes, now: float) -> None:
         del now  # Redis keeps no creation time for hash fields; SQLite does

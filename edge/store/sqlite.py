@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     body BLOB,
     lease_until REAL NOT NULL,
     expires_at REAL NOT NULL,
+    owner TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (tenant, device, key)
 );
 CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
@@ -159,7 +160,7 @@ class SqliteStore:
 
 
     async def claim_idempotency(
-        self, tenant: str, device: str, key: str, fingerprint: str, now: float, lease: float, ttl: float
+        self, tenant: str, device: str, key: str, fingerprint: str, now: float, lease: float, ttl: float, owner: str
     ) -> tuple[bool, IdempotencyRecord | None]:
         def tx(c: sqlite3.Connection) -> tuple[bool, IdempotencyRecord | None]:
             c.execute("BEGIN IMMEDIATE")
@@ -172,16 +173,16 @@ class SqliteStore:
                 ).fetchone()
                 if row is None:
                     c.execute(
-                        "INSERT INTO idempotency VALUES (?,?,?,?,'in_progress',NULL,NULL,?,?)",
-                        (tenant, device, key, fingerprint, now + lease, now + ttl),
+                        "INSERT INTO idempotency VALUES (?,?,?,?,'in_progress',NULL,NULL,?,?,?)",
+                        (tenant, device, key, fingerprint, now + lease, now + ttl, owner),
                     )
                     result: tuple[bool, IdempotencyRecord | None] = (True, None)
                 else:
                     record = IdempotencyRecord(row[0], row[1], row[2], row[3])
                     if row[1] == "in_progress" and row[4] <= now and row[0] == fingerprint:
                         c.execute(
-                            "UPDATE idempotency SET lease_until=? WHERE tenant=? AND device=? AND key=?",
-                            (now + lease, tenant, device, key),
+                            "UPDATE idempotency SET lease_until=?, owner=? WHERE tenant=? AND device=? AND key=?",
+                            (now + lease, owner, tenant, device, key),
                         )
                         result = (True, record)
                     else:
@@ -194,27 +195,29 @@ class SqliteStore:
 
         return await self._run(tx)
 
-    async def complete_idempotency(self, tenant: str, device: str, key: str, status: int, body: bytes) -> None:
+    async def complete_idempotency(self, tenant: str, device: str, key: str, status: int, body: bytes, owner: str) -> None:
         await self._run(
             lambda c: c.execute(
-                "UPDATE idempotency SET state='completed', status=?, body=? WHERE tenant=? AND device=? AND key=?",
-                (status, body, tenant, device, key),
+                "UPDATE idempotency SET state='completed', status=?, body=? "
+                "WHERE tenant=? AND device=? AND key=? AND state='in_progress' AND owner=?",
+                (status, body, tenant, device, key, owner),
             )
         )
 
-    async def release_idempotency(self, tenant: str, device: str, key: str) -> None:
+    async def release_idempotency(self, tenant: str, device: str, key: str, owner: str) -> None:
         await self._run(
             lambda c: c.execute(
-                "DELETE FROM idempotency WHERE tenant=? AND device=? AND key=? AND state='in_progress'",
-                (tenant, device, key),
+                "DELETE FROM idempotency WHERE tenant=? AND device=? AND key=? AND state='in_progress' AND owner=?",
+                (tenant, device, key, owner),
             )
         )
 
-    async def abandon_idempotency(self, tenant: str, device: str, key: str) -> None:
+    async def abandon_idempotency(self, tenant: str, device: str, key: str, owner: str) -> None:
         await self._run(
             lambda c: c.execute(
-                "UPDATE idempotency SET lease_until=0 WHERE tenant=? AND device=? AND key=? AND state='in_progress'",
-                (tenant, device, key),
+                "UPDATE idempotency SET lease_until=0 "
+                "WHERE tenant=? AND device=? AND key=? AND state='in_progress' AND owner=?",
+                (tenant, device, key, owner),
             )
         )
 

@@ -92,47 +92,61 @@ def test_unknown_scheme_is_refused() -> None:
 
 
 async def test_idempotency_claim_complete_replay(store: Store, tenant: str) -> None:
-    owned, prev = await store.claim_idempotency(tenant, "till-1", "k1", "fp", now=100.0, lease=30, ttl=3600)
+    owned, prev = await store.claim_idempotency(tenant, "till-1", "k1", "fp", now=100.0, lease=30, ttl=3600, owner="o1")
     assert (owned, prev) == (True, None)
-    owned, prev = await store.claim_idempotency(tenant, "till-1", "k1", "fp", now=101.0, lease=30, ttl=3600)
+    owned, prev = await store.claim_idempotency(tenant, "till-1", "k1", "fp", now=101.0, lease=30, ttl=3600, owner="o1")
     assert not owned and prev.state == "in_progress" and prev.fingerprint == "fp"
-    await store.complete_idempotency(tenant, "till-1", "k1", 201, b'{"invoice_id":"X"}')
-    owned, prev = await store.claim_idempotency(tenant, "till-1", "k1", "other", now=102.0, lease=30, ttl=3600)
+    await store.complete_idempotency(tenant, "till-1", "k1", 201, b'{"invoice_id":"X"}', owner="o1")
+    owned, prev = await store.claim_idempotency(tenant, "till-1", "k1", "other", now=102.0, lease=30, ttl=3600, owner="o1")
     assert not owned and (prev.state, prev.status, prev.body, prev.fingerprint) == ("completed", 201, b'{"invoice_id":"X"}', "fp")
-    await store.release_idempotency(tenant, "till-1", "k1")  # a completed answer is never released
-    assert (await store.claim_idempotency(tenant, "till-1", "k1", "fp", now=103.0, lease=30, ttl=3600))[1].state == "completed"
+    await store.release_idempotency(tenant, "till-1", "k1", owner="o1")  # a completed answer is never released
+    assert (await store.claim_idempotency(tenant, "till-1", "k1", "fp", now=103.0, lease=30, ttl=3600, owner="o1"))[1].state == "completed"
 
 
 async def test_idempotency_keys_are_scoped_per_device_and_tenant(store: Store, tenant: str) -> None:
-    assert (await store.claim_idempotency(tenant, "till-1", "k", "a", now=1.0, lease=30, ttl=3600))[0]
-    assert (await store.claim_idempotency(tenant, "till-2", "k", "b", now=1.0, lease=30, ttl=3600))[0]
-    assert (await store.claim_idempotency(tenant + "x", "till-1", "k", "c", now=1.0, lease=30, ttl=3600))[0]
+    assert (await store.claim_idempotency(tenant, "till-1", "k", "a", now=1.0, lease=30, ttl=3600, owner="o1"))[0]
+    assert (await store.claim_idempotency(tenant, "till-2", "k", "b", now=1.0, lease=30, ttl=3600, owner="o1"))[0]
+    assert (await store.claim_idempotency(tenant + "x", "till-1", "k", "c", now=1.0, lease=30, ttl=3600, owner="o1"))[0]
 
 
 async def test_an_abandoned_claim_is_taken_over_after_its_lease(store: Store, tenant: str) -> None:
-    await store.claim_idempotency(tenant, "till-1", "k", "fp", now=time.time(), lease=0.5, ttl=3600)
-    owned, prev = await store.claim_idempotency(tenant, "till-1", "k", "fp", now=time.time() + 1, lease=30, ttl=3600)
+    await store.claim_idempotency(tenant, "till-1", "k", "fp", now=time.time(), lease=0.5, ttl=3600, owner="o1")
+    owned, prev = await store.claim_idempotency(tenant, "till-1", "k", "fp", now=time.time() + 1, lease=30, ttl=3600, owner="o1")
     assert owned and prev.state == "in_progress"  # taken over: the first attempt's outcome is unknown
-    owned, prev = await store.claim_idempotency(tenant, "till-1", "k", "fp", now=time.time() + 2, lease=30, ttl=3600)
+    owned, prev = await store.claim_idempotency(tenant, "till-1", "k", "fp", now=time.time() + 2, lease=30, ttl=3600, owner="o1")
     assert not owned  # the new lease holds
 
 
 async def test_release_lets_the_key_be_claimed_again(store: Store, tenant: str) -> None:
-    await store.claim_idempotency(tenant, "till-1", "k", "fp", now=1.0, lease=30, ttl=3600)
-    await store.release_idempotency(tenant, "till-1", "k")
-    assert (await store.claim_idempotency(tenant, "till-1", "k", "fp2", now=2.0, lease=30, ttl=3600)) == (True, None)
+    await store.claim_idempotency(tenant, "till-1", "k", "fp", now=1.0, lease=30, ttl=3600, owner="o1")
+    await store.release_idempotency(tenant, "till-1", "k", owner="o1")
+    assert (await store.claim_idempotency(tenant, "till-1", "k", "fp2", now=2.0, lease=30, ttl=3600, owner="o1")) == (True, None)
 
 
 async def test_idempotency_records_expire(store: Store, tenant: str) -> None:
     now = time.time()
-    await store.claim_idempotency(tenant, "till-1", "k", "fp", now=now, lease=30, ttl=1)
-    await store.complete_idempotency(tenant, "till-1", "k", 201, b"{}")
+    await store.claim_idempotency(tenant, "till-1", "k", "fp", now=now, lease=30, ttl=1, owner="o1")
+    await store.complete_idempotency(tenant, "till-1", "k", 201, b"{}", owner="o1")
     await asyncio.sleep(1.2)  # Redis expires by its own clock
-    assert (await store.claim_idempotency(tenant, "till-1", "k", "fp2", now=now + 1.2, lease=30, ttl=3600)) == (True, None)
+    assert (await store.claim_idempotency(tenant, "till-1", "k", "fp2", now=now + 1.2, lease=30, ttl=3600, owner="o1")) == (True, None)
 
 
 async def test_an_abandoned_claim_is_taken_over_at_once(store: Store, tenant: str) -> None:
-    await store.claim_idempotency(tenant, "till-1", "k", "fp", now=time.time(), lease=300, ttl=3600)
-    await store.abandon_idempotency(tenant, "till-1", "k")  # outcome unknown: keep the record
-    owned, prev = await store.claim_idempotency(tenant, "till-1", "k", "fp", now=time.time(), lease=300, ttl=3600)
+    await store.claim_idempotency(tenant, "till-1", "k", "fp", now=time.time(), lease=300, ttl=3600, owner="o1")
+    await store.abandon_idempotency(tenant, "till-1", "k", owner="o1")  # outcome unknown: keep the record
+    owned, prev = await store.claim_idempotency(tenant, "till-1", "k", "fp", now=time.time(), lease=300, ttl=3600, owner="o1")
     assert owned and prev is not None and prev.state == "in_progress"
+
+
+async def test_a_claim_taken_over_cannot_be_finished_by_its_old_holder(store: Store, tenant: str) -> None:
+    now = time.time()
+    await store.claim_idempotency(tenant, "till-1", "k", "fp", now=now, lease=0.1, ttl=3600, owner="slow")
+    owned, _ = await store.claim_idempotency(tenant, "till-1", "k", "fp", now=now + 1, lease=300, ttl=3600, owner="new")
+    assert owned
+    await store.complete_idempotency(tenant, "till-1", "k", 422, b"late", owner="slow")  # ignored
+    await store.release_idempotency(tenant, "till-1", "k", owner="slow")  # ignored
+    owned, prev = await store.claim_idempotency(tenant, "till-1", "k", "fp", now=now + 2, lease=300, ttl=3600, owner="x")
+    assert not owned and prev.state == "in_progress"
+    await store.complete_idempotency(tenant, "till-1", "k", 201, b"ok", owner="new")
+    owned, prev = await store.claim_idempotency(tenant, "till-1", "k", "fp", now=now + 3, lease=300, ttl=3600, owner="x")
+    assert (prev.status, prev.body) == (201, b"ok")
