@@ -102,7 +102,7 @@ class EdgeApp:
         assert self.runtime is not None
         for key, tenant in self.runtime.services.tenants.items():
             cfg = tenant.config
-            if not (cfg.company and cfg.branches):
+            if not cfg.pos_enabled:
                 continue
             state = await reference_field_state(tenant.poster.client, cfg)
             self.reference_fields[key] = state

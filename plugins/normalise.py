@@ -13,6 +13,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import date, time
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
@@ -85,10 +86,15 @@ class NormalisePlugin:
                 raise ValueError("company is required when branches or payment_methods are set")
             return self
 
+        @property
+        def pos_enabled(self) -> bool:
+            """Whether the tenant has a POS mapping at all (else /v1 answers pos_not_configured)."""
+            return bool(self.company and self.branches and self.payment_methods)
+
     def __init__(self, config: Any, services: Services) -> None:
         self._cfg = config
         self._limit = services.gateway.max_body_bytes
-        self._enabled = bool(config.company and config.branches and config.payment_methods)
+        self._enabled = config.pos_enabled
 
     async def on_request(self, ctx: Context) -> Response | None:
         if not self._enabled:
@@ -118,7 +124,7 @@ class NormalisePlugin:
         ctx.pos = PosRequest(
             kind=kind,
             payload=payload,
-            fingerprint=fingerprint(payload.model_dump(mode="json")),
+            fingerprint=fingerprint(payload.model_dump()),
             idempotency_key=idem or None,
             reference=reference_for(ctx.device_id or "-", payload.client_txn_id or idem or uuid.uuid4().hex),
             device=ctx.device_id or "-",
@@ -151,13 +157,16 @@ class NormalisePlugin:
 _MODELS: dict[str, type[Sale] | type[Closure]] = {"sale": Sale, "return": Return, "closure": Closure}
 
 
-def fingerprint(raw: Any) -> str:
-    """A stable hash of a JSON payload (key order and number formatting do not matter)."""
-    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=_decimal_text)
+def fingerprint(payload: dict[str, Any]) -> str:
+    """A stable hash of a validated payload (`model_dump()`): key order and number
+    formatting (2.5 and 2.50) do not matter."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=_canonical)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _decimal_text(value: Any) -> str:
+def _canonical(value: Any) -> str:
     if isinstance(value, Decimal):
         return format(value.normalize(), "f")
+    if isinstance(value, date | time):  # datetime is a date
+        return value.isoformat()
     raise TypeError(type(value).__name__)

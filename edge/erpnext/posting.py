@@ -23,11 +23,19 @@ DUPLICATE_ERRORS = frozenset({"UniqueValidationError", "DuplicateEntryError"})
 class Rejected(Exception):
     """The sale cannot be posted as it is (ERPNext or its master data says no)."""
 
-    def __init__(self, messages: list[str], exc_type: str | None = None, status: int = 422) -> None:
+    def __init__(self, messages: list[str], exc_type: str | None = None) -> None:
         super().__init__("; ".join(messages))
         self.messages = messages
         self.exc_type = exc_type
-        self.status = status
+
+    @classmethod
+    def from_erpnext(cls, exc: FrappeError) -> Rejected | None:
+        """ERPNext saying no to the document itself: its 417 ValidationError family, a
+        DoesNotExistError (an unknown item on create), or the 500 TypeError it raises in
+        set_pos_fields for an unknown customer. Anything else is not about the document."""
+        if exc.status == 417 or exc.exc_type == "DoesNotExistError" or (exc.status == 500 and exc.exc_type == "TypeError"):
+            return cls(exc.messages, exc.exc_type)
+        return None
 
 
 class Poster:
@@ -141,8 +149,9 @@ class Poster:
                     if existing is not None:
                         return existing, False
                     raise Unreachable(f"ERPNext's proxy answered {exc.status}", sent=True, timeout=exc.status == 504) from None
-                if exc.status == 417 or exc.exc_type == "DoesNotExistError" or (exc.status == 500 and exc.exc_type == "TypeError"):
-                    raise Rejected(exc.messages, exc.exc_type) from None
+                rejected = Rejected.from_erpnext(exc)
+                if rejected is not None:
+                    raise rejected from None
                 raise
         raise AssertionError("unreachable")
 
@@ -184,8 +193,9 @@ class Poster:
                     if name is None:
                         raise
                 except FrappeError as exc:
-                    if exc.status == 417 or exc.exc_type == "DoesNotExistError":
-                        raise Rejected(exc.messages, exc.exc_type) from None
+                    rejected = Rejected.from_erpnext(exc)
+                    if rejected is not None:
+                        raise rejected from None
                     raise
             view["closing_entry"] = name
             view["closure_id"] = name

@@ -62,3 +62,16 @@ tenants:
     assert "tenants.shop1.branches.main.warehouse" in errs
     assert "tenants.shop1.invoice_doctype" in errs
     assert "tenants.shop1.reference_field" in errs
+
+
+def test_fingerprints_ignore_key_order_and_number_formatting() -> None:
+    from edge.sales import Sale
+    from plugins.normalise import fingerprint
+
+    a = Sale.model_validate({"items": [{"item_code": "X", "qty": 1, "rate": "2.5"}], "branch_id": "b", "till_id": "t",
+                             "posting_date": "2026-11-24"})
+    b = Sale.model_validate({"till_id": "t", "posting_date": "2026-11-24", "branch_id": "b",
+                             "items": [{"rate": "2.50", "qty": "1.0", "item_code": "X"}]})
+    c = Sale.model_validate({"items": [{"item_code": "X", "qty": 1, "rate": "2.51"}], "branch_id": "b", "till_id": "t",
+                             "posting_date": "2026-11-24"})
+    assert fingerprint(a.model_dump()) == fingerprint(b.model_dump()) != fingerprint(c.model_dump())
