@@ -65,6 +65,11 @@ class SqliteStore:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._call, fn)
 
+    async def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` in one write transaction (BEGIN IMMEDIATE: the write lock is taken
+        up front, so a read-then-write cannot race another process)."""
+        return await self._run(lambda c: _in_transaction(c, fn))
+
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:
             raise RuntimeError("store is not open")
@@ -100,27 +105,21 @@ class SqliteStore:
         self, tenant: str, device_id: str, device_name: str, branch_id: str, now: float
     ) -> Device:
         def tx(c: sqlite3.Connection) -> Device:
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                row = c.execute(
-                    "SELECT status, generation, registered_at FROM devices WHERE tenant=? AND device_id=?",
-                    (tenant, device_id),
-                ).fetchone()
-                if row and row[0] == "blocked":
-                    raise DeviceBlocked(device_id)
-                gen = (row[1] if row else 0) + 1
-                registered = row[2] if row else now
-                c.execute(
-                    f"INSERT OR REPLACE INTO devices ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
-                    (tenant, device_id, device_name, branch_id, "active", gen, registered, now),
-                )
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
+            row = c.execute(
+                "SELECT status, generation, registered_at FROM devices WHERE tenant=? AND device_id=?",
+                (tenant, device_id),
+            ).fetchone()
+            if row and row[0] == "blocked":
+                raise DeviceBlocked(device_id)
+            gen = (row[1] if row else 0) + 1
+            registered = row[2] if row else now
+            c.execute(
+                f"INSERT OR REPLACE INTO devices ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                (tenant, device_id, device_name, branch_id, "active", gen, registered, now),
+            )
             return Device(tenant, device_id, device_name, branch_id, "active", gen, registered, now)
 
-        return await self._run(tx)
+        return await self._transaction(tx)
 
     async def get_device(self, tenant: str, device_id: str) -> Device | None:
         row = await self._run(
@@ -140,60 +139,47 @@ class SqliteStore:
 
     async def set_device_status(self, tenant: str, device_id: str, status: DeviceStatus, now: float) -> Device:
         def tx(c: sqlite3.Connection) -> Device:
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                c.execute(
-                    f"INSERT INTO devices ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?) "
-                    "ON CONFLICT (tenant, device_id) DO UPDATE SET status=excluded.status, updated_at=excluded.updated_at",
-                    (tenant, device_id, "", "", status, 0, now, now),
-                )
-                row = c.execute(
-                    f"SELECT {_COLUMNS} FROM devices WHERE tenant=? AND device_id=?", (tenant, device_id)
-                ).fetchone()
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
+            c.execute(
+                f"INSERT INTO devices ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (tenant, device_id) DO UPDATE SET status=excluded.status, updated_at=excluded.updated_at",
+                (tenant, device_id, "", "", status, 0, now, now),
+            )
+            row = c.execute(
+                f"SELECT {_COLUMNS} FROM devices WHERE tenant=? AND device_id=?", (tenant, device_id)
+            ).fetchone()
             return _device(row)
 
-        return await self._run(tx)
-
+        return await self._transaction(tx)
 
     async def claim_idempotency(
         self, tenant: str, device: str, key: str, fingerprint: str, now: float, lease: float, ttl: float, owner: str
     ) -> tuple[bool, IdempotencyRecord | None]:
         def tx(c: sqlite3.Connection) -> tuple[bool, IdempotencyRecord | None]:
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                c.execute("DELETE FROM idempotency WHERE expires_at <= ?", (now,))
-                row = c.execute(
-                    "SELECT fingerprint, state, status, body, lease_until FROM idempotency "
-                    "WHERE tenant=? AND device=? AND key=?",
-                    (tenant, device, key),
-                ).fetchone()
-                if row is None:
+            c.execute("DELETE FROM idempotency WHERE expires_at <= ?", (now,))
+            row = c.execute(
+                "SELECT fingerprint, state, status, body, lease_until FROM idempotency "
+                "WHERE tenant=? AND device=? AND key=?",
+                (tenant, device, key),
+            ).fetchone()
+            if row is None:
+                c.execute(
+                    "INSERT INTO idempotency VALUES (?,?,?,?,'in_progress',NULL,NULL,?,?,?)",
+                    (tenant, device, key, fingerprint, now + lease, now + ttl, owner),
+                )
+                result: tuple[bool, IdempotencyRecord | None] = (True, None)
+            else:
+                record = IdempotencyRecord(row[0], row[1], row[2], row[3])
+                if row[1] == "in_progress" and row[4] <= now and row[0] == fingerprint:
                     c.execute(
-                        "INSERT INTO idempotency VALUES (?,?,?,?,'in_progress',NULL,NULL,?,?,?)",
-                        (tenant, device, key, fingerprint, now + lease, now + ttl, owner),
+                        "UPDATE idempotency SET lease_until=?, owner=? WHERE tenant=? AND device=? AND key=?",
+                        (now + lease, owner, tenant, device, key),
                     )
-                    result: tuple[bool, IdempotencyRecord | None] = (True, None)
+                    result = (True, record)
                 else:
-                    record = IdempotencyRecord(row[0], row[1], row[2], row[3])
-                    if row[1] == "in_progress" and row[4] <= now and row[0] == fingerprint:
-                        c.execute(
-                            "UPDATE idempotency SET lease_until=?, owner=? WHERE tenant=? AND device=? AND key=?",
-                            (now + lease, owner, tenant, device, key),
-                        )
-                        result = (True, record)
-                    else:
-                        result = (False, record)
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
+                    result = (False, record)
             return result
 
-        return await self._run(tx)
+        return await self._transaction(tx)
 
     async def complete_idempotency(self, tenant: str, device: str, key: str, status: int, body: bytes, owner: str) -> None:
         await self._run(
@@ -235,6 +221,17 @@ class SqliteStore:
             ).fetchone()
         )
         return bytes(row[0]) if row else None
+
+
+def _in_transaction(c: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    c.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(c)
+    except BaseException:
+        c.execute("ROLLBACK")
+        raise
+    c.execute("COMMIT")
+    return result
 
 
 def _device(row: Any) -> Device:
