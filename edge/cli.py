@@ -1,4 +1,4 @@
-"""`pos-edge`: serve | check | devices | demo-erpnext."""
+"""`pos-edge`: serve | worker | check | devices | sync | erpnext setup | demo-erpnext."""
 
 from __future__ import annotations
 
@@ -125,6 +125,116 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run sync workers in this process until SIGTERM/SIGINT."""
+    import signal
+
+    import structlog
+
+    from edge import logs
+    from edge.erpnext.setup import ReferenceFields
+    from edge.ratelimit_storage import rate_limit_storage
+    from edge.runtime import build_runtime
+    from edge.store import open_store
+    from edge.sync.worker import SyncWorker
+    from edge.upstream import Upstreams
+
+    cfg = _load_or_exit(_config_path(args))
+    logs.configure(level=args.log_level)
+    log = structlog.get_logger("pos_edge")
+
+    async def run() -> int:
+        store = open_store(cfg.gateway.store)
+        await store.open()
+        await store.ping()
+        upstreams = Upstreams()
+        runtime = build_runtime(cfg, store, rate_limit_storage("memory://"), upstreams, log)
+        references = ReferenceFields(log)
+        checks = asyncio.create_task(references.check_all(runtime.services.tenants))
+        worker = SyncWorker(store, lambda: runtime, references, log)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        task = asyncio.create_task(worker.run())
+        log.info("worker_started", tenants=len(cfg.tenants), config=cfg.source, pid=os.getpid())
+        await stop.wait()
+        await worker.stop(grace=args.grace)
+        task.cancel()
+        checks.cancel()
+        await upstreams.close()
+        await store.close()
+        log.info("worker_stopped", pid=os.getpid())
+        logs.flush()
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Inspect the sync queue and re-queue failed jobs."""
+    from edge.routes.sync import status_view
+    from edge.store import open_store
+
+    cfg = _load_or_exit(_config_path(args))
+    if args.tenant and args.tenant not in cfg.tenants:
+        print(f"unknown tenant: {args.tenant}", file=sys.stderr)
+        return 1
+    tenants = [args.tenant] if args.tenant else list(cfg.tenants)
+
+    async def run() -> int:
+        store = open_store(cfg.gateway.store)
+        await store.open()
+        try:
+            if args.action == "failed":
+                if not args.tenant:
+                    print("sync failed needs --tenant", file=sys.stderr)
+                    return 2
+                jobs = await store.failed_jobs(args.tenant)
+                print(f"{'JOB_ID':<32} {'BATCH':<36} {'TYPE':<7} {'TRIES':>5} {'CLIENT_TXN_ID':<24} LAST_ERROR")
+                for j in jobs:
+                    print(f"{j.job_id:<32} {j.batch_uuid:<36} {j.type:<7} {j.attempts:>5} {j.client_txn_id:<24} "
+                          f"{_printable(j.last_error or '')}")
+                return 0
+            if not args.id:
+                print(f"sync {args.action} needs a {'BATCH' if args.action == 'status' else 'JOB or BATCH'} id", file=sys.stderr)
+                return 2
+            for tenant in tenants:
+                if args.action == "status":
+                    batch = await store.get_batch(tenant, args.id)
+                    if batch is None:
+                        continue
+                    view = await status_view(store, batch, time.time())
+                    print(f"batch {view.batch_uuid}  tenant {tenant}  device {batch.device}  status {view.status}  "
+                          + "  ".join(f"{k} {v}" for k, v in view.summary.items()))
+                    print(f"{'JOB_ID':<32} {'TYPE':<7} {'STATUS':<8} {'TRIES':>5} {'CLIENT_TXN_ID':<24} {'INVOICE':<22} LAST_ERROR")
+                    for j in view.jobs:
+                        print(f"{j.job_id:<32} {j.type:<7} {j.status:<8} {j.attempts:>5} {j.client_txn_id:<24} "
+                              f"{j.invoice_id or '-':<22} {_printable(j.last_error or '')}")
+                    return 0
+                job = await store.get_job(tenant, args.id)
+                if job is not None:
+                    ids = [job.job_id]
+                else:
+                    batch = await store.get_batch(tenant, args.id)
+                    if batch is None:
+                        continue
+                    ids = [j.job_id for j in batch.jobs]
+                n = await store.requeue_failed(tenant, ids, time.time())
+                print(f"requeued {n} failed job(s) of tenant {tenant}" + ("" if n else " (none of them had failed)"))
+                return 0
+            print(f"no job or batch {args.id}" + (f" in tenant {args.tenant}" if args.tenant else ""), file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 def cmd_erpnext_setup(args: argparse.Namespace) -> int:
     """Create the tenant's invoice reference field in its ERPNext."""
     from edge.erpnext.client import ErpnextClient, FrappeError, Unreachable
@@ -197,6 +307,19 @@ def build_parser() -> argparse.ArgumentParser:
     xsetup.add_argument("--tenant", required=True)
     xsetup.add_argument("--config", help=f"tenants.yaml (default: $POS_EDGE_CONFIG or ./{DEFAULT_CONFIG})")
     xsetup.set_defaults(func=cmd_erpnext_setup)
+
+    w = sub.add_parser("worker", help="run sync workers (post queued offline transactions) in this process")
+    w.add_argument("--config", help=f"tenants.yaml (default: $POS_EDGE_CONFIG or ./{DEFAULT_CONFIG})")
+    w.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    w.add_argument("--grace", type=float, default=30.0, help="seconds to finish postings in flight on shut-down")
+    w.set_defaults(func=cmd_worker)
+
+    y = sub.add_parser("sync", help="offline sync queue: batch status, failed jobs, retry")
+    y.add_argument("action", choices=["status", "failed", "retry"])
+    y.add_argument("id", nargs="?", help="status: a batch uuid; retry: a job id or a batch uuid")
+    y.add_argument("--tenant", help="the tenant (required for failed; otherwise every tenant is searched)")
+    y.add_argument("--config", help=f"tenants.yaml (default: $POS_EDGE_CONFIG or ./{DEFAULT_CONFIG})")
+    y.set_defaults(func=cmd_sync)
 
     e = sub.add_parser("demo-erpnext", help="run the ERPNext stand-in (NOT ERPNext) for the example config")
     e.add_argument("--host", default="127.0.0.1")

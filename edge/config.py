@@ -71,6 +71,19 @@ class JwtConfig(Strict):
         return self
 
 
+class SyncConfig(Strict):
+    """`gateway.sync`: the offline-sync queue and its workers."""
+
+    backoff_base: float = Field(default=2.0, gt=0, description="seconds; retry n waits a random 0..min(cap, base*2^(n-1))")
+    backoff_cap: float = Field(default=300.0, gt=0, description="longest wait between two attempts, in seconds")
+    max_attempts: int = Field(default=5, ge=1, le=100, description="failed attempts before a job is `failed`")
+    tenant_concurrency: int = Field(default=4, ge=1, le=64, description="postings in flight per tenant, all workers together")
+    lease: float = Field(default=30.0, ge=1, description="seconds a claimed job stays with its worker without a renewal")
+    poll_interval: float = Field(default=0.5, gt=0, le=30, description="seconds an idle worker waits before looking again")
+    in_process_workers: bool = Field(default=True, description="`pos-edge serve` runs workers in each server process")
+    max_batch_bytes: int = Field(default=16 * 1024 * 1024, gt=0, le=256 * 1024 * 1024)
+
+
 class GatewayConfig(Strict):
     """The `gateway:` section: process-wide settings."""
 
@@ -83,6 +96,7 @@ class GatewayConfig(Strict):
     device_cache_ttl: float = Field(default=5.0, ge=0, le=5.0, description="seconds a device's status may be cached")
     # At least a day: a record must outlive any claim's lease (6 x the ERPNext timeout + 30 s).
     idempotency_ttl: int = Field(default=7 * 24 * 3600, ge=24 * 3600, description="seconds idempotency records are kept")
+    sync: SyncConfig = Field(default_factory=SyncConfig)
 
     @field_validator("base_domains")
     @classmethod

@@ -21,6 +21,7 @@ CODES: dict[str, tuple[int, str]] = {
     "proxy_not_allowed": (403, "Not allowed through the ERPNext proxy"),
     "tenant_not_found": (404, "Tenant not found"),
     "not_found": (404, "Not found"),
+    "batch_not_found": (404, "Sync batch not found"),
     "pos_not_configured": (404, "POS is not configured for this tenant"),
     "method_not_allowed": (405, "Method not allowed"),
     "payload_too_large": (413, "Payload too large"),

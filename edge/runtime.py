@@ -27,6 +27,8 @@ ROUTE_GROUPS: dict[str, tuple[str, ...]] = {
     "register": ("rate_limit",),
     "erpnext": ("jwt_auth", "rate_limit", "credentials"),
     "pos": ("jwt_auth", "rate_limit", "normalise"),
+    "sync": ("jwt_auth", "rate_limit", "normalise"),
+    "sync_status": ("jwt_auth", "rate_limit"),
 }
 
 

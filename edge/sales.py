@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
@@ -121,6 +121,59 @@ class Closure(_Payload):
         if len(set(methods)) != len(methods):
             raise ValueError("one balance per payment method")
         return self
+
+
+MAX_BATCH = 500
+
+
+class SyncTransaction(BaseModel):
+    """One queued till transaction in a `/sync/batch` upload. `payload` is a /v1/sale,
+    /v1/return or /v1/closure body (by `type`), validated by the same rules; its own
+    client_txn_id, if any, must equal the envelope's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["sale", "return", "closure"]
+    client_txn_id: str = Field(pattern=TXN_ID)
+    payload: dict[str, Any]
+
+
+class SyncBatchRequest(BaseModel):
+    """`POST /sync/batch`: an offline till's queue, oldest first."""
+
+    transactions: list[SyncTransaction] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class SyncAccepted(BaseModel):
+    """202 body of /sync/batch: the upload is durably queued."""
+
+    batch_uuid: str
+    job_count: int = Field(description="distinct transactions in the batch")
+    enqueued: int = Field(description="jobs created now; the rest were uploaded before and point at their existing job")
+    redis_ok: bool = Field(description="the queue store (Redis, or the embedded SQLite file) accepted the jobs")
+
+
+class SyncJobView(BaseModel):
+    """One transaction of a batch, as the queue sees it."""
+
+    job_id: str
+    client_txn_id: str
+    type: Literal["sale", "return", "closure"]
+    status: Literal["pending", "retrying", "synced", "failed"]
+    attempts: int
+    invoice_id: str | None = Field(description="the ERPNext document (or the gateway's closure record) once synced")
+    last_error: str | None
+    next_attempt_at: datetime | None = Field(description="when a queued job is tried next (UTC); null once final")
+    waiting_for: str | None = Field(default=None, description="a return waiting for this sale's client_txn_id to sync")
+
+
+class SyncStatus(BaseModel):
+    """200 body of /sync/status/{batch_uuid}."""
+
+    batch_uuid: str
+    status: Literal["pending", "processing", "partial", "synced", "failed"]
+    summary: dict[str, int]
+    jobs: list[SyncJobView]
 
 
 class LineView(_Payload):

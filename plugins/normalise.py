@@ -23,7 +23,7 @@ from starlette.responses import Response
 from edge.bodies import read_json
 from edge.chain import Context, Services
 from edge.problems import Problem, problem_response, validation_errors
-from edge.sales import Closure, Return, Sale, reference_for
+from edge.sales import MAX_BATCH, Closure, Return, Sale, SyncTransaction, reference_for
 
 # The reference field: the standard po_no, or a Custom Field (Frappe names them custom_*).
 FIELDNAME = re.compile(r"^(po_no|custom_[a-z0-9_]{1,132})$")
@@ -51,6 +51,13 @@ class PosRequest:
     idempotency_key: str | None
     reference: str  # written to the invoice's reference field
     device: str
+
+
+@dataclass(frozen=True)
+class PosBatch:
+    """A validated /sync/batch upload: one PosRequest per distinct transaction, in upload order."""
+
+    items: tuple[PosRequest, ...]
 
 
 class NormalisePlugin:
@@ -94,6 +101,7 @@ class NormalisePlugin:
     def __init__(self, config: Any, services: Services) -> None:
         self._cfg = config
         self._limit = services.gateway.max_body_bytes
+        self._batch_limit = services.gateway.sync.max_batch_bytes
         self._enabled = config.pos_enabled
 
     async def on_request(self, ctx: Context) -> Response | None:
@@ -102,6 +110,8 @@ class NormalisePlugin:
                 Problem("pos_not_configured", "this tenant has no POS mapping (company, branches, payment_methods)"),
                 ctx.request_id,
             )
+        if ctx.scope["path"].startswith("/sync/"):
+            return await self._batch(ctx)
         kind = ctx.scope["path"].rstrip("/").rsplit("/", 1)[-1]  # the route table admits sale, return, closure
         raw = await read_json(ctx.receive, ctx.headers, self._limit)
         try:
@@ -131,6 +141,61 @@ class NormalisePlugin:
         )
         return None
 
+    async def _batch(self, ctx: Context) -> Response | None:
+        """Validate a whole upload; every error is reported with its position, and any
+        error refuses the whole batch (nothing of it is stored)."""
+        raw = await read_json(ctx.receive, ctx.headers, self._batch_limit)
+        txns = raw.get("transactions") if isinstance(raw, dict) else None
+        if not isinstance(txns, list):
+            return self._refuse(ctx, "the body must be an object with a transactions array",
+                                [{"loc": ["transactions"], "msg": "required: an array of transactions"}])
+        if not 1 <= len(txns) <= MAX_BATCH:
+            return self._refuse(ctx, f"a batch holds 1 to {MAX_BATCH} transactions, this one {len(txns)}",
+                                [{"loc": ["transactions"], "msg": f"1 to {MAX_BATCH} transactions (got {len(txns)})"}])
+        device = ctx.device_id or "-"
+        errors: list[dict[str, Any]] = []
+        items: list[PosRequest] = []
+        seen: dict[str, tuple[int, str]] = {}
+        for i, entry in enumerate(txns):
+            at = ["transactions", str(i)]
+            try:
+                txn = SyncTransaction.model_validate(entry)
+            except ValidationError as exc:
+                errors += _under(at, validation_errors(exc))
+                continue
+            own = txn.payload.get("client_txn_id")
+            if own is not None and own != txn.client_txn_id:
+                errors.append({"loc": [*at, "payload", "client_txn_id"], "msg": "differs from the transaction's client_txn_id"})
+                continue
+            try:
+                payload = _MODELS[txn.type].model_validate({**txn.payload, "client_txn_id": txn.client_txn_id})
+            except ValidationError as exc:
+                errors += _under([*at, "payload"], validation_errors(exc))
+                continue
+            mapping = self.mapping_errors(payload, txn.type)
+            if mapping:
+                errors += _under([*at, "payload"], mapping)
+                continue
+            fp = fingerprint({"type": txn.type, "payload": payload.model_dump()})
+            first = seen.get(txn.client_txn_id)
+            if first is not None:
+                if first[1] != fp:
+                    errors.append({"loc": [*at, "client_txn_id"],
+                                   "msg": f"repeats transaction {first[0]}'s client_txn_id with a different payload"})
+                continue  # the same transaction twice in one upload: queued once
+            seen[txn.client_txn_id] = (i, fp)
+            items.append(PosRequest(kind=txn.type, payload=payload, fingerprint=fp, idempotency_key=txn.client_txn_id,
+                                    reference=reference_for(device, txn.client_txn_id), device=device))
+        if errors:
+            return self._refuse(ctx, f"{len({e['loc'][1] for e in errors})} of {len(txns)} transactions are invalid; "
+                                     "nothing of this batch was stored", errors)
+        ctx.pos = PosBatch(tuple(items))
+        return None
+
+    @staticmethod
+    def _refuse(ctx: Context, detail: str, errors: list[dict[str, Any]]) -> Response:
+        return problem_response(Problem("validation_failed", detail, errors=errors), ctx.request_id)
+
     def mapping_errors(self, payload: Sale | Closure, kind: str) -> list[dict[str, Any]]:
         """What the tenant's rules refuse, with the field each error is about."""
         cfg = self._cfg
@@ -155,6 +220,10 @@ class NormalisePlugin:
 
 
 _MODELS: dict[str, type[Sale] | type[Closure]] = {"sale": Sale, "return": Return, "closure": Closure}
+
+
+def _under(prefix: list[str], errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**e, "loc": [*prefix, *e["loc"]]} for e in errors]
 
 
 def fingerprint(payload: dict[str, Any]) -> str:

@@ -117,6 +117,8 @@ def base_config(tmp: Path, erp_url: str, store: str = "sqlite", **gateway: Any) 
             "rate_limit_storage": "memory://",
             "device_cache_ttl": 0.2,
             "jwt": {"secret": JWT_SECRET, "kid": "k1"},
+            # fast retries and short leases, so back-off and crash recovery fit in a test
+            "sync": {"backoff_base": 0.05, "backoff_cap": 0.2, "poll_interval": 0.05, "lease": 2},
             **gateway,
         },
         "defaults": {"rate_limit": "1000/minute", "erpnext": {"timeout": 2}},

@@ -8,6 +8,8 @@ never guesses: it checks, and `setup` creates a unique Custom Field via REST.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any, Literal
 
 from edge.erpnext.client import ErpnextClient, FrappeError, Unreachable
@@ -52,3 +54,47 @@ async def create_reference_field(client: ErpnextClient, cfg: Any) -> str:
         },
     )
     return f"created {cfg.invoice_doctype}.{cfg.reference_field} (unique Custom Field)"
+
+
+class ReferenceFields:
+    """Each POS tenant's reference-field state, checked at start-up and, while known to
+    be missing, re-checked at most every `recheck` seconds (so `pos-edge erpnext setup`
+    takes effect without a restart)."""
+
+    def __init__(self, log: Any, recheck: float = 30.0) -> None:
+        self.log = log
+        self.recheck = recheck
+        self.states: dict[str, FieldState] = {}  # tenant -> state (reported by /readyz)
+        self._recheck_at: dict[str, float] = {}
+        self._rechecks: dict[str, asyncio.Future[FieldState]] = {}
+
+    async def check_all(self, tenants: dict[str, Any]) -> None:
+        """Check every POS tenant (TenantRuntime) once; log those without the field."""
+        for key, tenant in tenants.items():
+            cfg = tenant.config
+            if not cfg.pos_enabled:
+                continue
+            state = await reference_field_state(tenant.poster.client, cfg)
+            self.states[key] = state
+            if state != "ok":
+                self.log.warning(
+                    "reference_field_" + state, tenant=key, field=f"{cfg.invoice_doctype}.{cfg.reference_field}",
+                    detail=f"run: pos-edge erpnext setup --tenant {key}" if state == "missing" else "ERPNext unreachable",
+                )
+
+    async def missing(self, tenant: Any) -> bool:
+        """True when the tenant's reference field is known to be missing."""
+        if self.states.get(tenant.key) != "missing":
+            return False
+        now = time.monotonic()
+        pending = self._rechecks.get(tenant.key)
+        if pending is None and now >= self._recheck_at.get(tenant.key, 0):
+            # One look per tenant at a time; callers meanwhile wait for its answer
+            # rather than acting on the stale one.
+            self._recheck_at[tenant.key] = now + self.recheck
+            pending = asyncio.ensure_future(reference_field_state(tenant.poster.client, tenant.config))
+            self._rechecks[tenant.key] = pending
+            pending.add_done_callback(lambda _: self._rechecks.pop(tenant.key, None))
+        if pending is not None:
+            self.states[tenant.key] = await asyncio.shield(pending)
+        return self.states[tenant.key] == "missing"

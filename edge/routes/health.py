@@ -24,7 +24,7 @@ async def readyz(request: Request) -> Response:
         checks["store"] = f"failed: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     body = {"status": "ready" if ready else "not ready", "checks": checks}
-    if edge.reference_fields:
+    if edge.reference_fields.states:
         # Reported, not gating: sales still queue while a field is missing or ERPNext is away.
-        body["reference_fields"] = edge.reference_fields
+        body["reference_fields"] = edge.reference_fields.states
     return JSONResponse(body, status_code=200 if ready else 503)

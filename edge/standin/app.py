@@ -74,10 +74,18 @@ class StandIn:
         # seconds a "hang" fault holds the answer back (see fail_after_commit)
         self.hang_seconds = 30.0
         self._after_commit: list[str] = []
+        # invoice creations whose body contains a marker fail this many more times
+        self._invoice_failures: dict[str, list[tuple[int, str, str]]] = {}
 
     def fail_next(self, times: int = 1, status: int = 500, exc_type: str = "InternalServerError", message: str = "") -> None:
         """Answer the next `times` requests with a Frappe error instead of serving them."""
         self._failures.extend([(status, exc_type, message)] * times)
+
+    def fail_invoices(self, marker: str, times: int = 1, status: int = 500, exc_type: str = "InternalServerError",
+                      message: str = "") -> None:
+        """Answer the next `times` creations of an invoice whose request body contains
+        `marker` (a transaction id, say) with a Frappe error; nothing is stored."""
+        self._invoice_failures.setdefault(marker, []).extend([(status, exc_type, message)] * times)
 
     def fail_after_commit(self, times: int = 1, mode: str = "drop", hang_seconds: float | None = None) -> None:
         """Store the next `times` invoice creations, then give the client no proper answer.
@@ -102,6 +110,7 @@ class StandIn:
         self.requests.clear()
         self._failures.clear()
         self._after_commit.clear()
+        self._invoice_failures.clear()
         self.extra_headers.clear()
         self.delay = 0.0
         self.hang_seconds = 30.0
@@ -144,6 +153,9 @@ def build_app(standin: StandIn) -> Starlette:
         if isinstance(user, Response):
             return user
         path = request.path_params["path"]
+        failure = _invoice_failure(standin, request, path, body)
+        if failure is not None:
+            return frappe_error(failure[1], failure[2] or None, failure[0])
         if request.url.path.startswith("/api/method/"):
             return _method(path, user)
         try:
@@ -164,6 +176,15 @@ def build_app(standin: StandIn) -> Starlette:
             Route("/api/method/{path:path}", entry, methods=["GET", "HEAD", "POST"]),
         ]
     )
+
+
+def _invoice_failure(standin: StandIn, request: Request, path: str, body: bytes) -> tuple[int, str, str] | None:
+    if not standin._invoice_failures or request.method != "POST" or unquote(path) not in INVOICE_DOCTYPES:
+        return None
+    for marker, queue in standin._invoice_failures.items():
+        if queue and marker.encode() in body:
+            return queue.pop(0)
+    return None
 
 
 def _created_invoice(request: Request, path: str, response: Response) -> bool:

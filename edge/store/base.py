@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from edge.sync.jobs import Batch, Enqueued, Job, JobUpdate, NewJob
+
 DeviceStatus = Literal["active", "blocked"]
 
 
@@ -104,4 +106,47 @@ class Store(Protocol):
 
     async def get_closure(self, tenant: str, closure_id: str) -> bytes | None:
         """A recorded closure, or None."""
+        ...
+
+    # --- offline sync queue -------------------------------------------------
+
+    async def enqueue_batch(self, tenant: str, device: str, batch_uuid: str, jobs: list[NewJob], now: float) -> Enqueued:
+        """Store an upload and its jobs in one atomic, durable write (client_txn_ids are
+        unique within `jobs`). A transaction the store already has for this device is
+        not queued again: the batch points at the existing job. If one of them was
+        stored with another fingerprint, nothing is written and its position is
+        reported in `Enqueued.conflicts`. A return whose return_against is the
+        client_txn_id of a sale of this device (in this upload or an earlier one)
+        depends on that sale's job."""
+        ...
+
+    async def get_batch(self, tenant: str, batch_uuid: str) -> Batch | None:
+        """The batch with its jobs in upload order, or None."""
+        ...
+
+    async def get_job(self, tenant: str, job_id: str) -> Job | None:
+        """One job, or None."""
+        ...
+
+    async def claim_jobs(self, rooms: dict[str, int], now: float, owner: str, lease: float, cap: int) -> list[Job]:
+        """Lease due jobs to `owner` for `lease` seconds: at most rooms[tenant] per tenant,
+        and never more than `cap` leased per tenant across all workers. Jobs whose
+        lease ran out are claimable again, marked `unknown` (their worker died mid-attempt)."""
+        ...
+
+    async def renew_leases(self, owner: str, jobs: list[tuple[str, str]], until: float) -> list[str]:
+        """Extend `owner`'s leases on (tenant, job_id); returns the ids it no longer holds."""
+        ...
+
+    async def settle_job(self, tenant: str, job_id: str, owner: str, update: JobUpdate, now: float) -> bool:
+        """Record how `owner`'s attempt ended and end its lease; False (changing nothing)
+        if `owner` no longer holds the job."""
+        ...
+
+    async def failed_jobs(self, tenant: str) -> list[Job]:
+        """The tenant's failed jobs, oldest first."""
+        ...
+
+    async def requeue_failed(self, tenant: str, job_ids: list[str], now: float) -> int:
+        """Put failed jobs among `job_ids` back in the queue with a fresh attempt count."""
         ...

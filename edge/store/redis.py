@@ -13,6 +13,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from edge.store.base import Device, DeviceBlocked, DeviceStatus, IdempotencyRecord
+from edge.store.redis_queue import RedisQueue
 
 PREFIX = "pos-edge"
 
@@ -79,11 +80,12 @@ return 1
 """
 
 
-class RedisStore:
+class RedisStore(RedisQueue):
     """Store backed by a Redis database."""
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.prefix = PREFIX
         self._r: aioredis.Redis | None = None
 
     @property
@@ -104,6 +106,7 @@ class RedisStore:
         self._claim = self._raw.register_script(_CLAIM)
         self._complete = self._raw.register_script(_COMPLETE)
         self._if_in_progress = self._raw.register_script(_IF_IN_PROGRESS)
+        self._register_queue_scripts()
 
     async def close(self) -> None:
         if self._r is not None:

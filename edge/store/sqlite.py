@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from edge.store.base import Device, DeviceBlocked, DeviceStatus, IdempotencyRecord
+from edge.store.sqlite_queue import QUEUE_SCHEMA, SqliteQueue
 
 T = TypeVar("T")
 
@@ -53,7 +54,7 @@ CREATE TABLE IF NOT EXISTS closures (
 _COLUMNS = "tenant, device_id, device_name, branch_id, status, generation, registered_at, updated_at"
 
 
-class SqliteStore:
+class SqliteStore(SqliteQueue):
     """Store backed by one SQLite file."""
 
     def __init__(self, path: str) -> None:
@@ -84,7 +85,7 @@ class SqliteStore:
             # FULL: a 2xx promise must survive power loss, not only a process crash.
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=10000")
-            conn.executescript(SCHEMA)
+            conn.executescript(SCHEMA + QUEUE_SCHEMA)
             self._conn = conn
 
         await asyncio.get_running_loop().run_in_executor(self._executor, connect)

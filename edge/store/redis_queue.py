@@ -1,0 +1,232 @@
+"""The offline-sync queue in Redis: per-tenant sorted sets driven by Lua scripts.
+
+Keys (all under the tenant's `{tenant}` hash tag, so every script touches one slot):
+- `job:<id>` hash: the job; `txn:<device>` hash: client_txn_id -> job id;
+- `batch:<uuid>` hash: device, created_at and the job ids (JSON, upload order);
+- `ready` zset: queued job ids scored by next attempt time;
+- `leased` zset: claimed job ids scored by lease expiry; `failed` zset (by time).
+
+Why not streams with consumer groups and XAUTOCLAIM: a stream delivers in
+arrival order and can't hold a job back until its next attempt time, and the
+per-tenant cap on postings in flight would need a second structure anyway. One
+script claims atomically: it returns expired leases to `ready` (marked
+`unknown`, as XAUTOCLAIM would hand them over), counts `leased` against the cap,
+and moves due ids from `ready` to `leased`. A worker that dies simply stops
+renewing; its jobs come back when their lease runs out.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from edge.sync.jobs import Batch, Enqueued, Job, JobUpdate, NewJob
+
+FIELDS_PER_JOB = 7
+
+# ARGV: prefix, device, batch uuid, now, n, then per job: id, txn, type, fingerprint,
+# reference, return_against, payload. -> {0, conflicting positions...} or {1, enqueued, ids...}
+_ENQUEUE = """
+local p, dev, batch, now, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local X = p .. ':txn:' .. dev
+local ids, conflicts, fresh = {}, {}, {}
+for i = 0, n - 1 do
+  local b = 6 + i * 7
+  local existing = redis.call('HGET', X, ARGV[b + 1])
+  if existing then
+    if redis.call('HGET', p .. ':job:' .. existing, 'fingerprint') ~= ARGV[b + 3] then
+      table.insert(conflicts, i)
+    end
+    ids[i + 1] = existing
+  else
+    ids[i + 1] = ARGV[b]
+    table.insert(fresh, b)
+  end
+end
+if #conflicts > 0 then return {0, unpack(conflicts)} end
+for _, b in ipairs(fresh) do redis.call('HSET', X, ARGV[b + 1], ARGV[b]) end
+for k, b in ipairs(fresh) do
+  local depends = ''
+  -- equal scores would come out in member (random id) order: keep the upload's order (all due now)
+  local due = string.format('%.6f', tonumber(now) - (#fresh - k) * 0.000001)
+  if ARGV[b + 2] == 'return' and ARGV[b + 5] ~= '' then
+    local sale = redis.call('HGET', X, ARGV[b + 5])
+    if sale and redis.call('HGET', p .. ':job:' .. sale, 'type') == 'sale' then depends = sale end
+  end
+  redis.call('HSET', p .. ':job:' .. ARGV[b], 'job_id', ARGV[b], 'device', dev, 'batch_uuid', batch,
+    'client_txn_id', ARGV[b + 1], 'type', ARGV[b + 2], 'fingerprint', ARGV[b + 3], 'reference', ARGV[b + 4],
+    'payload', ARGV[b + 6], 'depends_on', depends, 'status', 'pending', 'attempts', 0, 'next_attempt_at', due,
+    'lease_until', 0, 'owner', '', 'unknown', 0, 'created_at', now, 'updated_at', now)
+  redis.call('ZADD', p .. ':ready', due, ARGV[b])
+end
+redis.call('HSET', p .. ':batch:' .. batch, 'device', dev, 'created_at', now, 'jobs', cjson.encode(ids))
+return {1, #fresh, unpack(ids)}
+"""
+
+# ARGV: prefix, now, owner, lease_until, cap, room -> list of job hashes (flat)
+_CLAIM = """
+local p, now = ARGV[1], tonumber(ARGV[2])
+local R, L = p .. ':ready', p .. ':leased'
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', L, '-inf', now)) do
+  redis.call('ZREM', L, id)
+  local J = p .. ':job:' .. id
+  if redis.call('EXISTS', J) == 1 then
+    redis.call('HSET', J, 'owner', '', 'lease_until', 0, 'unknown', 1)
+    redis.call('ZADD', R, redis.call('HGET', J, 'next_attempt_at'), id)
+  end
+end
+local room = math.min(tonumber(ARGV[6]), tonumber(ARGV[5]) - redis.call('ZCARD', L))
+if room <= 0 then return {} end
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', R, '-inf', now, 'LIMIT', 0, room)) do
+  redis.call('ZREM', R, id)
+  redis.call('ZADD', L, ARGV[4], id)
+  local J = p .. ':job:' .. id
+  redis.call('HSET', J, 'owner', ARGV[3], 'lease_until', ARGV[4])
+  table.insert(out, redis.call('HGETALL', J))
+end
+return out
+"""
+
+# ARGV: prefix, owner, until, ids... -> ids no longer held
+_RENEW = """
+local p, lost = ARGV[1], {}
+for i = 4, #ARGV do
+  local J = p .. ':job:' .. ARGV[i]
+  if redis.call('HGET', J, 'owner') == ARGV[2] then
+    redis.call('ZADD', p .. ':leased', 'XX', ARGV[3], ARGV[i])
+    redis.call('HSET', J, 'lease_until', ARGV[3])
+  else
+    table.insert(lost, ARGV[i])
+  end
+end
+return lost
+"""
+
+# ARGV: prefix, id, owner, status, attempted (0/1), invoice_id, last_error, next_attempt_at, unknown, now
+_SETTLE = """
+local p, id = ARGV[1], ARGV[2]
+local J = p .. ':job:' .. id
+if ARGV[3] == '' or redis.call('HGET', J, 'owner') ~= ARGV[3] then return 0 end
+redis.call('ZREM', p .. ':leased', id)
+redis.call('HINCRBY', J, 'attempts', ARGV[5])
+redis.call('HSET', J, 'status', ARGV[4], 'owner', '', 'lease_until', 0, 'last_error', ARGV[7],
+  'next_attempt_at', ARGV[8], 'unknown', ARGV[9], 'updated_at', ARGV[10])
+if ARGV[6] ~= '' then redis.call('HSET', J, 'invoice_id', ARGV[6]) end
+if ARGV[4] == 'pending' or ARGV[4] == 'retrying' then redis.call('ZADD', p .. ':ready', ARGV[8], id) end
+if ARGV[4] == 'failed' then redis.call('ZADD', p .. ':failed', ARGV[10], id) end
+return 1
+"""
+
+# ARGV: prefix, now, ids... -> how many were requeued
+_REQUEUE = """
+local p, n = ARGV[1], 0
+for i = 3, #ARGV do
+  local J = p .. ':job:' .. ARGV[i]
+  if redis.call('HGET', J, 'status') == 'failed' then
+    redis.call('HSET', J, 'status', 'pending', 'attempts', 0, 'next_attempt_at', ARGV[2], 'updated_at', ARGV[2])
+    redis.call('ZREM', p .. ':failed', ARGV[i])
+    redis.call('ZADD', p .. ':ready', ARGV[2], ARGV[i])
+    n = n + 1
+  end
+end
+return n
+"""
+
+
+def _num(x: float) -> str:
+    # repr keeps every digit; Lua's tostring would round to 14 significant digits
+    return repr(float(x))
+
+
+class RedisQueue:
+    """Queue methods of RedisStore (it provides `_raw`, a client that keeps bytes)."""
+
+    _raw: Any
+    prefix: str
+
+    def _register_queue_scripts(self) -> None:
+        self._enqueue = self._raw.register_script(_ENQUEUE)
+        self._claim_jobs = self._raw.register_script(_CLAIM)
+        self._renew = self._raw.register_script(_RENEW)
+        self._settle = self._raw.register_script(_SETTLE)
+        self._requeue = self._raw.register_script(_REQUEUE)
+
+    def _tenant_prefix(self, tenant: str) -> str:
+        return f"{self.prefix}:{{{tenant}}}"
+
+    async def enqueue_batch(self, tenant: str, device: str, batch_uuid: str, jobs: list[NewJob], now: float) -> Enqueued:
+        args: list[Any] = [self._tenant_prefix(tenant), device, batch_uuid, _num(now), len(jobs)]
+        for j in jobs:
+            args += [j.job_id, j.client_txn_id, j.type, j.fingerprint, j.reference, j.return_against, j.payload]
+        reply = await self._enqueue(keys=[], args=args)
+        if int(reply[0]) == 0:
+            return Enqueued([], 0, [int(i) for i in reply[1:]])
+        return Enqueued([i.decode() for i in reply[2:]], int(reply[1]), [])
+
+    async def get_batch(self, tenant: str, batch_uuid: str) -> Batch | None:
+        p = self._tenant_prefix(tenant)
+        head = await self._raw.hgetall(f"{p}:batch:{batch_uuid}")
+        if not head:
+            return None
+        ids = json.loads(head[b"jobs"])
+        async with self._raw.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(f"{p}:job:{job_id}")
+            rows = await pipe.execute()
+        jobs = [_job(tenant, h) for h in rows if h]
+        return Batch(batch_uuid, tenant, head[b"device"].decode(), float(head[b"created_at"]), jobs)
+
+    async def get_job(self, tenant: str, job_id: str) -> Job | None:
+        h = await self._raw.hgetall(f"{self._tenant_prefix(tenant)}:job:{job_id}")
+        return _job(tenant, h) if h else None
+
+    async def claim_jobs(self, rooms: dict[str, int], now: float, owner: str, lease: float, cap: int) -> list[Job]:
+        # One script per tenant (a script must stay in one hash slot), one round trip for all.
+        async with self._raw.pipeline(transaction=False) as pipe:
+            for tenant, room in rooms.items():
+                await self._claim_jobs(keys=[], args=[self._tenant_prefix(tenant), _num(now), owner, _num(now + lease),
+                                                      cap, room], client=pipe)
+            replies = await pipe.execute()
+        jobs = []
+        for tenant, reply in zip(rooms, replies, strict=True):
+            for flat in reply:
+                jobs.append(_job(tenant, dict(zip(flat[::2], flat[1::2], strict=True))))
+        return jobs
+
+    async def renew_leases(self, owner: str, jobs: list[tuple[str, str]], until: float) -> list[str]:
+        by_tenant: dict[str, list[str]] = {}
+        for tenant, job_id in jobs:
+            by_tenant.setdefault(tenant, []).append(job_id)
+        lost: list[str] = []
+        for tenant, ids in by_tenant.items():
+            reply = await self._renew(keys=[], args=[self._tenant_prefix(tenant), owner, _num(until), *ids])
+            lost += [i.decode() for i in reply]
+        return lost
+
+    async def settle_job(self, tenant: str, job_id: str, owner: str, update: JobUpdate, now: float) -> bool:
+        done = await self._settle(keys=[], args=[
+            self._tenant_prefix(tenant), job_id, owner, update.status, int(update.attempted), update.invoice_id or "",
+            update.last_error or "", _num(update.next_attempt_at), int(update.unknown), _num(now),
+        ])
+        return bool(done)
+
+    async def failed_jobs(self, tenant: str) -> list[Job]:
+        p = self._tenant_prefix(tenant)
+        ids = await self._raw.zrange(f"{p}:failed", 0, -1)
+        async with self._raw.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(f"{p}:job:{job_id.decode()}")
+            rows = await pipe.execute()
+        return [_job(tenant, h) for h in rows if h and h.get(b"status") == b"failed"]
+
+    async def requeue_failed(self, tenant: str, job_ids: list[str], now: float) -> int:
+        if not job_ids:
+            return 0
+        return int(await self._requeue(keys=[], args=[self._tenant_prefix(tenant), _num(now), *job_ids]))
+
+
+def _job(tenant: str, h: dict[bytes, bytes]) -> Job:
+    fields: dict[str, Any] = {k.decode(): v for k, v in h.items()}
+    fields["tenant"] = tenant
+    return Job.from_fields(fields)

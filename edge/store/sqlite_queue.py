@@ -1,0 +1,218 @@
+"""The offline-sync queue in SQLite: jobs with lease columns, batches, their order.
+
+Claims run in one `BEGIN IMMEDIATE` transaction per call, so two processes on one
+file never lease the same job; a per-tenant partial index keeps a claim a short
+index range scan however long the queue is.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+from edge.sync.jobs import Batch, Enqueued, Job, JobUpdate, NewJob
+
+
+QUEUE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sync_jobs (
+    job_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    device TEXT NOT NULL,
+    batch_uuid TEXT NOT NULL,
+    client_txn_id TEXT NOT NULL,
+    type TEXT NOT NULL CHECK (type IN ('sale', 'return', 'closure')),
+    payload BLOB NOT NULL,
+    fingerprint TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    depends_on TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL CHECK (status IN ('pending', 'retrying', 'synced', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    invoice_id TEXT,
+    last_error TEXT,
+    next_attempt_at REAL NOT NULL,
+    lease_until REAL NOT NULL DEFAULT 0,
+    owner TEXT NOT NULL DEFAULT '',
+    unknown INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (tenant, device, client_txn_id)
+);
+CREATE INDEX IF NOT EXISTS sync_jobs_due ON sync_jobs (tenant, next_attempt_at)
+    WHERE status IN ('pending', 'retrying');
+CREATE INDEX IF NOT EXISTS sync_jobs_leased ON sync_jobs (tenant, lease_until) WHERE owner != '';
+CREATE INDEX IF NOT EXISTS sync_jobs_failed ON sync_jobs (tenant, updated_at) WHERE status = 'failed';
+CREATE TABLE IF NOT EXISTS sync_batches (
+    batch_uuid TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    device TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sync_batch_jobs (
+    batch_uuid TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    job_id TEXT NOT NULL,
+    PRIMARY KEY (batch_uuid, position)
+);
+"""
+_JOB_COLUMNS = (
+    "job_id, tenant, device, batch_uuid, client_txn_id, type, payload, fingerprint, reference, depends_on, status, "
+    "attempts, invoice_id, last_error, next_attempt_at, lease_until, owner, unknown, created_at, updated_at"
+)
+_NAMES = [c.strip() for c in _JOB_COLUMNS.split(",")]
+
+
+def _job(row: Any) -> Job:
+    return Job.from_fields(dict(zip(_NAMES, row, strict=True)))
+
+
+class SqliteQueue:
+    """Queue methods of SqliteStore (it provides `_run` and `_transaction`)."""
+
+    _run: Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
+    _transaction: Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
+
+    async def enqueue_batch(self, tenant: str, device: str, batch_uuid: str, jobs: list[NewJob], now: float) -> Enqueued:
+        def tx(c: sqlite3.Connection) -> Enqueued:
+            ids: list[str] = []
+            conflicts: list[int] = []
+            fresh: list[NewJob] = []
+            for i, job in enumerate(jobs):
+                row = c.execute(
+                    "SELECT job_id, fingerprint FROM sync_jobs WHERE tenant=? AND device=? AND client_txn_id=?",
+                    (tenant, device, job.client_txn_id),
+                ).fetchone()
+                if row is None:
+                    ids.append(job.job_id)
+                    fresh.append(job)
+                elif row[1] != job.fingerprint:
+                    conflicts.append(i)
+                else:
+                    ids.append(row[0])
+            if conflicts:
+                return Enqueued([], 0, conflicts)
+            sales = {j.client_txn_id: j.job_id for j in fresh if j.type == "sale"}
+            for job in fresh:
+                depends = ""
+                if job.type == "return" and job.return_against:
+                    depends = sales.get(job.return_against) or _sale_job(c, tenant, device, job.return_against)
+                c.execute(
+                    f"INSERT INTO sync_jobs ({_JOB_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,'pending',0,NULL,NULL,?,0,'',0,?,?)",
+                    (job.job_id, tenant, device, batch_uuid, job.client_txn_id, job.type, job.payload, job.fingerprint,
+                     job.reference, depends, now, now, now),
+                )
+            c.execute("INSERT INTO sync_batches VALUES (?,?,?,?)", (batch_uuid, tenant, device, now))
+            c.executemany("INSERT INTO sync_batch_jobs VALUES (?,?,?)", [(batch_uuid, i, j) for i, j in enumerate(ids)])
+            return Enqueued(ids, len(fresh), [])
+
+        result: Enqueued = await self._transaction(tx)
+        return result
+
+    async def get_batch(self, tenant: str, batch_uuid: str) -> Batch | None:
+        def read(c: sqlite3.Connection) -> Batch | None:
+            head = c.execute(
+                "SELECT device, created_at FROM sync_batches WHERE batch_uuid=? AND tenant=?", (batch_uuid, tenant)
+            ).fetchone()
+            if head is None:
+                return None
+            rows = c.execute(
+                f"SELECT {', '.join('j.' + n for n in _NAMES)} FROM sync_batch_jobs b JOIN sync_jobs j USING (job_id) "
+                "WHERE b.batch_uuid=? ORDER BY b.position",
+                (batch_uuid,),
+            ).fetchall()
+            return Batch(batch_uuid, tenant, head[0], float(head[1]), [_job(r) for r in rows])
+
+        batch: Batch | None = await self._run(read)
+        return batch
+
+    async def get_job(self, tenant: str, job_id: str) -> Job | None:
+        row = await self._run(
+            lambda c: c.execute(f"SELECT {_JOB_COLUMNS} FROM sync_jobs WHERE job_id=? AND tenant=?", (job_id, tenant)).fetchone()
+        )
+        return _job(row) if row else None
+
+    async def claim_jobs(self, rooms: dict[str, int], now: float, owner: str, lease: float, cap: int) -> list[Job]:
+        def tx(c: sqlite3.Connection) -> list[Job]:
+            claimed: list[Job] = []
+            for tenant, room in rooms.items():
+                leased = c.execute(
+                    "SELECT count(*) FROM sync_jobs WHERE tenant=? AND owner != '' AND lease_until > ?", (tenant, now)
+                ).fetchone()[0]
+                take = min(room, cap - leased)
+                if take <= 0:
+                    continue
+                rows = c.execute(
+                    f"SELECT {_JOB_COLUMNS} FROM sync_jobs WHERE tenant=? AND status IN ('pending', 'retrying') "
+                    "AND next_attempt_at <= ? AND (owner = '' OR lease_until <= ?) ORDER BY next_attempt_at LIMIT ?",
+                    (tenant, now, now, take),
+                ).fetchall()
+                for row in rows:
+                    job = _job(row)
+                    # A lease that ran out: its worker died mid-attempt, so the outcome is unknown.
+                    unknown = job.unknown or bool(job.owner)
+                    c.execute(
+                        "UPDATE sync_jobs SET owner=?, lease_until=?, unknown=? WHERE job_id=?",
+                        (owner, now + lease, int(unknown), job.job_id),
+                    )
+                    claimed.append(replace(job, owner=owner, lease_until=now + lease, unknown=unknown))
+            return claimed
+
+        jobs: list[Job] = await self._transaction(tx)
+        return jobs
+
+    async def renew_leases(self, owner: str, jobs: list[tuple[str, str]], until: float) -> list[str]:
+        def tx(c: sqlite3.Connection) -> list[str]:
+            lost = []
+            for _tenant, job_id in jobs:
+                cur = c.execute("UPDATE sync_jobs SET lease_until=? WHERE job_id=? AND owner=?", (until, job_id, owner))
+                if cur.rowcount == 0:
+                    lost.append(job_id)
+            return lost
+
+        lost: list[str] = await self._transaction(tx)
+        return lost
+
+    async def settle_job(self, tenant: str, job_id: str, owner: str, update: JobUpdate, now: float) -> bool:
+        def tx(c: sqlite3.Connection) -> bool:
+            cur = c.execute(
+                "UPDATE sync_jobs SET status=?, attempts=attempts+?, invoice_id=coalesce(?, invoice_id), last_error=?, "
+                "next_attempt_at=?, unknown=?, owner='', lease_until=0, updated_at=? "
+                "WHERE job_id=? AND tenant=? AND owner=? AND owner != ''",
+                (update.status, int(update.attempted), update.invoice_id, update.last_error, update.next_attempt_at,
+                 int(update.unknown), now, job_id, tenant, owner),
+            )
+            return cur.rowcount == 1
+
+        done: bool = await self._run(tx)
+        return done
+
+    async def failed_jobs(self, tenant: str) -> list[Job]:
+        rows = await self._run(
+            lambda c: c.execute(
+                f"SELECT {_JOB_COLUMNS} FROM sync_jobs WHERE tenant=? AND status='failed' ORDER BY updated_at", (tenant,)
+            ).fetchall()
+        )
+        return [_job(r) for r in rows]
+
+    async def requeue_failed(self, tenant: str, job_ids: list[str], now: float) -> int:
+        def tx(c: sqlite3.Connection) -> int:
+            n = 0
+            for job_id in job_ids:
+                n += c.execute(
+                    "UPDATE sync_jobs SET status='pending', attempts=0, next_attempt_at=?, updated_at=? "
+                    "WHERE job_id=? AND tenant=? AND status='failed'",
+                    (now, now, job_id, tenant),
+                ).rowcount
+            return n
+
+        n: int = await self._transaction(tx)
+        return n
+
+
+def _sale_job(c: sqlite3.Connection, tenant: str, device: str, client_txn_id: str) -> str:
+    row = c.execute(
+        "SELECT job_id FROM sync_jobs WHERE tenant=? AND device=? AND client_txn_id=? AND type='sale'",
+        (tenant, device, client_txn_id),
+    ).fetchone()
+    return str(row[0]) if row else ""

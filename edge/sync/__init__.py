@@ -1,0 +1,1 @@
+"""Offline sync: batches of queued till transactions, a durable job queue, workers."""

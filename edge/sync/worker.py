@@ -1,0 +1,189 @@
+"""Sync workers: claim due jobs, post them with the tenant's Poster, record the outcome.
+
+One SyncWorker runs per process (inside `pos-edge serve`, or as `pos-edge worker`);
+any number may share a store. Each claims jobs with a lease it renews while the
+posting runs; a worker that dies stops renewing, and its jobs are claimed again
+once the lease runs out, marked "outcome unknown", so the next attempt looks the
+transaction up in ERPNext before it posts. The per-tenant cap on postings in
+flight is enforced by the store, across all workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from edge.config import SyncConfig
+from edge.erpnext.client import FrappeError, Unreachable, to_json
+from edge.erpnext.posting import Rejected
+from edge.erpnext.setup import ReferenceFields
+from edge.sales import Closure, ClosureView, Return, Sale
+from edge.store.base import Store
+from edge.sync.backoff import full_jitter
+from edge.sync.jobs import Job, JobUpdate
+
+MODELS: dict[str, type[Sale] | type[Closure]] = {"sale": Sale, "return": Return, "closure": Closure}
+# How long a return waits before it looks at its sale again (when the sale has no later due time).
+DEPENDENCY_RECHECK = 1.0
+
+
+class SyncWorker:
+    """Claims and posts jobs until stopped."""
+
+    def __init__(self, store: Store, runtime: Callable[[], Any], references: ReferenceFields, log: Any) -> None:
+        self.store = store
+        self._runtime = runtime  # the current serving Runtime (a new one after a config reload)
+        self.references = references
+        self.log = log
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._inflight: dict[str, int] = {}
+        self._tasks: dict[str, tuple[Job, asyncio.Task[None]]] = {}
+        self._changed = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Look for due jobs now (a batch was just queued in this process)."""
+        self._changed.set()
+
+    async def run(self) -> None:
+        """Claim, post and settle until stop()."""
+        renewer = asyncio.create_task(self._renew_leases())
+        self.log.info("sync_worker_started", owner=self.owner)
+        try:
+            while not self._stopping:
+                runtime = self._runtime()
+                cfg: SyncConfig = runtime.config.gateway.sync
+                self._changed.clear()
+                cap = cfg.tenant_concurrency
+                rooms = {key: cap - self._inflight.get(key, 0) for key, t in runtime.services.tenants.items()
+                         if t.config.pos_enabled and self._inflight.get(key, 0) < cap}
+                if rooms:
+                    try:
+                        jobs = await self.store.claim_jobs(rooms, time.time(), self.owner, cfg.lease, cap)
+                    except Exception as exc:
+                        self.log.warning("sync_claim_failed", error=f"{type(exc).__name__}: {exc}")
+                        jobs = []
+                    for job in jobs:
+                        self._start(job, runtime, cfg)
+                try:
+                    await asyncio.wait_for(self._changed.wait(), cfg.poll_interval)
+                except TimeoutError:
+                    pass
+        finally:
+            renewer.cancel()
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; let postings in flight finish for up to `grace` seconds, then
+        cancel the rest and hand their jobs back (outcome unknown: the next worker looks first)."""
+        self._stopping = True
+        self._changed.set()
+        tasks = [t for _, t in self._tasks.values()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+
+    def _start(self, job: Job, runtime: Any, cfg: SyncConfig) -> None:
+        self._inflight[job.tenant] = self._inflight.get(job.tenant, 0) + 1
+        task = asyncio.create_task(self._run_job(job, runtime, cfg))
+        self._tasks[job.job_id] = (job, task)
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._inflight[job.tenant] -= 1
+            self._tasks.pop(job.job_id, None)
+            self._changed.set()
+
+        task.add_done_callback(done)
+
+    async def _run_job(self, job: Job, runtime: Any, cfg: SyncConfig) -> None:
+        log = self.log.bind(tenant=job.tenant, device=job.device, job=job.job_id, txn=job.client_txn_id)
+        try:
+            update = await self._attempt(job, runtime, cfg, log)
+        except asyncio.CancelledError:
+            # Shut-down mid-attempt: give the job back at once, outcome unknown.
+            back = JobUpdate(job.status, next_attempt_at=time.time(), last_error=job.last_error, unknown=True,
+                             attempted=False)
+            await asyncio.shield(self.store.settle_job(job.tenant, job.job_id, self.owner, back, time.time()))
+            raise
+        except Exception as exc:
+            log.exception("sync_job_error")
+            update = self._transient(job, cfg, f"internal error: {type(exc).__name__}", unknown=True)
+        try:
+            settled = await self.store.settle_job(job.tenant, job.job_id, self.owner, update, time.time())
+        except Exception as exc:
+            # The lease runs out and another attempt looks in ERPNext first: nothing is lost.
+            log.error("sync_settle_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        if not settled:
+            log.warning("sync_lease_lost", detail="another worker holds this job now")
+        elif update.attempted:
+            event = {"synced": "sync_job_synced", "retrying": "sync_job_retrying", "failed": "sync_job_failed"}
+            log.info(event.get(update.status, "sync_job_" + update.status), attempts=job.attempts + 1,
+                     invoice=update.invoice_id, error=update.last_error)
+
+    async def _attempt(self, job: Job, runtime: Any, cfg: SyncConfig, log: Any) -> JobUpdate:
+        tenant = runtime.services.tenants.get(job.tenant)
+        if tenant is None or not tenant.config.pos_enabled:
+            return self._transient(job, cfg, f"tenant {job.tenant} is not configured for POS", unknown=job.unknown)
+        payload: Any = MODELS[job.type].model_validate_json(job.payload)
+        if job.depends_on:
+            sale = await self.store.get_job(job.tenant, job.depends_on)
+            if sale is None or sale.status == "failed":
+                return JobUpdate("failed", last_error=f"the original sale {payload.return_against} failed to sync")
+            if sale.status != "synced":
+                # Waiting for the sale is not a failed attempt.
+                return JobUpdate(job.status, next_attempt_at=max(time.time() + DEPENDENCY_RECHECK, sale.next_attempt_at),
+                                 last_error=job.last_error, unknown=job.unknown, attempted=False)
+            payload = payload.model_copy(update={"return_against": sale.invoice_id})
+        if job.type != "closure" and await self.references.missing(tenant):
+            return self._transient(job, cfg, f"{tenant.config.invoice_doctype}.{tenant.config.reference_field} is "
+                                   f"missing in ERPNext: run pos-edge erpnext setup --tenant {job.tenant}", unknown=job.unknown)
+        poster = tenant.poster
+        try:
+            if job.type == "closure":
+                view = ClosureView.model_validate(await poster.close(payload, job.reference))
+                if view.closing_entry is None:  # no closing document in ERPNext: the gateway keeps the record
+                    await self.store.save_closure(job.tenant, view.closure_id, to_json(view.model_dump()), time.time())
+                return JobUpdate("synced", invoice_id=view.closure_id)
+            doc, created = await poster.post(payload, job.reference, job.device, check_first=job.unknown)
+        except Rejected as exc:
+            return JobUpdate("failed", last_error="ERPNext refused it: " + ("; ".join(exc.messages) or str(exc.exc_type)))
+        except Unreachable as exc:
+            return self._transient(job, cfg, f"ERPNext unreachable: {exc}", unknown=job.unknown or exc.sent)
+        except FrappeError as exc:
+            # 5xx, 429, auth: transient. (417 validation errors arrive as Rejected.)
+            return self._transient(job, cfg, f"ERPNext answered {exc.status}: {'; '.join(exc.messages)[:300]}",
+                                   unknown=job.unknown or exc.status >= 500)
+        if not created:
+            log.info("sync_job_found_existing", invoice=doc.get("name"))
+        return JobUpdate("synced", invoice_id=str(doc["name"]))
+
+    @staticmethod
+    def _transient(job: Job, cfg: SyncConfig, error: str, unknown: bool) -> JobUpdate:
+        attempts = job.attempts + 1
+        if attempts >= cfg.max_attempts:
+            return JobUpdate("failed", last_error=f"{error} (gave up after {attempts} attempts)", unknown=unknown)
+        delay = full_jitter(attempts, cfg.backoff_base, cfg.backoff_cap)
+        return JobUpdate("retrying", next_attempt_at=time.time() + delay, last_error=error, unknown=unknown)
+
+    async def _renew_leases(self) -> None:
+        while True:
+            cfg: SyncConfig = self._runtime().config.gateway.sync
+            await asyncio.sleep(cfg.lease / 3)
+            held = [(job.tenant, job.job_id) for job, _ in self._tasks.values()]
+            if not held:
+                continue
+            try:
+                lost = await self.store.renew_leases(self.owner, held, time.time() + cfg.lease)
+            except Exception as exc:
+                self.log.warning("sync_renew_failed", error=f"{type(exc).__name__}: {exc}")
+                continue
+            if lost:
+                self.log.warning("sync_leases_lost", jobs=lost)
