@@ -265,8 +265,8 @@ def cmd_demo_erpnext(args: argparse.Namespace) -> int:
     """Run the ERPNext STAND-IN with demo data for the example tenants.yaml."""
     import uvicorn
 
-    from edge.standin.demo import demo_standin
     from edge.standin import build_app
+    from edge.standin.demo import demo_standin
 
     print(
         f"pos-edge demo-erpnext: an ERPNext STAND-IN for tests and demos, NOT ERPNext, on http://{args.host}:{args.port}",

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from edge import __version__
 from edge.problems import CODES
 from edge.routes.devices import RegisterRequest, RegisterResponse
-from edge.sales import Closure, ClosureView, InvoiceView, Return, Sale
+from edge.sales import Closure, ClosureView, InvoiceView, Return, Sale, SyncAccepted, SyncBatchRequest, SyncStatus
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -72,8 +72,8 @@ def _pos(model: str, view: str, summary: str) -> dict[str, Any]:
 @cache
 def spec() -> dict[str, Any]:
     """The OpenAPI 3.1 document (built once)."""
-    models = [(m, "validation") for m in (RegisterRequest, Sale, Return, Closure)]
-    models += [(m, "serialization") for m in (RegisterResponse, InvoiceView, ClosureView)]
+    models = [(m, "validation") for m in (RegisterRequest, Sale, Return, Closure, SyncBatchRequest)]
+    models += [(m, "serialization") for m in (RegisterResponse, InvoiceView, ClosureView, SyncAccepted, SyncStatus)]
     _, defs = models_json_schema(models, ref_template="#/components/schemas/{model}")
     schemas = {**defs.get("$defs", {}), "Problem": PROBLEM_SCHEMA}
     proxy_op = {
@@ -102,6 +102,24 @@ def spec() -> dict[str, Any]:
             "/v1/sale": _pos("Sale", "InvoiceView", "a sale becomes a submitted Sales/POS Invoice"),
             "/v1/return": _pos("Return", "InvoiceView", "a return becomes a submitted return invoice"),
             "/v1/closure": _pos("Closure", "ClosureView", "end of a till's period: per-method totals, POS Closing Entry"),
+            "/sync/batch": {
+                "post": {
+                    "summary": "queue an offline till's transactions (1-500); 202 once they are durably stored",
+                    "security": [{"deviceToken": []}],
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/SyncBatchRequest"}}}},
+                    "responses": {"202": _json("SyncAccepted", "queued (Location: /sync/status/{batch_uuid})"),
+                                  **_problems(401, 403, 404, 413, 415, 422, 429, 503)},
+                }
+            },
+            "/sync/status/{batch_uuid}": {
+                "get": {
+                    "summary": "progress of a batch uploaded by this device",
+                    "security": [{"deviceToken": []}],
+                    "parameters": [{"name": "batch_uuid", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"200": _json("SyncStatus", "the batch and its jobs"), **_problems(401, 403, 404, 429)},
+                }
+            },
             "/erpnext/{path}": {m: proxy_op for m in ("get", "post", "put", "delete")},
             "/healthz": {"get": {"summary": "the process answers", "responses": {"200": {"description": "ok"}}}},
             "/readyz": {"get": {"summary": "config loaded and store reachable",

@@ -17,7 +17,14 @@ from datetime import date, time
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from starlette.responses import Response
 
 from edge.bodies import read_json
@@ -219,7 +226,7 @@ class NormalisePlugin:
         return errors
 
 
-_MODELS: dict[str, type[Sale] | type[Closure]] = {"sale": Sale, "return": Return, "closure": Closure}
+_MODELS: dict[str, type[Sale | Closure]] = {"sale": Sale, "return": Return, "closure": Closure}
 
 
 def _under(prefix: list[str], errors: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -24,7 +24,8 @@ def spec(gateway) -> dict:
 
 def test_every_public_endpoint_is_described(spec) -> None:
     assert spec["openapi"] == "3.1.0"
-    assert {"/gateway/device/register", "/v1/sale", "/v1/return", "/v1/closure", "/erpnext/{path}", "/healthz", "/readyz"} <= set(spec["paths"])
+    assert {"/gateway/device/register", "/v1/sale", "/v1/return", "/v1/closure", "/sync/batch", "/sync/status/{batch_uuid}",
+            "/erpnext/{path}", "/healthz", "/readyz"} <= set(spec["paths"])
     closure = spec["paths"]["/v1/closure"]["post"]
     assert closure["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Closure"}
     assert set(spec["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]) == set(CODES)
@@ -52,3 +53,19 @@ def test_real_answers_conform(gateway, spec, standin) -> None:
     validate(spec, "Sale", sale())
     with pytest.raises(jsonschema.ValidationError):
         validate(spec, "Sale", {"items": []})
+
+
+@pytest.mark.usefixtures("pos_data")
+def test_sync_answers_conform(gateway, spec, standin) -> None:
+    from tests.sync.helpers import sale_txn, wait_batch
+
+    token = gateway.token(f"till-{uuid.uuid4().hex[:6]}")
+    body = {"transactions": [sale_txn(), sale_txn()]}
+    validate(spec, "SyncBatchRequest", body)
+    accepted = gateway.request("POST", "/sync/batch", token=token, json=body)
+    assert accepted.status_code == 202
+    validate(spec, "SyncAccepted", accepted.json())
+    validate(spec, "SyncStatus", gateway.request("GET", f"/sync/status/{accepted.json()['batch_uuid']}", token=token).json())
+    validate(spec, "SyncStatus", wait_batch(gateway, token, accepted.json()["batch_uuid"]))
+    with pytest.raises(jsonschema.ValidationError):
+        validate(spec, "SyncBatchRequest", {"transactions": [{"type": "refund", "client_txn_id": "x", "payload": {}}]})

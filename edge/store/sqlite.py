@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from edge.store.base import Device, DeviceBlocked, DeviceStatus, IdempotencyRecord
 from edge.store.sqlite_queue import QUEUE_SCHEMA, SqliteQueue

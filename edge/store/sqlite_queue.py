@@ -14,7 +14,6 @@ from typing import Any
 
 from edge.sync.jobs import Batch, Enqueued, Job, JobUpdate, NewJob
 
-
 QUEUE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS sync_jobs (
     job_id TEXT PRIMARY KEY,

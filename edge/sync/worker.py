@@ -27,7 +27,7 @@ from edge.store.base import Store
 from edge.sync.backoff import full_jitter
 from edge.sync.jobs import Job, JobUpdate
 
-MODELS: dict[str, type[Sale] | type[Closure]] = {"sale": Sale, "return": Return, "closure": Closure}
+MODELS: dict[str, type[Sale | Closure]] = {"sale": Sale, "return": Return, "closure": Closure}
 # How long a return waits before it looks at its sale again (when the sale has no later due time).
 DEPENDENCY_RECHECK = 1.0
 

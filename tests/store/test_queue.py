@@ -9,7 +9,6 @@ import pytest
 
 from edge.store import Store
 from edge.sync.jobs import JobUpdate, NewJob
-from tests.store.test_store import store, tenant  # noqa: F401  (fixtures)
 
 NOW = 1_800_000_000.0
 
@@ -37,7 +36,7 @@ async def test_enqueue_then_read_the_batch_in_upload_order(store: Store, tenant:
 
 async def test_a_known_transaction_points_at_its_job_and_a_changed_one_is_refused(store: Store, tenant: str) -> None:
     first = [new("a"), new("b")]
-    _, r1 = await enqueue(store, tenant, first)
+    await enqueue(store, tenant, first)
     batch2, r2 = await enqueue(store, tenant, [new("b"), new("c")])
     assert r2.enqueued == 1 and r2.job_ids[0] == first[1].job_id
     assert [j.client_txn_id for j in (await store.get_batch(tenant, batch2)).jobs] == ["b", "c"]
@@ -72,7 +71,7 @@ async def test_claims_respect_the_tenant_cap_across_workers_and_expired_leases_c
 
 
 async def test_settle_retry_fail_and_requeue(store: Store, tenant: str) -> None:
-    batch, _ = await enqueue(store, tenant, [new("a"), new("b")])
+    await enqueue(store, tenant, [new("a"), new("b")])
     a, b = await store.claim_jobs({tenant: 2}, NOW, "w", 10, 4)
     assert await store.settle_job(tenant, a.job_id, "w", JobUpdate("retrying", next_attempt_at=NOW + 5,
                                                                     last_error="ERPNext answered 503", unknown=True), NOW + 1)
@@ -99,7 +98,7 @@ async def test_waiting_does_not_count_as_an_attempt(store: Store, tenant: str) -
 
 async def test_a_return_depends_on_its_sale_in_this_or_an_earlier_upload(store: Store, tenant: str) -> None:
     sale = new("sale-1")
-    _, _ = await enqueue(store, tenant, [sale, new("ret-1", "return", against="sale-1")])
+    await enqueue(store, tenant, [sale, new("ret-1", "return", against="sale-1")])
     batch, _ = await enqueue(store, tenant, [new("ret-2", "return", against="sale-1"),
                                              new("ret-3", "return", against="ACC-SINV-2026-00001")])
     got = await store.get_batch(tenant, batch)

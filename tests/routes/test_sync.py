@@ -1,0 +1,173 @@
+"""/sync/batch and /sync/status end to end: till -> pos-edge (in-process workers) -> the ERPNext stand-in,
+on both store backends."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from edge.standin import StandIn
+from tests.routes.test_erpnext import assert_problem
+from tests.sync.helpers import (
+    invoices_for,
+    return_txn,
+    sale_txn,
+    status,
+    upload,
+    wait_batch,
+)
+
+pytestmark = pytest.mark.usefixtures("pos_data")
+
+
+def till(gateway, tenant: str = "shop1") -> str:
+    return gateway.token(f"till-{uuid.uuid4().hex[:6]}", tenant)
+
+
+def test_a_batch_is_queued_then_posted_once_each(gateway, standin: StandIn) -> None:
+    token = till(gateway)
+    sales = [sale_txn() for _ in range(4)]
+    ret = return_txn(against=sales[0]["client_txn_id"])
+    r = gateway.request("POST", "/sync/batch", token=token, json={"transactions": [*sales, ret]})
+    assert r.status_code == 202, r.text
+    accepted = r.json()
+    assert set(accepted) == {"batch_uuid", "job_count", "enqueued", "redis_ok"}
+    assert (accepted["job_count"], accepted["enqueued"], accepted["redis_ok"]) == (5, 5, True)
+    assert r.headers["location"] == f"/sync/status/{accepted['batch_uuid']}"
+    body = wait_batch(gateway, token, accepted["batch_uuid"])
+    assert body["status"] == "synced", body
+    assert body["summary"] == {"pending": 0, "retrying": 0, "synced": 5, "failed": 0}
+    jobs = body["jobs"]
+    assert [j["client_txn_id"] for j in jobs] == [t["client_txn_id"] for t in [*sales, ret]]
+    for job in jobs:
+        (doc,) = invoices_for(standin, job["client_txn_id"])
+        assert doc["name"] == job["invoice_id"] and doc["docstatus"] == 1
+        assert (job["attempts"], job["last_error"], job["next_attempt_at"]) == (1, None, None)
+    # the return waited for its sale and was posted against the sale's real invoice
+    (ret_doc,) = invoices_for(standin, ret["client_txn_id"])
+    assert ret_doc["is_return"] == 1 and ret_doc["return_against"] == jobs[0]["invoice_id"]
+    assert Decimal(str(ret_doc["grand_total"])) == Decimal("-2.50")
+
+
+def test_batch_limits_and_invalid_transactions_store_nothing(gateway, standin: StandIn) -> None:
+    token = till(gateway)
+    too_many = [sale_txn() for _ in range(501)]
+    body = assert_problem(gateway.request("POST", "/sync/batch", token=token, json={"transactions": too_many}),
+                          422, "validation_failed")
+    assert "500" in body["detail"] and body["errors"][0]["loc"] == ["transactions"]
+    assert_problem(gateway.request("POST", "/sync/batch", token=token, json={"transactions": []}), 422, "validation_failed")
+    assert_problem(gateway.request("POST", "/sync/batch", token=token, json=[sale_txn()]), 422, "validation_failed")
+
+    good = sale_txn()
+    bad_item = sale_txn(items=[])
+    bad_method = sale_txn(payments=[{"method": "bitcoin", "amount": "6.20"}])
+    bad_type = {**sale_txn(), "type": "refund"}
+    mismatch = sale_txn()
+    mismatch["payload"]["client_txn_id"] = "something-else"
+    r = gateway.request("POST", "/sync/batch", token=token,
+                        json={"transactions": [good, bad_item, bad_method, bad_type, mismatch]})
+    body = assert_problem(r, 422, "validation_failed")
+    locs = [e["loc"] for e in body["errors"]]
+    assert ["transactions", "1", "payload", "items"] in locs
+    assert ["transactions", "2", "payload", "payments", "0", "method"] in locs
+    assert ["transactions", "3", "type"] in locs
+    assert ["transactions", "4", "payload", "client_txn_id"] in locs
+    assert not any(loc[1] == "0" for loc in locs)
+    # nothing of the refused batch was stored: the good transaction is new when uploaded alone
+    assert upload(gateway, token, [good])["enqueued"] == 1
+
+
+def test_status_is_private_to_the_uploading_device_and_tenant(gateway, standin: StandIn) -> None:
+    token = till(gateway)
+    batch = upload(gateway, token, [sale_txn()])["batch_uuid"]
+    assert status(gateway, token, batch)["batch_uuid"] == batch
+    assert_problem(gateway.request("GET", f"/sync/status/{batch}", token=till(gateway)), 404, "batch_not_found")
+    other_tenant = till(gateway, "shop2")
+    assert_problem(gateway.request("GET", f"/sync/status/{batch}", tenant="shop2", token=other_tenant), 404, "batch_not_found")
+    assert_problem(gateway.request("GET", f"/sync/status/{uuid.uuid4()}", token=token), 404, "batch_not_found")
+    assert_problem(gateway.request("GET", "/sync/status/not-a-uuid", token=token), 404, "batch_not_found")
+    assert_problem(gateway.request("GET", f"/sync/status/{batch}"), 401, "unauthorized")
+    assert_problem(gateway.request("POST", "/sync/batch", json={"transactions": [sale_txn()]}), 401, "unauthorized")
+
+
+def test_the_same_batch_twice_posts_nothing_twice(gateway, standin: StandIn) -> None:
+    token = till(gateway)
+    txns = [sale_txn() for _ in range(3)]
+    first = upload(gateway, token, txns)
+    second = upload(gateway, token, txns)  # possibly while the first is still being posted
+    assert (second["job_count"], second["enqueued"]) == (3, 0)
+    one = wait_batch(gateway, token, first["batch_uuid"])
+    two = wait_batch(gateway, token, second["batch_uuid"])
+    assert one["status"] == two["status"] == "synced"
+    assert [j["invoice_id"] for j in one["jobs"]] == [j["invoice_id"] for j in two["jobs"]]
+    for t in txns:
+        assert len(invoices_for(standin, t["client_txn_id"])) == 1
+    # a repeat inside one upload is queued once; a changed payload under a known id is refused
+    third = upload(gateway, token, [txns[0], txns[0]])
+    assert (third["job_count"], third["enqueued"]) == (1, 0)
+    changed = {**txns[1], "payload": {**txns[1]["payload"], "till_id": "till-99"}}
+    body = assert_problem(gateway.request("POST", "/sync/batch", token=token, json={"transactions": [sale_txn(), changed]}),
+                          422, "validation_failed")
+    assert body["errors"][0]["loc"] == ["transactions", "1", "client_txn_id"]
+
+
+def test_transient_failures_retry_and_validation_errors_fail_at_once(gateway, standin: StandIn) -> None:
+    token = till(gateway)
+    flaky, refused, fine = sale_txn(), sale_txn(), sale_txn()
+    standin.fail_invoices(flaky["client_txn_id"], times=2, status=500, exc_type="InternalServerError")
+    standin.fail_invoices(refused["client_txn_id"], times=1, status=417, exc_type="ValidationError",
+                          message="Posting date is in a closed accounting period")
+    batch = upload(gateway, token, [flaky, refused, fine])["batch_uuid"]
+    body = wait_batch(gateway, token, batch)
+    assert body["status"] == "partial", body
+    jobs = {j["client_txn_id"]: j for j in body["jobs"]}
+    assert (jobs[flaky["client_txn_id"]]["status"], jobs[flaky["client_txn_id"]]["attempts"]) == ("synced", 3)
+    assert (jobs[fine["client_txn_id"]]["status"], jobs[fine["client_txn_id"]]["attempts"]) == ("synced", 1)
+    failed = jobs[refused["client_txn_id"]]
+    assert (failed["status"], failed["attempts"], failed["invoice_id"]) == ("failed", 1, None)
+    assert "closed accounting period" in failed["last_error"]
+    assert body["summary"] == {"pending": 0, "retrying": 0, "synced": 2, "failed": 1}
+    assert len(invoices_for(standin, flaky["client_txn_id"])) == 1
+    assert invoices_for(standin, refused["client_txn_id"]) == []
+
+
+def test_a_return_of_a_failed_sale_fails_too(gateway, standin: StandIn) -> None:
+    token = till(gateway)
+    doomed = sale_txn()
+    standin.fail_invoices(doomed["client_txn_id"], times=1, status=417, exc_type="ValidationError", message="no")
+    ret = return_txn(against=doomed["client_txn_id"])
+    body = wait_batch(gateway, token, upload(gateway, token, [doomed, ret])["batch_uuid"])
+    assert body["status"] == "failed"
+    assert "original sale" in body["jobs"][1]["last_error"]
+    assert invoices_for(standin, ret["client_txn_id"]) == []
+
+
+def test_commit_then_drop_is_found_by_the_retry(gateway, standin: StandIn) -> None:
+    token = till(gateway)
+    txn = sale_txn()
+    standin.fail_after_commit(1, mode="drop")
+    body = wait_batch(gateway, token, upload(gateway, token, [txn])["batch_uuid"])
+    (job,) = body["jobs"]
+    assert body["status"] == "synced", body
+    (doc,) = invoices_for(standin, txn["client_txn_id"])
+    assert doc["name"] == job["invoice_id"]
+    # posted once; the lost answer was recovered by looking the reference up, not by posting again
+    posts = [r for r in standin.requests if r.method == "POST" and txn["client_txn_id"].encode() in r.body]
+    lookups = [r for r in standin.requests if r.method == "GET" and txn["client_txn_id"] in r.query]
+    assert len(posts) == 1 and lookups
+
+
+def test_five_hundred_transactions_drain_to_five_hundred_invoices(gateway, standin: StandIn) -> None:
+    token = till(gateway)
+    txns = [sale_txn() for _ in range(500)]
+    before = len(standin.sites["shop1.erp.test"].docs.get("Sales Invoice", {}))
+    accepted = upload(gateway, token, txns)
+    assert (accepted["job_count"], accepted["enqueued"]) == (500, 500)
+    body = wait_batch(gateway, token, accepted["batch_uuid"], timeout=120)
+    assert body["status"] == "synced" and body["summary"]["synced"] == 500
+    assert len({j["invoice_id"] for j in body["jobs"]}) == 500
+    assert len(standin.sites["shop1.erp.test"].docs["Sales Invoice"]) - before == 500
+    for t in txns:
+        assert len(invoices_for(standin, t["client_txn_id"])) == 1
