@@ -150,7 +150,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         upstreams = Upstreams()
         runtime = build_runtime(cfg, store, rate_limit_storage("memory://"), upstreams, log)
         references = ReferenceFields(log)
-        checks = asyncio.create_task(references.check_all(runtime.services.tenants))
+        # Before the first posting: a tenant without the field must not be posted to blind.
+        await references.check_all(runtime.services.tenants)
         worker = SyncWorker(store, lambda: runtime, references, log)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -161,7 +162,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
         await stop.wait()
         await worker.stop(grace=args.grace)
         task.cancel()
-        checks.cancel()
         await upstreams.close()
         await store.close()
         log.info("worker_stopped", pid=os.getpid())

@@ -69,12 +69,11 @@ class ReferenceFields:
         self._rechecks: dict[str, asyncio.Future[FieldState]] = {}
 
     async def check_all(self, tenants: dict[str, Any]) -> None:
-        """Check every POS tenant (TenantRuntime) once; log those without the field."""
-        for key, tenant in tenants.items():
+        """Check every POS tenant (TenantRuntime), all at once; log those without the field."""
+        pos = {key: t for key, t in tenants.items() if t.config.pos_enabled}
+        states = await asyncio.gather(*(reference_field_state(t.poster.client, t.config) for t in pos.values()))
+        for (key, tenant), state in zip(pos.items(), states, strict=True):
             cfg = tenant.config
-            if not cfg.pos_enabled:
-                continue
-            state = await reference_field_state(tenant.poster.client, cfg)
             self.states[key] = state
             if state != "ok":
                 self.log.warning(

@@ -25,7 +25,7 @@ from edge.erpnext.setup import ReferenceFields
 from edge.sales import Closure, ClosureView, Return, Sale
 from edge.store.base import Store
 from edge.sync.backoff import full_jitter
-from edge.sync.jobs import Job, JobUpdate
+from edge.sync.jobs import QUEUED, Job, JobUpdate
 
 MODELS: dict[str, type[Sale | Closure]] = {"sale": Sale, "return": Return, "closure": Closure}
 # How long a return waits before it looks at its sale again (when the sale has no later due time).
@@ -142,6 +142,11 @@ class SyncWorker:
                 return JobUpdate(job.status, next_attempt_at=max(time.time() + DEPENDENCY_RECHECK, sale.next_attempt_at),
                                  last_error=job.last_error, unknown=job.unknown, attempted=False)
             payload = payload.model_copy(update={"return_against": sale.invoice_id})
+        if job.type == "closure" and await self._earlier_still_queued(job):
+            # A closure totals what ERPNext holds for its period: the sales uploaded
+            # before it must be in ERPNext (or have failed) first.
+            return JobUpdate(job.status, next_attempt_at=time.time() + DEPENDENCY_RECHECK, last_error=job.last_error,
+                             unknown=job.unknown, attempted=False)
         if job.type != "closure" and await self.references.missing(tenant):
             return self._transient(job, cfg, f"{tenant.config.invoice_doctype}.{tenant.config.reference_field} is "
                                    f"missing in ERPNext: run pos-edge erpnext setup --tenant {job.tenant}", unknown=job.unknown)
@@ -164,6 +169,17 @@ class SyncWorker:
         if not created:
             log.info("sync_job_found_existing", invoice=doc.get("name"))
         return JobUpdate("synced", invoice_id=str(doc["name"]))
+
+    async def _earlier_still_queued(self, job: Job) -> bool:
+        batch = await self.store.get_batch(job.tenant, job.batch_uuid)
+        if batch is None:
+            return False
+        for other in batch.jobs:
+            if other.job_id == job.job_id:
+                return False
+            if other.status in QUEUED and other.device == job.device:
+                return True
+        return False
 
     @staticmethod
     def _transient(job: Job, cfg: SyncConfig, error: str, unknown: bool) -> JobUpdate:

@@ -171,3 +171,24 @@ def test_five_hundred_transactions_drain_to_five_hundred_invoices(gateway, stand
     assert len(standin.sites["shop1.erp.test"].docs["Sales Invoice"]) - before == 500
     for t in txns:
         assert len(invoices_for(standin, t["client_txn_id"])) == 1
+
+
+def test_a_closure_waits_for_the_sales_uploaded_before_it(gateway, standin: StandIn) -> None:
+    import random
+
+    token = till(gateway)
+    day = f"2001-{random.randint(1, 12):02d}-{random.randint(1, 28):02d}"  # a day no other test sells on
+    flaky, steady = sale_txn(posting_date=day, posting_time="10:00:00"), sale_txn(posting_date=day, posting_time="11:00:00")
+    standin.fail_invoices(flaky["client_txn_id"], times=2, status=503, exc_type="InternalServerError")
+    closure = {"type": "closure", "client_txn_id": f"c-{uuid.uuid4().hex[:10]}", "payload": {
+        "branch_id": "main", "till_id": "till-01", "period_start": f"{day}T00:00:00", "period_end": f"{day}T23:59:59",
+        "balances": [{"method": "cash", "opening_amount": "0", "closing_amount": "10.00"}]}}
+    body = wait_batch(gateway, token, upload(gateway, token, [flaky, steady, closure])["batch_uuid"])
+    assert body["status"] == "synced", body
+    sale_job, _, closure_job = body["jobs"]
+    assert sale_job["attempts"] == 3 and closure_job["attempts"] == 1
+    assert closure_job["invoice_id"].startswith("CLS-")
+    # ERPNext was asked for the period's invoices only after the flaky sale's third (successful) post
+    posts = [i for i, r in enumerate(standin.requests) if r.method == "POST" and flaky["client_txn_id"].encode() in r.body]
+    reads = [i for i, r in enumerate(standin.requests) if r.method == "GET" and day in r.query and "between" in r.query]
+    assert len(posts) == 3 and reads and min(reads) > posts[-1]
