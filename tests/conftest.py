@@ -185,13 +185,19 @@ class Gateway:
     def stop(self) -> None:
         """SIGTERM and wait."""
         self.http.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout: float = 15) -> int:
+    """SIGTERM, wait up to `timeout` (then SIGKILL); returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 def start_gateway(tmp: Path, config: dict[str, Any], env: dict[str, str] | None = None) -> Gateway:

@@ -115,20 +115,22 @@ def test_the_same_batch_twice_posts_nothing_twice(gateway, standin: StandIn) -> 
 
 def test_transient_failures_retry_and_validation_errors_fail_at_once(gateway, standin: StandIn) -> None:
     token = till(gateway)
-    flaky, refused, fine = sale_txn(), sale_txn(), sale_txn()
+    flaky, refused, fine, throttled = sale_txn(), sale_txn(), sale_txn(), sale_txn()
     standin.fail_invoices(flaky["client_txn_id"], times=2, status=500, exc_type="InternalServerError")
+    standin.fail_invoices(throttled["client_txn_id"], times=1, status=429, exc_type="TooManyRequestsError")
     standin.fail_invoices(refused["client_txn_id"], times=1, status=417, exc_type="ValidationError",
                           message="Posting date is in a closed accounting period")
-    batch = upload(gateway, token, [flaky, refused, fine])["batch_uuid"]
+    batch = upload(gateway, token, [flaky, refused, fine, throttled])["batch_uuid"]
     body = wait_batch(gateway, token, batch)
     assert body["status"] == "partial", body
     jobs = {j["client_txn_id"]: j for j in body["jobs"]}
     assert (jobs[flaky["client_txn_id"]]["status"], jobs[flaky["client_txn_id"]]["attempts"]) == ("synced", 3)
     assert (jobs[fine["client_txn_id"]]["status"], jobs[fine["client_txn_id"]]["attempts"]) == ("synced", 1)
+    assert (jobs[throttled["client_txn_id"]]["status"], jobs[throttled["client_txn_id"]]["attempts"]) == ("synced", 2)
     failed = jobs[refused["client_txn_id"]]
     assert (failed["status"], failed["attempts"], failed["invoice_id"]) == ("failed", 1, None)
     assert "closed accounting period" in failed["last_error"]
-    assert body["summary"] == {"pending": 0, "retrying": 0, "synced": 2, "failed": 1}
+    assert body["summary"] == {"pending": 0, "retrying": 0, "synced": 3, "failed": 1}
     assert len(invoices_for(standin, flaky["client_txn_id"])) == 1
     assert invoices_for(standin, refused["client_txn_id"]) == []
 
@@ -192,3 +194,16 @@ def test_a_closure_waits_for_the_sales_uploaded_before_it(gateway, standin: Stan
     posts = [i for i, r in enumerate(standin.requests) if r.method == "POST" and flaky["client_txn_id"].encode() in r.body]
     reads = [i for i, r in enumerate(standin.requests) if r.method == "GET" and day in r.query and "between" in r.query]
     assert len(posts) == 3 and reads and min(reads) > posts[-1]
+
+
+def test_five_transient_failures_make_a_job_failed_and_it_stays_visible(gateway, standin: StandIn) -> None:
+    token = till(gateway)
+    hopeless = sale_txn()
+    standin.fail_invoices(hopeless["client_txn_id"], times=50, status=503, exc_type="InternalServerError")
+    batch = upload(gateway, token, [hopeless])["batch_uuid"]
+    body = wait_batch(gateway, token, batch)
+    (job,) = body["jobs"]
+    assert (body["status"], job["status"], job["attempts"]) == ("failed", "failed", 5), body
+    assert "gave up after 5 attempts" in job["last_error"] and "503" in job["last_error"]
+    assert status(gateway, token, batch)["jobs"][0]["status"] == "failed"  # kept, not dropped
+    assert invoices_for(standin, hopeless["client_txn_id"]) == []

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.standin import StandIn
-from tests.conftest import POS_EDGE, Gateway
+from tests.conftest import POS_EDGE, Gateway, terminate
 from tests.routes.test_pos import sale
 
 FINAL = ("synced", "failed", "partial")
@@ -86,11 +86,4 @@ class Worker:
 
     def stop(self) -> int:
         """SIGTERM and wait; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return terminate(self.proc)
