@@ -132,6 +132,18 @@ class SqliteQueue:
         return _job(row) if row else None
 
     async def claim_jobs(self, rooms: dict[str, int], now: float, owner: str, lease: float, cap: int) -> list[Job]:
+        def due(c: sqlite3.Connection) -> bool:
+            # Due jobs include those whose lease ran out (they were due when claimed).
+            marks = ",".join("?" * len(rooms))
+            return c.execute(
+                f"SELECT 1 FROM sync_jobs WHERE tenant IN ({marks}) AND status IN ('pending', 'retrying') "
+                "AND next_attempt_at <= ? LIMIT 1", (*rooms, now)
+            ).fetchone() is not None
+
+        # An idle worker asks often: look without the write lock first.
+        if not rooms or not await self._run(due):
+            return []
+
         def tx(c: sqlite3.Connection) -> list[Job]:
             claimed: list[Job] = []
             for tenant, room in rooms.items():

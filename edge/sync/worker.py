@@ -201,5 +201,7 @@ class SyncWorker:
             except Exception as exc:
                 self.log.warning("sync_renew_failed", error=f"{type(exc).__name__}: {exc}")
                 continue
+            # A job that settled while the renewal ran is not lost, only finished.
+            lost = [job_id for job_id in lost if job_id in self._tasks]
             if lost:
                 self.log.warning("sync_leases_lost", jobs=lost)
