@@ -81,6 +81,8 @@ class EdgeApp:
         for tenant in cfg.tenants.values():
             self.upstreams.session(tenant.erpnext.origin)
         self._startup_warnings()
+        for warning in await self.store.durability_warnings():
+            self.log.warning("store_not_durable", detail=warning)
         checks = asyncio.create_task(self.reference_fields.check_all(self.runtime.services.tenants))
         worker_task = None
         if cfg.gateway.sync.in_process_workers:

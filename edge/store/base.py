@@ -53,6 +53,10 @@ class Store(Protocol):
         """Raise if the store cannot serve requests."""
         ...
 
+    async def durability_warnings(self) -> list[str]:
+        """Why a 2xx might not survive a crash of the store's host (empty when it would)."""
+        ...
+
     async def register_device(
         self, tenant: str, device_id: str, device_name: str, branch_id: str, now: float
     ) -> Device:

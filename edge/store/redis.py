@@ -117,6 +117,20 @@ class RedisStore(RedisQueue):
     async def ping(self) -> None:
         await self.redis.ping()
 
+    async def durability_warnings(self) -> list[str]:
+        try:
+            conf = await self.redis.config_get("appendonly")
+            conf.update(await self.redis.config_get("appendfsync"))
+        except Exception:  # managed Redis often forbids CONFIG: say nothing rather than guess
+            return []
+        if conf.get("appendonly") != "yes":
+            return ["Redis runs without its append-only file (appendonly no): a Redis restart loses devices, "
+                    "idempotency records and queued sync jobs; set appendonly yes, appendfsync always"]
+        if conf.get("appendfsync") != "always":
+            return [f"Redis fsyncs its append-only file {conf.get('appendfsync')!r}, not 'always': a crash of its "
+                    "host can lose the last second of queued sync jobs that were answered 202"]
+        return []
+
     @staticmethod
     def _keys(tenant: str, device_id: str) -> list[str]:
         return [f"{PREFIX}:{{{tenant}}}:device:{device_id}", f"{PREFIX}:{{{tenant}}}:devices"]

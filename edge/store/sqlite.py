@@ -103,6 +103,9 @@ class SqliteStore(SqliteQueue):
     async def ping(self) -> None:
         await self._run(lambda c: c.execute("SELECT 1").fetchone())
 
+    async def durability_warnings(self) -> list[str]:
+        return []  # WAL with synchronous=FULL: a committed write survives power loss
+
     async def register_device(
         self, tenant: str, device_id: str, device_name: str, branch_id: str, now: float
     ) -> Device:

@@ -133,3 +133,47 @@ async def test_a_claim_taken_over_cannot_be_finished_by_its_old_holder(store: St
     await store.complete_idempotency(tenant, "till-1", "k", 201, b"ok", owner="new")
     owned, prev = await store.claim_idempotency(tenant, "till-1", "k", "fp", now=now + 3, lease=300, ttl=3600, owner="x")
     assert (prev.status, prev.body) == (201, b"ok")
+
+
+
+async def test_sqlite_commits_are_durable(tmp_path) -> None:
+    s = open_store(f"sqlite:///{tmp_path}/state.db")
+    await s.open()
+    assert await s.durability_warnings() == []
+    await s.close()
+
+
+@pytest.mark.parametrize("flags, expect", [
+    ((), "appendonly no"),
+    (("--appendonly", "yes", "--appendfsync", "everysec"), "'everysec'"),
+    (("--appendonly", "yes", "--appendfsync", "always"), None),
+])
+async def test_redis_durability_warnings_name_what_a_crash_would_lose(tmp_path, flags, expect) -> None:
+    import shutil
+    import subprocess
+
+    import redis as sync_redis
+
+    from edge.standin.server import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--dir", str(tmp_path), *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                sync_redis.Redis(port=port).ping()
+                break
+            except sync_redis.ConnectionError:
+                time.sleep(0.05)
+        s = open_store(f"redis://127.0.0.1:{port}/0")
+        await s.open()
+        warnings = await s.durability_warnings()
+        await s.close()
+    finally:
+        proc.kill()
+        proc.wait()
+    if expect is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and expect in warnings[0]
