@@ -26,12 +26,13 @@ from edge.chain import Context
 from edge.config import LoadedConfig
 from edge.erpnext.setup import ReferenceFields
 from edge.logs import access_log
+from edge.metrics import Metrics
 from edge.openapi import openapi_json
 from edge.problems import Problem, problem_response
 from edge.ratelimit_storage import rate_limit_storage
 from edge.routes import erpnext
 from edge.routes.devices import register
-from edge.routes.health import healthz, readyz
+from edge.routes.health import healthz, metrics, readyz
 from edge.routes.pos import post_document
 from edge.routes.sync import get_status, post_batch
 from edge.runtime import Runtime, build_runtime
@@ -51,6 +52,7 @@ class EdgeApp:
         self.log = structlog.get_logger("pos_edge")
         self.store = open_store(config.gateway.store)
         self.upstreams = Upstreams()
+        self.metrics = Metrics()
         self.runtime: Runtime | None = None
         # the invoice reference field per POS tenant, checked at start-up
         self.reference_fields = ReferenceFields(self.log)
@@ -66,6 +68,7 @@ class EdgeApp:
                 Route("/openapi.json", openapi_json, methods=["GET"]),
                 Route("/healthz", healthz, methods=["GET"]),
                 Route("/readyz", readyz, methods=["GET"]),
+                Route("/metrics", metrics, methods=["GET"]),
             ],
             exception_handlers={Problem: self._on_problem, HTTPException: self._on_http, Exception: self._on_error},
             lifespan=self._lifespan,
@@ -86,7 +89,7 @@ class EdgeApp:
         checks = asyncio.create_task(self.reference_fields.check_all(self.runtime.services.tenants))
         worker_task = None
         if cfg.gateway.sync.in_process_workers:
-            self.worker = SyncWorker(self.store, lambda: self.runtime, self.reference_fields, self.log)
+            self.worker = SyncWorker(self.store, lambda: self.runtime, self.reference_fields, self.log, self.metrics)
             worker_task = asyncio.create_task(self.worker.run())
         # Everything built so far (config, models, imported modules) lives as long
         # as the process: move it out of the cyclic GC's sight, and collect young
@@ -159,6 +162,7 @@ class EdgeApp:
             await self.starlette(scope, receive, send_with_id)
         finally:
             access_log(self.log, ctx, scope["method"], scope["path"], status)
+            self.metrics.observe(ctx, status)
             # The context refers to the scope and the scope to the context: break the
             # cycle so a request's objects (a 500-sale batch, say) go by reference
             # counting, not at a full GC run, which gc.freeze() tuning makes rare.

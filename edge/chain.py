@@ -62,23 +62,25 @@ class Context:
     """Per-request state that plugins share. Slots keep creation cheap on the hot path."""
 
     __slots__ = (
-        "scope",
-        "request_id",
-        "started",
-        "client_ip",
-        "host",
-        "tenant",
+        "_headers",
+        "_log",
         "claims",
+        "client_ip",
         "device_id",
-        "upstream_headers",
-        "response_headers",
-        "upstream_ms",
         "forwarded_for",
         "forwarded_proto",
-        "_log",
-        "_headers",
-        "receive",
+        "group",
+        "host",
         "pos",
+        "receive",
+        "request_id",
+        "response_headers",
+        "scope",
+        "started",
+        "tenant",
+        "upstream_error",
+        "upstream_headers",
+        "upstream_ms",
     )
 
     def __init__(self, scope: dict[str, Any]) -> None:
@@ -103,6 +105,8 @@ class Context:
         self._log: Any = None
         self.receive: Any = None  # the ASGI receive callable, for plugins that read the body
         self.pos: Any = None  # set by the normalise plugin: the validated POS request
+        self.group: str = "other"  # the route group whose chain ran (a metrics label)
+        self.upstream_error: str | None = None  # how a call to ERPNext failed, if it did (a metrics label)
 
     @property
     def headers(self) -> dict[bytes, bytes]:

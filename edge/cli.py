@@ -130,9 +130,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
 
     import structlog
+    from prometheus_client import start_http_server
 
     from edge import logs
     from edge.erpnext.setup import ReferenceFields
+    from edge.metrics import Metrics
     from edge.ratelimit_storage import rate_limit_storage
     from edge.runtime import build_runtime
     from edge.store import open_store
@@ -152,7 +154,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         references = ReferenceFields(log)
         # Before the first posting: a tenant without the field must not be posted to blind.
         await references.check_all(runtime.services.tenants)
-        worker = SyncWorker(store, lambda: runtime, references, log)
+        metrics = Metrics()
+        if args.metrics_port:
+            # no HTTP server in this process otherwise: export this worker's attempt counters
+            start_http_server(args.metrics_port, addr=args.metrics_host, registry=metrics.registry)
+        worker = SyncWorker(store, lambda: runtime, references, log, metrics)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -312,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--config", help=f"tenants.yaml (default: $POS_EDGE_CONFIG or ./{DEFAULT_CONFIG})")
     w.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     w.add_argument("--grace", type=float, default=30.0, help="seconds to finish postings in flight on shut-down")
+    w.add_argument("--metrics-port", type=int, default=0, help="serve this worker's Prometheus metrics on this port")
+    w.add_argument("--metrics-host", default="127.0.0.1")
     w.set_defaults(func=cmd_worker)
 
     y = sub.add_parser("sync", help="offline sync queue: batch status, failed jobs, retry")

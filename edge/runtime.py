@@ -44,6 +44,7 @@ class Runtime:
 
     async def enter(self, ctx: Context, group: str) -> Response | None:
         """Resolve the tenant, then run the tenant's chain for `group`."""
+        ctx.group = group
         response = await self.tenant_plugin.on_request(ctx)
         if response is not None:
             return response

@@ -8,7 +8,6 @@ ones are streamed.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from typing import Any
@@ -46,7 +45,7 @@ CLIENT_CLOSED = 499  # logged status when the till went away (nginx's convention
 class Target:
     """Where a proxied request goes and the (METHOD, target) pair its policy checks."""
 
-    __slots__ = ("upstream_path", "rule_target", "is_method", "doctype", "has_name")
+    __slots__ = ("doctype", "has_name", "is_method", "rule_target", "upstream_path")
 
     def __init__(self, upstream_path: str, rule_target: str, is_method: bool, doctype: str = "", has_name: bool = False) -> None:
         self.upstream_path = upstream_path
@@ -150,6 +149,7 @@ async def handle(app: Any, scope: dict[str, Any], receive: Any, send: Any, ctx: 
         await send_problem(send, Problem("internal_error", "an unexpected error occurred"), ctx)
     finally:
         access_log(app.log, ctx, scope["method"], scope["path"], status)
+        app.metrics.observe(ctx, status)
 
 
 async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, ctx: Context) -> int:
@@ -194,18 +194,21 @@ async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, c
             allow_redirects=False,
             timeout=runtime.timeouts[tenant.key],
         )
-    except asyncio.TimeoutError:
+    except TimeoutError:
         ctx.upstream_ms = round((time.perf_counter() - t0) * 1000, 2)
+        ctx.upstream_error = "timeout"
         raise Problem("upstream_timeout", f"ERPNext did not answer within {erp.timeout:g} s") from None
     except aiohttp.ClientError as exc:
         ctx.upstream_ms = round((time.perf_counter() - t0) * 1000, 2)
         ctx.log.warning("upstream_unreachable", error=type(exc).__name__)
+        ctx.upstream_error = "unreachable"
         raise Problem("upstream_unreachable", "ERPNext could not be reached") from None
     ctx.upstream_ms = round((time.perf_counter() - t0) * 1000, 2)
     try:
         if upstream.status in (401, 403):
             exc_type = await _exc_type(upstream)
             ctx.log.error("upstream_auth_failed", upstream_status=upstream.status, exc_type=exc_type)
+            ctx.upstream_error = "auth"
             raise Problem(
                 "upstream_auth_failed",
                 "ERPNext refused this shop's API credentials; the gateway's configuration must be fixed",
@@ -233,7 +236,8 @@ async def _relay(upstream: aiohttp.ClientResponse, send: Any, ctx: Context, meth
             await send({"type": "http.response.start", "status": upstream.status, "headers": headers})
             await send({"type": "http.response.body", "body": data})
             return upstream.status
-    except (asyncio.TimeoutError, aiohttp.ClientError):
+    except (TimeoutError, aiohttp.ClientError):
+        ctx.upstream_error = "cut_short"
         raise Problem("upstream_unreachable", "ERPNext dropped the connection mid-response") from None
     if length is not None:
         headers.append((b"content-length", str(length).encode()))
@@ -245,6 +249,7 @@ async def _relay(upstream: aiohttp.ClientResponse, send: Any, ctx: Context, meth
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
     except Exception as exc:
+        ctx.upstream_error = "cut_short"
         raise _Started(upstream.status) from exc
     return upstream.status
 

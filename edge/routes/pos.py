@@ -99,6 +99,7 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, store: Any) 
         return problem.status, problem_body(problem, ctx.request_id), False
     except Unreachable as exc:
         state = "unknown" if exc.sent else "not_posted"
+        ctx.upstream_error = "timeout" if exc.timeout else "unreachable"
         ctx.log.warning("erpnext_unreachable", detail=str(exc), sale_state=state, reference=pos.reference)
         code = "upstream_timeout" if exc.timeout else "upstream_unreachable"
         problem = Problem(code, f"ERPNext: {exc}; the {pos.kind} is {state.replace('_', ' ')}, retry with the same key",
@@ -106,6 +107,7 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, store: Any) 
         return problem.status, problem_body(problem, ctx.request_id), exc.sent
     except FrappeError as exc:
         ctx.log.error("erpnext_error", status=exc.status, exc_type=exc.exc_type)
+        ctx.upstream_error = "auth" if exc.status in (401, 403) else f"http_{exc.status // 100}xx"
         if exc.status in (401, 403):
             code = "upstream_auth_failed"
         elif exc.status == 409:

@@ -151,6 +151,11 @@ class Store(Protocol):
         """The tenant's failed jobs, oldest first."""
         ...
 
+    async def queue_stats(self, tenants: list[str], now: float) -> dict[str, dict[str, float]]:
+        """Per tenant: `queued` (waiting for an attempt), `in_flight` (leased now), `failed`,
+        and `oldest_due_age` (seconds the most overdue queued job has been due, 0 if none)."""
+        ...
+
     async def requeue_failed(self, tenant: str, job_ids: list[str], now: float) -> int:
         """Put failed jobs among `job_ids` back in the queue with a fresh attempt count."""
         ...

@@ -220,6 +220,23 @@ class RedisQueue:
             rows = await pipe.execute()
         return [_job(tenant, h) for h in rows if h and h.get(b"status") == b"failed"]
 
+    async def queue_stats(self, tenants: list[str], now: float) -> dict[str, dict[str, float]]:
+        async with self._raw.pipeline(transaction=False) as pipe:
+            for tenant in tenants:
+                p = self._tenant_prefix(tenant)
+                pipe.zcard(f"{p}:ready")
+                pipe.zcard(f"{p}:leased")
+                pipe.zcard(f"{p}:failed")
+                pipe.zrange(f"{p}:ready", 0, 0, withscores=True)
+            replies = await pipe.execute()
+        stats = {}
+        for i, tenant in enumerate(tenants):
+            ready, leased, failed, first = replies[i * 4:i * 4 + 4]
+            oldest = max(0.0, now - first[0][1]) if first else 0.0
+            stats[tenant] = {"queued": float(ready), "in_flight": float(leased), "failed": float(failed),
+                             "oldest_due_age": oldest}
+        return stats
+
     async def requeue_failed(self, tenant: str, job_ids: list[str], now: float) -> int:
         if not job_ids:
             return 0

@@ -206,6 +206,25 @@ class SqliteQueue:
         )
         return [_job(r) for r in rows]
 
+    async def queue_stats(self, tenants: list[str], now: float) -> dict[str, dict[str, float]]:
+        def read(c: sqlite3.Connection) -> dict[str, dict[str, float]]:
+            stats = {t: {"queued": 0.0, "in_flight": 0.0, "failed": 0.0, "oldest_due_age": 0.0} for t in tenants}
+            for tenant, leased, total, oldest in c.execute(
+                "SELECT tenant, sum(owner != '' AND lease_until > ?), count(*), min(next_attempt_at) FROM sync_jobs "
+                "WHERE status IN ('pending', 'retrying') GROUP BY tenant", (now,)
+            ):
+                if tenant in stats:
+                    stats[tenant].update(queued=total - leased, in_flight=leased, oldest_due_age=max(0.0, now - oldest))
+            for tenant, failed in c.execute(
+                "SELECT tenant, count(*) FROM sync_jobs WHERE status = 'failed' GROUP BY tenant"
+            ):
+                if tenant in stats:
+                    stats[tenant]["failed"] = failed
+            return stats
+
+        stats: dict[str, dict[str, float]] = await self._run(read)
+        return stats
+
     async def requeue_failed(self, tenant: str, job_ids: list[str], now: float) -> int:
         def tx(c: sqlite3.Connection) -> int:
             n = 0

@@ -22,6 +22,7 @@ from edge.config import SyncConfig
 from edge.erpnext.client import FrappeError, Unreachable, to_json
 from edge.erpnext.posting import Rejected
 from edge.erpnext.setup import ReferenceFields
+from edge.metrics import Metrics
 from edge.sales import Closure, ClosureView, Return, Sale
 from edge.store.base import Store
 from edge.sync.backoff import full_jitter
@@ -35,8 +36,10 @@ DEPENDENCY_RECHECK = 1.0
 class SyncWorker:
     """Claims and posts jobs until stopped."""
 
-    def __init__(self, store: Store, runtime: Callable[[], Any], references: ReferenceFields, log: Any) -> None:
+    def __init__(self, store: Store, runtime: Callable[[], Any], references: ReferenceFields, log: Any,
+                 metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics
         self._runtime = runtime  # the current serving Runtime (a new one after a config reload)
         self.references = references
         self.log = log
@@ -124,6 +127,8 @@ class SyncWorker:
         if not settled:
             log.warning("sync_lease_lost", detail="another worker holds this job now")
         elif update.attempted:
+            if self.metrics is not None:
+                self.metrics.sync_outcomes.labels(job.tenant, update.status).inc()
             event = {"synced": "sync_job_synced", "retrying": "sync_job_retrying", "failed": "sync_job_failed"}
             log.info(event.get(update.status, "sync_job_" + update.status), attempts=job.attempts + 1,
                      invoice=update.invoice_id, error=update.last_error)

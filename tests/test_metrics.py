@@ -1,0 +1,70 @@
+"""/metrics over a real socket: what is counted, with which labels, and what never becomes a label."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+
+from tests.sync.helpers import sale_txn, upload, wait_batch
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample (0 when absent)."""
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and line.split(" ")[0] != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0])) if "{" in line else {}
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.mark.usefixtures("pos_data")
+def test_metrics_count_requests_rate_limits_upstream_errors_and_the_sync_queue(gateway, standin) -> None:
+    before = gateway.http.get("/metrics")
+    assert before.status_code == 200 and before.headers["content-type"].startswith("text/plain")
+    device = f"till-{uuid.uuid4().hex[:6]}"
+    token = gateway.token(device)
+    ok = sample(before.text, "pos_edge_requests_total", tenant="shop1", route_group="erpnext", status_class="2xx")
+    for _ in range(3):
+        r = gateway.request("GET", "/erpnext/method/frappe.auth.get_logged_user", token=token)
+        assert r.status_code == 200
+    standin.delay = 2.5  # over the tenant's 2 s ERPNext timeout
+    assert gateway.request("GET", "/erpnext/method/frappe.auth.get_logged_user", token=token).status_code == 504
+    standin.delay = 0
+    gateway.request("GET", "/v1/nothing-here", token=token)
+    gateway.http.get("/erpnext/method/x", headers={"Host": "nobody.tillking.test"})
+    batch = upload(gateway, token, [sale_txn()])["batch_uuid"]
+    wait_batch(gateway, token, batch)
+
+    text = gateway.http.get("/metrics").text
+    assert sample(text, "pos_edge_requests_total", tenant="shop1", route_group="erpnext", status_class="2xx") >= ok + 3
+    assert sample(text, "pos_edge_requests_total", tenant="shop1", route_group="sync", status_class="2xx") >= 1
+    assert sample(text, "pos_edge_requests_total", tenant="-", route_group="erpnext", status_class="4xx") >= 1
+    assert sample(text, "pos_edge_request_duration_seconds_count", tenant="shop1", route_group="erpnext") >= 4
+    assert sample(text, "pos_edge_upstream_duration_seconds_count", tenant="shop1") >= 4
+    assert sample(text, "pos_edge_upstream_errors_total", tenant="shop1", kind="timeout") >= 1
+    assert sample(text, "pos_edge_sync_attempts_total", tenant="shop1", outcome="synced") >= 1
+    assert sample(text, "pos_edge_sync_queue_depth", tenant="shop1") >= 0
+    assert 'pos_edge_sync_jobs{state="failed",tenant="shop1"}' in text
+    assert "pos_edge_sync_oldest_pending_age_seconds" in text
+    assert sample(text, "pos_edge_store_up") == 1
+    assert sample(text, "pos_edge_config_reloads_total", result="failed") == 0
+    # bounded labels: never a device id or a path
+    assert device not in text and "get_logged_user" not in text and "nothing-here" not in text
+
+
+def test_rate_limit_rejections_are_counted(gateway_factory, tmp_path, standin_server) -> None:
+    from tests.conftest import base_config
+
+    cfg = base_config(tmp_path, standin_server.url)
+    cfg["tenants"]["shop1"]["rate_limit"] = "2/minute"
+    gw = gateway_factory(cfg)
+    token = gw.token("till-rl")
+    codes = [gw.request("GET", f"/sync/status/{uuid.uuid4()}", token=token).status_code for _ in range(4)]
+    assert codes == [404, 404, 429, 429]
+    text = gw.http.get("/metrics").text
+    assert sample(text, "pos_edge_rate_limited_total", tenant="shop1") == 2
+    assert sample(text, "pos_edge_requests_total", tenant="shop1", route_group="sync_status", status_class="4xx") == 4
