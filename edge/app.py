@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -30,6 +32,7 @@ from edge.metrics import Metrics
 from edge.openapi import openapi_json
 from edge.problems import Problem, problem_response
 from edge.ratelimit_storage import rate_limit_storage
+from edge.reload import ConfigWatcher
 from edge.routes import erpnext
 from edge.routes.devices import register
 from edge.routes.health import healthz, metrics, readyz
@@ -57,6 +60,11 @@ class EdgeApp:
         # the invoice reference field per POS tenant, checked at start-up
         self.reference_fields = ReferenceFields(self.log)
         self.worker: SyncWorker | None = None
+        self.limiter_storage: Any = None
+        self.last_reload: dict[str, Any] | None = None
+        self._reload_lock = asyncio.Lock()
+        self._config_digest = b""
+        self._tasks: set[asyncio.Future[Any]] = set()
         self.starlette = Starlette(
             routes=[
                 Route("/gateway/device/register", register, methods=["POST"]),
@@ -80,7 +88,11 @@ class EdgeApp:
         cfg = self.config
         await self.store.open()
         await self.store.ping()
-        self.runtime = build_runtime(cfg, self.store, rate_limit_storage(cfg.gateway.rate_limit_storage), self.upstreams, self.log)
+        self.limiter_storage = rate_limit_storage(cfg.gateway.rate_limit_storage)
+        self.runtime = build_runtime(cfg, self.store, self.limiter_storage, self.upstreams, self.log)
+        self._config_digest = _digest(cfg.source)
+        watcher = ConfigWatcher(cfg.source, self.reload, self.log)
+        watcher.start()
         for tenant in cfg.tenants.values():
             self.upstreams.session(tenant.erpnext.origin)
         self._startup_warnings()
@@ -103,13 +115,76 @@ class EdgeApp:
             yield
         finally:
             checks.cancel()
+            await watcher.stop()
             if self.worker is not None and worker_task is not None:
-                await self.worker.stop(grace=5.0)
+                # Postings in flight get the same grace as requests; the rest are handed back.
+                await self.worker.stop(grace=float(os.environ.get("POS_EDGE_GRACE", "30")))
                 worker_task.cancel()
             await self.upstreams.close()
             await self.store.close()
             self.log.info("stopped", pid=os.getpid())
             logs.flush()
+
+    async def reload(self, reason: str, force: bool = False) -> bool:
+        """Load tenants.yaml again and swap the whole serving configuration at once
+        (a request sees the old one or the new one, never a mix). A file that does
+        not load is refused: the running configuration stays, and the errors are
+        logged with their paths, exactly as `pos-edge check` prints them."""
+        async with self._reload_lock:
+            path = self.config.source
+            digest = _digest(path)
+            if digest == self._config_digest and not force:
+                return True
+            try:
+                cfg = config_mod.load(path)
+                refusal = self._cannot_reload(cfg)
+                if refusal:
+                    raise config_mod.ConfigError(path, refusal)
+                runtime = build_runtime(cfg, self.store, self.limiter_storage, self.upstreams, self.log,
+                                        previous=self.runtime)
+            except config_mod.ConfigError as exc:
+                self._config_digest = digest  # the same broken bytes are reported once, not at every event
+                self.last_reload = {"ok": False, "reason": reason, "errors": [f"{p}: {m}" if p else m for p, m in exc.errors]}
+                self.metrics.reloads.labels("failed").inc()
+                self.log.error("config_reload_failed", config=path, reason=reason, errors=self.last_reload["errors"])
+                return False
+            old = self.runtime
+            assert old is not None
+            self.config, self.runtime = cfg, runtime  # the swap: one reference, replaced at once
+            self._config_digest = digest
+            before, after = old.config.tenants, cfg.tenants
+            origins = {t.erpnext.origin for t in after.values()}
+            self.upstreams.keep(origins)
+            for origin in origins:
+                self.upstreams.session(origin)
+            # pools no tenant uses any more close when their last call ends
+            self.upstreams.retire({t.erpnext.origin for t in before.values()} - origins)
+            changed = {k: t for k, t in runtime.services.tenants.items() if before.get(k) != t.config}
+            if changed:
+                self._background(self.reference_fields.check_all(changed))
+            self.last_reload = {"ok": True, "reason": reason}
+            self.metrics.reloads.labels("ok").inc()
+            self.log.info("config_reloaded", config=path, reason=reason, tenants=len(after),
+                          added=sorted(set(after) - set(before)), removed=sorted(set(before) - set(after)),
+                          changed=sorted(k for k in changed if k in before))
+            if self.worker is not None:
+                self.worker.wake()
+            return True
+
+    def _cannot_reload(self, cfg: LoadedConfig) -> list[tuple[str, str]]:
+        """What a running process cannot take from a new file."""
+        out = []
+        for key in ("store", "rate_limit_storage"):
+            if getattr(cfg.gateway, key) != getattr(self.config.gateway, key):
+                out.append((f"gateway.{key}", "cannot change while running: restart pos-edge to use the new value"))
+        if cfg.defaulted_secrets and os.environ.get("POS_EDGE_PUBLIC") == "1":
+            out += [(p, "comes from a ${VAR:-default} in the file; serve listens beyond loopback") for p in cfg.defaulted_secrets]
+        return out
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def reference_field_missing(self, tenant: Any) -> bool:
         """True when the tenant's invoice reference field is known to be missing."""
@@ -190,6 +265,13 @@ class EdgeApp:
         ctx = self._ctx(request)
         ctx.log.exception("unhandled_error")
         return problem_response(Problem("internal_error", "an unexpected error occurred"), ctx.request_id)
+
+
+def _digest(path: str) -> bytes:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).digest()
+    except OSError:
+        return b""
 
 
 def create_app() -> EdgeApp:

@@ -44,6 +44,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ["POS_EDGE_CONFIG"] = path
     os.environ["POS_EDGE_WORKERS"] = str(args.workers)
     os.environ["POS_EDGE_LOG_LEVEL"] = args.log_level
+    os.environ["POS_EDGE_GRACE"] = str(args.grace)
+    # a reload must not bring in defaulted secrets once the listener is public
+    os.environ["POS_EDGE_PUBLIC"] = "0" if _is_loopback(args.host) else "1"
     uvicorn.run(
         "edge.app:create_app",
         factory=True,

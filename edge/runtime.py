@@ -59,8 +59,10 @@ def build_runtime(
     upstreams: Upstreams,
     log: Any,
     plugins: tuple[type, ...] | None = None,
+    previous: Runtime | None = None,
 ) -> Runtime:
-    """Instantiate every tenant's plugin chains from `config`."""
+    """Instantiate every tenant's plugin chains from `config`. A tenant whose config is
+    the same as in `previous` keeps its Poster (and so its master-data caches)."""
     if plugins is None:
         from plugins import DEFAULT_PLUGINS
 
@@ -83,7 +85,11 @@ def build_runtime(
                     instances[name] = by_name[name](tenant, services)
                 chain.append(instances[name])
             chains[group] = sort_plugins(chain)
-        poster = Poster(ErpnextClient(upstreams, tenant.erpnext), tenant)
+        before = previous.services.tenants.get(key) if previous is not None else None
+        if before is not None and before.config == tenant:
+            poster = before.poster
+        else:
+            poster = Poster(ErpnextClient(upstreams, tenant.erpnext), tenant)
         services.tenants[key] = TenantRuntime(key, tenant, chains, tenant.proxy.rules(), poster)
     timeouts = {key: timeout_for(t.erpnext.timeout) for key, t in config.tenants.items()}
     return Runtime(config, services, by_name["tenant"](config.gateway, services), upstreams, timeouts)

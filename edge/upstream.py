@@ -92,11 +92,19 @@ def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, by
 
 
 class Upstreams:
-    """One keep-alive ClientSession per ERPNext origin, opened at start-up, closed at shut-down."""
+    """One keep-alive ClientSession per ERPNext origin, opened at start-up, closed at shut-down.
+
+    Calls bracket their use of a session with enter()/leave(), so an origin that a
+    config reload removed (retire()) is closed once its last call has ended, never
+    under a call in flight.
+    """
 
     def __init__(self, pool_size: int = 256) -> None:
         self._pool_size = pool_size
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._inflight: dict[str, int] = {}
+        self._retired: set[str] = set()
+        self._closing: set[asyncio.Task[None]] = set()
 
     def session(self, origin: str) -> aiohttp.ClientSession:
         """The session for `origin` (scheme://host:port), created on first use."""
@@ -115,11 +123,49 @@ class Upstreams:
             )
         return s
 
+    def enter(self, origin: str) -> aiohttp.ClientSession:
+        """The session for a call about to start; pair with leave(origin)."""
+        self._inflight[origin] = self._inflight.get(origin, 0) + 1
+        return self.session(origin)
+
+    def leave(self, origin: str) -> None:
+        """A call on `origin` ended (its response released)."""
+        left = self._inflight[origin] = self._inflight[origin] - 1
+        if left == 0 and origin in self._retired:
+            self._close_soon(origin)
+
+    def in_flight(self, origin: str) -> int:
+        """Calls on `origin` that have not ended."""
+        return self._inflight.get(origin, 0)
+
+    def keep(self, origins: Iterable[str]) -> None:
+        """Origins the current configuration uses: never closed by an earlier retire()."""
+        self._retired.difference_update(origins)
+
+    def retire(self, origins: Iterable[str]) -> None:
+        """Close these origins' sessions once no call is using them."""
+        for origin in origins:
+            self._retired.add(origin)
+            if not self._inflight.get(origin):
+                self._close_soon(origin)
+
+    def _close_soon(self, origin: str) -> None:
+        self._retired.discard(origin)
+        session = self._sessions.pop(origin, None)
+        if session is not None:
+            task = asyncio.get_running_loop().create_task(session.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    def is_open(self, origin: str) -> bool:
+        """Whether a session for `origin` exists (for tests and diagnostics)."""
+        return origin in self._sessions and not self._sessions[origin].closed
+
     async def close(self, origins: Iterable[str] | None = None) -> None:
         """Close the sessions of `origins` (all when None)."""
         names = list(self._sessions) if origins is None else [o for o in origins if o in self._sessions]
         sessions = [self._sessions.pop(o) for o in names]
-        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        await asyncio.gather(*(s.close() for s in sessions), *self._closing, return_exceptions=True)
 
 
 def timeout_for(seconds: float) -> aiohttp.ClientTimeout:

@@ -200,10 +200,13 @@ def terminate(proc: subprocess.Popen[bytes], timeout: float = 15) -> int:
     return proc.returncode
 
 
-def start_gateway(tmp: Path, config: dict[str, Any], env: dict[str, str] | None = None) -> Gateway:
-    """Write `config` to tmp/tenants.yaml and run `pos-edge serve` on a free port."""
-    path = tmp / "tenants.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+def start_gateway(tmp: Path, config: dict[str, Any], env: dict[str, str] | None = None,
+                  config_path: Path | None = None) -> Gateway:
+    """Write `config` to tmp/tenants.yaml (or serve `config_path`, already written) and run
+    `pos-edge serve` on a free port."""
+    path = config_path or tmp / "tenants.yaml"
+    if config_path is None:
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
     port = free_port()
     log_path = tmp / f"gateway-{port}.log"
     proc = subprocess.Popen(

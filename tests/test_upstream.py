@@ -69,3 +69,33 @@ def test_document_method_rules() -> None:
     assert allowed("GET", named, frozenset({("GET", "Item:run_method")}), b"run_method=get_title")
     assert allowed("GET", named, frozenset(), b"fields=%5B%22name%22%5D")
     assert allowed("HEAD", parse_target(b"/erpnext/method/frappe.ping"), frozenset({("HEAD", "method:frappe.ping")}))
+
+
+async def test_a_retired_pool_closes_only_after_its_last_call(standin_server) -> None:
+    import asyncio
+
+    from edge.upstream import Upstreams
+
+    ups = Upstreams()
+    origin = standin_server.url
+    session = ups.enter(origin)
+    ups.retire([origin])  # a reload removed the last tenant on this origin, mid-call
+    assert ups.is_open(origin) and ups.in_flight(origin) == 1
+    async with session.get(origin + "/api/method/frappe.ping") as r:
+        assert r.status == 200
+    ups.leave(origin)
+    await asyncio.sleep(0.05)
+    assert not ups.is_open(origin) and session.closed
+
+    # an origin retired and then used again by a newer config stays open
+    ups.enter(origin)
+    ups.retire([origin])
+    ups.keep([origin])
+    ups.leave(origin)
+    await asyncio.sleep(0.05)
+    assert ups.is_open(origin)
+    # an idle retired origin closes at once
+    ups.retire([origin])
+    await asyncio.sleep(0.05)
+    assert not ups.is_open(origin)
+    await ups.close()

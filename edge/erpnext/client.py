@@ -7,7 +7,6 @@ Frappe answers an exception with the status of its class and a body holding
 
 from __future__ import annotations
 
-import asyncio
 import json
 from decimal import Decimal
 from typing import Any
@@ -83,7 +82,7 @@ class ErpnextClient:
         if body is not None:
             data = json.dumps(body, default=_wire_number).encode()
             headers = {**headers, "Content-Type": "application/json"}
-        session = self._upstreams.session(self._origin)
+        session = self._upstreams.enter(self._origin)
         try:
             async with session.request(
                 method, self._origin + path, params=params, data=data, headers=headers,
@@ -95,10 +94,12 @@ class ErpnextClient:
             raise Unreachable(f"cannot connect: {type(exc).__name__}", sent=False, timeout=False) from None
         except aiohttp.ConnectionTimeoutError:
             raise Unreachable("connect timed out", sent=False, timeout=True) from None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise Unreachable(f"no answer within {self.timeout_seconds:g} s", sent=True, timeout=True) from None
         except aiohttp.ClientError as exc:  # dropped after sending: outcome unknown
             raise Unreachable(f"connection lost: {type(exc).__name__}", sent=True, timeout=False) from None
+        finally:
+            self._upstreams.leave(self._origin)
         try:
             parsed = json.loads(raw, parse_float=Decimal) if raw else None
         except ValueError:

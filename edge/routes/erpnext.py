@@ -183,7 +183,16 @@ async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, c
     headers.append(("x-request-id", ctx.request_id))
     url = URL(erp.origin + target.upstream_path + ("?" + qs.decode("latin-1") if qs else ""), encoded=True)
 
-    session = runtime.upstreams.session(erp.origin)
+    upstreams = runtime.upstreams
+    session = upstreams.enter(erp.origin)
+    try:
+        return await _forward(session, send, method, url, headers, body, runtime.timeouts[tenant.key], ctx, erp)
+    finally:
+        upstreams.leave(erp.origin)
+
+
+async def _forward(session: aiohttp.ClientSession, send: Any, method: str, url: URL, headers: Any, body: bytes,
+                   timeout: aiohttp.ClientTimeout, ctx: Context, erp: Any) -> int:
     t0 = time.perf_counter()
     try:
         upstream = await session.request(
@@ -192,7 +201,7 @@ async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, c
             headers=headers,
             data=body or None,
             allow_redirects=False,
-            timeout=runtime.timeouts[tenant.key],
+            timeout=timeout,
         )
     except TimeoutError:
         ctx.upstream_ms = round((time.perf_counter() - t0) * 1000, 2)
