@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 import orjson
 import structlog
 
+
 class _IsoTimestamp:
     """`timestamp` as ISO 8601 UTC with milliseconds; the seconds part is formatted once per second."""
 

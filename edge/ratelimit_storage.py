@@ -45,8 +45,7 @@ class LocalMovingWindow(Storage, MovingWindowSupport):
         cutoff = now - expiry
         while hits and hits[0] <= cutoff:
             hits.popleft()
-        if expiry > self._longest:
-            self._longest = expiry
+        self._longest = max(self._longest, expiry)
         return hits
 
     def _sweep(self, now: float) -> None:

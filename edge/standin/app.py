@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any

@@ -15,8 +15,19 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from edge.standin.documents import (child_row, cint, dec, link_exists, missing_message, money, now, num,
-                                    raise_invalid_links, raise_missing, to_date)
+from edge.standin.documents import (
+    child_row,
+    cint,
+    dec,
+    link_exists,
+    missing_message,
+    money,
+    now,
+    num,
+    raise_invalid_links,
+    raise_missing,
+    to_date,
+)
 from edge.standin.errors import FrappeError
 from edge.standin.meta import keep_known
 from edge.standin.naming import next_name, series_for

@@ -11,10 +11,15 @@ insert, can be filtered on, and `unique: 1` is enforced (invoices._check_unique)
 from __future__ import annotations
 
 import re
-
 from typing import TYPE_CHECKING, Any
 
-from edge.standin.documents import cint, missing_message, now, raise_invalid_links, raise_missing
+from edge.standin.documents import (
+    cint,
+    missing_message,
+    now,
+    raise_invalid_links,
+    raise_missing,
+)
 from edge.standin.errors import FrappeError
 from edge.standin.meta import KNOWN_DOCTYPES, STANDARD_FIELDS, fieldnames, keep_known
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation

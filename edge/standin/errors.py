@@ -14,9 +14,8 @@ report_error, frappe/app.py handle_exception).
 from __future__ import annotations
 
 import json
-from typing import Any
-
 from collections.abc import Sequence
+from typing import Any
 
 from starlette.responses import JSONResponse
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-
 from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import QueryParams

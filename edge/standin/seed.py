@@ -8,7 +8,6 @@ Payment only gains the company's account row if it lacks one).
 from __future__ import annotations
 
 import secrets
-
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
