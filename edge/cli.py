@@ -41,12 +41,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    if not _store_reachable(cfg, args.store_wait):
+        return 1
     os.environ["POS_EDGE_CONFIG"] = path
     os.environ["POS_EDGE_WORKERS"] = str(args.workers)
     os.environ["POS_EDGE_LOG_LEVEL"] = args.log_level
     os.environ["POS_EDGE_GRACE"] = str(args.grace)
     # a reload must not bring in defaulted secrets once the listener is public
     os.environ["POS_EDGE_PUBLIC"] = "0" if _is_loopback(args.host) else "1"
+    # uvicorn re-raises SIGTERM/SIGINT once it has shut down gracefully, to end with the
+    # signal's default status; a graceful stop is a success, so the re-raised signal
+    # lands in a handler that ignores it, and serve exits 0.
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     uvicorn.run(
         "edge.app:create_app",
         factory=True,
@@ -60,6 +69,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=args.grace,
     )
     return 0
+
+
+def _store_reachable(cfg: config_mod.LoadedConfig, wait: float) -> bool:
+    """Fail fast, with a clear message, when the state store does not answer within `wait` s."""
+    from edge.store import redacted, wait_for_store
+
+    error = asyncio.run(wait_for_store(cfg.gateway.store, wait))
+    if error is not None:
+        print(f"cannot reach the state store {redacted(cfg.gateway.store)} (gave up after {wait:g} s): {error}",
+              file=sys.stderr)
+        return False
+    return True
 
 
 def _is_loopback(host: str) -> bool:
@@ -145,6 +166,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from edge.upstream import Upstreams
 
     cfg = _load_or_exit(_config_path(args))
+    if not _store_reachable(cfg, args.store_wait):
+        return 1
     logs.configure(level=args.log_level)
     log = structlog.get_logger("pos_edge")
 
@@ -297,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1)
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     s.add_argument("--grace", type=float, default=30.0, help="seconds to finish in-flight requests on shut-down")
+    s.add_argument("--store-wait", type=float, default=30.0, help="seconds to wait for the state store at start-up")
     s.set_defaults(func=cmd_serve)
 
     c = sub.add_parser("check", help="validate a tenants.yaml")
@@ -321,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--config", help=f"tenants.yaml (default: $POS_EDGE_CONFIG or ./{DEFAULT_CONFIG})")
     w.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     w.add_argument("--grace", type=float, default=30.0, help="seconds to finish postings in flight on shut-down")
+    w.add_argument("--store-wait", type=float, default=30.0, help="seconds to wait for the state store at start-up")
     w.add_argument("--metrics-port", type=int, default=0, help="serve this worker's Prometheus metrics on this port")
     w.add_argument("--metrics-host", default="127.0.0.1")
     w.set_defaults(func=cmd_worker)

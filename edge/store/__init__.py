@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import re
+import time
+
 from edge.store.base import Device, DeviceBlocked, IdempotencyRecord, Store
 
 
@@ -21,4 +26,31 @@ def open_store(url: str) -> Store:
     raise ValueError(f"unsupported store URL scheme: {url.split(':', 1)[0]}")
 
 
-__all__ = ["Device", "DeviceBlocked", "IdempotencyRecord", "Store", "open_store"]
+async def wait_for_store(url: str, wait: float) -> str | None:
+    """Open and ping the store, retrying with back-off for up to `wait` seconds.
+    Returns None when it answers, else what went wrong the last time."""
+    deadline = time.monotonic() + wait
+    delay = 0.25
+    while True:
+        store = open_store(url)
+        try:
+            await store.open()
+            await store.ping()
+            return None
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            with contextlib.suppress(Exception):
+                await store.close()
+        if time.monotonic() + delay > deadline:
+            return error
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+def redacted(url: str) -> str:
+    """`url` without a password (for messages and logs)."""
+    return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
+
+
+__all__ = ["Device", "DeviceBlocked", "IdempotencyRecord", "Store", "open_store", "redacted", "wait_for_store"]
