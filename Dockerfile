@@ -1,22 +1,34 @@
-# pos-edge: slim, non-root. Mount the configuration at /etc/pos-edge/tenants.yaml
-# and pass secrets as environment variables referenced from it.
-FROM python:3.11-slim AS build
+# pos-edge: slim, multi-stage, non-root. Mount the configuration at
+# /etc/pos-edge/tenants.yaml and pass the secrets it references (${VAR}) as
+# environment variables. Kubernetes examples: deploy/.
+#
+# Build stage: a wheel of the project and of every dependency, so the runtime
+# stage installs offline from exactly these wheels and carries no build tools.
+# tests/test_deploy.py repeats this stage's install from the COPYed paths only.
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY edge ./edge
 COPY plugins ./plugins
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
-FROM python:3.11-slim
+FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
     POS_EDGE_CONFIG=/etc/pos-edge/tenants.yaml
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
-    && useradd --system --uid 10001 --home-dir /var/lib/pos-edge --create-home pos-edge \
+# --no-index: only the wheels built above, nothing fetched at this stage.
+RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels \
+    && groupadd --system --gid 10001 pos-edge \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/pos-edge --create-home \
+       --shell /usr/sbin/nologin pos-edge \
     && mkdir -p /etc/pos-edge
-# No configuration is baked in: mount tenants.yaml at /etc/pos-edge/tenants.yaml.
-USER pos-edge
+# No configuration is baked in: mount tenants.yaml at /etc/pos-edge/tenants.yaml
+# (in Kubernetes mount the ConfigMap as the directory /etc/pos-edge, not subPath).
+# A numeric user: Kubernetes' runAsNonRoot can verify it without /etc/passwd.
+USER 10001:10001
 # A relative sqlite:/// store path in tenants.yaml resolves here (a volume in production).
 WORKDIR /var/lib/pos-edge
 EXPOSE 8000
