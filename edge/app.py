@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hashlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -32,7 +30,7 @@ from edge.metrics import Metrics
 from edge.openapi import openapi_json
 from edge.problems import Problem, problem_response
 from edge.ratelimit_storage import rate_limit_storage
-from edge.reload import ConfigWatcher
+from edge.reload import ConfigWatcher, LiveConfig
 from edge.routes import erpnext
 from edge.routes.devices import register
 from edge.routes.health import healthz, metrics, readyz
@@ -50,21 +48,16 @@ class EdgeApp:
     """pos-edge as one ASGI callable."""
 
     def __init__(self, config: LoadedConfig, workers: int = 1) -> None:
-        self.config = config
+        self._config = config
         self.workers = workers
         self.log = structlog.get_logger("pos_edge")
         self.store = open_store(config.gateway.store)
         self.upstreams = Upstreams()
         self.metrics = Metrics()
-        self.runtime: Runtime | None = None
+        self.live: LiveConfig | None = None
         # the invoice reference field per POS tenant, checked at start-up
         self.reference_fields = ReferenceFields(self.log)
         self.worker: SyncWorker | None = None
-        self.limiter_storage: Any = None
-        self.last_reload: dict[str, Any] | None = None
-        self._reload_lock = asyncio.Lock()
-        self._config_digest = b""
-        self._tasks: set[asyncio.Future[Any]] = set()
         self.starlette = Starlette(
             routes=[
                 Route("/gateway/device/register", register, methods=["POST"]),
@@ -85,13 +78,14 @@ class EdgeApp:
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        cfg = self.config
+        cfg = self._config
         await self.store.open()
         await self.store.ping()
-        self.limiter_storage = rate_limit_storage(cfg.gateway.rate_limit_storage)
-        self.runtime = build_runtime(cfg, self.store, self.limiter_storage, self.upstreams, self.log)
-        self._config_digest = _digest(cfg.source)
-        watcher = ConfigWatcher(cfg.source, self.reload, self.log)
+        limiter = rate_limit_storage(cfg.gateway.rate_limit_storage)
+        runtime = build_runtime(cfg, self.store, limiter, self.upstreams, self.log)
+        self.live = LiveConfig(cfg, runtime, self.store, limiter, self.metrics, self.log, self.reference_fields,
+                               public=os.environ.get("POS_EDGE_PUBLIC") == "1")
+        watcher = ConfigWatcher(cfg.source, self.live.reload, self.log)
         watcher.start()
         for tenant in cfg.tenants.values():
             self.upstreams.session(tenant.erpnext.origin)
@@ -102,6 +96,7 @@ class EdgeApp:
         worker_task = None
         if cfg.gateway.sync.in_process_workers:
             self.worker = SyncWorker(self.store, lambda: self.runtime, self.reference_fields, self.log, self.metrics)
+            self.live.on_swap.append(self.worker.wake)
             worker_task = asyncio.create_task(self.worker.run())
         # Everything built so far (config, models, imported modules) lives as long
         # as the process: move it out of the cyclic GC's sight, and collect young
@@ -125,66 +120,26 @@ class EdgeApp:
             self.log.info("stopped", pid=os.getpid())
             logs.flush()
 
+    @property
+    def runtime(self) -> Runtime | None:
+        """The serving snapshot (replaced whole by a reload); None before start-up."""
+        live = self.live
+        return live.runtime if live is not None else None
+
+    @property
+    def config(self) -> LoadedConfig:
+        """The configuration being served."""
+        return self.live.config if self.live is not None else self._config
+
+    @property
+    def last_reload(self) -> dict[str, Any] | None:
+        """How the last reload went (for /readyz), None before any."""
+        return self.live.last_reload if self.live is not None else None
+
     async def reload(self, reason: str, force: bool = False) -> bool:
-        """Load tenants.yaml again and swap the whole serving configuration at once
-        (a request sees the old one or the new one, never a mix). A file that does
-        not load is refused: the running configuration stays, and the errors are
-        logged with their paths, exactly as `pos-edge check` prints them."""
-        async with self._reload_lock:
-            path = self.config.source
-            digest = _digest(path)
-            if digest == self._config_digest and not force:
-                return True
-            try:
-                cfg = config_mod.load(path)
-                refusal = self._cannot_reload(cfg)
-                if refusal:
-                    raise config_mod.ConfigError(path, refusal)
-                runtime = build_runtime(cfg, self.store, self.limiter_storage, self.upstreams, self.log,
-                                        previous=self.runtime)
-            except config_mod.ConfigError as exc:
-                self._config_digest = digest  # the same broken bytes are reported once, not at every event
-                self.last_reload = {"ok": False, "reason": reason, "errors": [f"{p}: {m}" if p else m for p, m in exc.errors]}
-                self.metrics.reloads.labels("failed").inc()
-                self.log.error("config_reload_failed", config=path, reason=reason, errors=self.last_reload["errors"])
-                return False
-            old = self.runtime
-            assert old is not None
-            self.config, self.runtime = cfg, runtime  # the swap: one reference, replaced at once
-            self._config_digest = digest
-            before, after = old.config.tenants, cfg.tenants
-            origins = {t.erpnext.origin for t in after.values()}
-            self.upstreams.keep(origins)
-            for origin in origins:
-                self.upstreams.session(origin)
-            # pools no tenant uses any more close when their last call ends
-            self.upstreams.retire({t.erpnext.origin for t in before.values()} - origins)
-            changed = {k: t for k, t in runtime.services.tenants.items() if before.get(k) != t.config}
-            if changed:
-                self._background(self.reference_fields.check_all(changed))
-            self.last_reload = {"ok": True, "reason": reason}
-            self.metrics.reloads.labels("ok").inc()
-            self.log.info("config_reloaded", config=path, reason=reason, tenants=len(after),
-                          added=sorted(set(after) - set(before)), removed=sorted(set(before) - set(after)),
-                          changed=sorted(k for k in changed if k in before))
-            if self.worker is not None:
-                self.worker.wake()
-            return True
-
-    def _cannot_reload(self, cfg: LoadedConfig) -> list[tuple[str, str]]:
-        """What a running process cannot take from a new file."""
-        out = []
-        for key in ("store", "rate_limit_storage"):
-            if getattr(cfg.gateway, key) != getattr(self.config.gateway, key):
-                out.append((f"gateway.{key}", "cannot change while running: restart pos-edge to use the new value"))
-        if cfg.defaulted_secrets and os.environ.get("POS_EDGE_PUBLIC") == "1":
-            out += [(p, "comes from a ${VAR:-default} in the file; serve listens beyond loopback") for p in cfg.defaulted_secrets]
-        return out
-
-    def _background(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Reload tenants.yaml now (see LiveConfig.reload)."""
+        assert self.live is not None
+        return await self.live.reload(reason, force)
 
     async def reference_field_missing(self, tenant: Any) -> bool:
         """True when the tenant's invoice reference field is known to be missing."""
@@ -265,13 +220,6 @@ class EdgeApp:
         ctx = self._ctx(request)
         ctx.log.exception("unhandled_error")
         return problem_response(Problem("internal_error", "an unexpected error occurred"), ctx.request_id)
-
-
-def _digest(path: str) -> bytes:
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).digest()
-    except OSError:
-        return b""
 
 
 def create_app() -> EdgeApp:

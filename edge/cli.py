@@ -160,6 +160,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from edge.erpnext.setup import ReferenceFields
     from edge.metrics import Metrics
     from edge.ratelimit_storage import rate_limit_storage
+    from edge.reload import ConfigWatcher, LiveConfig
     from edge.runtime import build_runtime
     from edge.store import open_store
     from edge.sync.worker import SyncWorker
@@ -176,7 +177,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         await store.open()
         await store.ping()
         upstreams = Upstreams()
-        runtime = build_runtime(cfg, store, rate_limit_storage("memory://"), upstreams, log)
+        limiter = rate_limit_storage("memory://")  # unused by workers: they are not rate-limited
+        runtime = build_runtime(cfg, store, limiter, upstreams, log)
         references = ReferenceFields(log)
         # Before the first posting: a tenant without the field must not be posted to blind.
         await references.check_all(runtime.services.tenants)
@@ -184,7 +186,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if args.metrics_port:
             # no HTTP server in this process otherwise: export this worker's attempt counters
             start_http_server(args.metrics_port, addr=args.metrics_host, registry=metrics.registry)
-        worker = SyncWorker(store, lambda: runtime, references, log, metrics)
+        # tenants.yaml changes reach workers too (a moved ERPNext, a new tenant)
+        live = LiveConfig(cfg, runtime, store, limiter, metrics, log, references)
+        worker = SyncWorker(store, lambda: live.runtime, references, log, metrics)
+        live.on_swap.append(worker.wake)
+        watcher = ConfigWatcher(cfg.source, live.reload, log)
+        watcher.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -192,6 +199,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         task = asyncio.create_task(worker.run())
         log.info("worker_started", tenants=len(cfg.tenants), config=cfg.source, pid=os.getpid())
         await stop.wait()
+        await watcher.stop()
         await worker.stop(grace=args.grace)
         task.cancel()
         await upstreams.close()

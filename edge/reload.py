@@ -1,20 +1,26 @@
-"""Noticing a changed tenants.yaml: watch its directory, and SIGHUP.
+"""Hot reload of tenants.yaml: LiveConfig swaps the serving configuration, and
+ConfigWatcher notices a changed file (its directory is watched) or SIGHUP.
 
 The directory is watched rather than the file, so that replacing the file
 (an editor's write-and-rename, or Kubernetes swapping a ConfigMap's `..data`
-symlink) is seen too. Events only prompt a look: the app reloads when the
-file's bytes changed, or always on SIGHUP.
+symlink) is seen too. Events only prompt a look: the configuration is reloaded
+when the file's bytes changed, or always on SIGHUP.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import watchfiles
+
+from edge import config as config_mod
+from edge.config import LoadedConfig
+from edge.runtime import Runtime, build_runtime
 
 Reload = Callable[[str, bool], Awaitable[bool]]
 
@@ -59,3 +65,93 @@ class ConfigWatcher:
         if self._task is not None:
             await asyncio.wait({self._task}, timeout=2)
             self._task.cancel()
+
+
+class LiveConfig:
+    """The configuration a process serves now, and replacing it in one step.
+
+    Readers take `runtime` once per request (or per sync job) and use that
+    snapshot throughout, so each sees the old configuration or the new one,
+    never a mix.
+    """
+
+    def __init__(self, config: LoadedConfig, runtime: Runtime, store: Any, limiter: Any, metrics: Any, log: Any,
+                 references: Any, public: bool = False) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.store = store
+        self.limiter = limiter
+        self.metrics = metrics
+        self.log = log
+        self.references = references  # ReferenceFields: re-checked for tenants that changed
+        self.public = public  # listening beyond loopback: secrets from ${VAR:-default} are refused
+        self.last_reload: dict[str, Any] | None = None
+        self.on_swap: list[Callable[[], None]] = []
+        self._digest = digest(config.source)
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    async def reload(self, reason: str, force: bool = False) -> bool:
+        """Load the file again and swap everything at once. A file that does not load
+        is refused: the running configuration stays, and the errors are logged with
+        their paths, exactly as `pos-edge check` prints them."""
+        async with self._lock:
+            path = self.config.source
+            now_digest = digest(path)
+            if now_digest == self._digest and not force:
+                return True
+            self._digest = now_digest  # the same broken bytes are reported once, not at every event
+            old = self.runtime
+            try:
+                cfg = config_mod.load(path)
+                refusal = self._cannot_take(cfg)
+                if refusal:
+                    raise config_mod.ConfigError(path, refusal)
+                runtime = build_runtime(cfg, self.store, self.limiter, old.upstreams, self.log, previous=old)
+            except config_mod.ConfigError as exc:
+                errors = [f"{p}: {m}" if p else m for p, m in exc.errors]
+                self.last_reload = {"ok": False, "reason": reason, "errors": errors}
+                self.metrics.reloads.labels("failed").inc()
+                self.log.error("config_reload_failed", config=path, reason=reason, errors=errors)
+                return False
+            self.config, self.runtime = cfg, runtime  # the swap
+            before, after = old.config.tenants, cfg.tenants
+            upstreams = runtime.upstreams
+            origins = {t.erpnext.origin for t in after.values()}
+            upstreams.keep(origins)
+            for origin in origins:
+                upstreams.session(origin)
+            # pools no tenant uses any more close when their last call ends
+            upstreams.retire({t.erpnext.origin for t in before.values()} - origins)
+            changed = {k: t for k, t in runtime.services.tenants.items() if before.get(k) != t.config}
+            if changed:
+                task = asyncio.ensure_future(self.references.check_all(changed))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            self.last_reload = {"ok": True, "reason": reason}
+            self.metrics.reloads.labels("ok").inc()
+            self.log.info("config_reloaded", config=path, reason=reason, tenants=len(after),
+                          added=sorted(set(after) - set(before)), removed=sorted(set(before) - set(after)),
+                          changed=sorted(k for k in changed if k in before))
+            for callback in self.on_swap:
+                callback()
+            return True
+
+    def _cannot_take(self, cfg: LoadedConfig) -> list[tuple[str, str]]:
+        """What a running process cannot take from a new file."""
+        out = []
+        for key in ("store", "rate_limit_storage"):
+            if getattr(cfg.gateway, key) != getattr(self.config.gateway, key):
+                out.append((f"gateway.{key}", "cannot change while running: restart pos-edge to use the new value"))
+        if cfg.defaulted_secrets and self.public:
+            out += [(p, "comes from a ${VAR:-default} in the file; serve listens beyond loopback")
+                    for p in cfg.defaulted_secrets]
+        return out
+
+
+def digest(path: str) -> bytes:
+    """sha256 of the file's bytes (empty when it cannot be read)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).digest()
+    except OSError:
+        return b""

@@ -176,3 +176,23 @@ def test_store_changes_need_a_restart(tmp_path: Path, standin_server: StandInSer
         assert any("gateway.store: cannot change while running" in ln for ln in gw.log_lines())
     finally:
         gw.stop()
+
+
+def test_a_worker_process_reloads_too(tmp_path: Path, standin_server: StandInServer) -> None:
+    from tests.sync.helpers import Worker
+
+    cfg = base_config(tmp_path, standin_server.url)
+    path = tmp_path / "tenants.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    worker = Worker(path, tmp_path / "worker.log")
+    try:
+        worker.wait_started()
+        cfg["tenants"]["shop3"] = tenant_entry("shop3", standin_server.url)
+        write(path, cfg)
+        deadline = time.monotonic() + 10
+        while '"event":"config_reloaded"' not in worker.log.read_text():
+            assert time.monotonic() < deadline, worker.log.read_text()
+            time.sleep(0.05)
+        assert '"added":["shop3"]' in worker.log.read_text()
+    finally:
+        assert worker.stop() == 0
