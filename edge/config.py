@@ -44,19 +44,19 @@ class Strict(BaseModel):
 class JwtKey(Strict):
     """An extra key that still verifies tokens (key rotation)."""
 
-    kid: str = Field(min_length=1, max_length=64)
-    secret: SecretStr
+    kid: str = Field(min_length=1, max_length=64, description="key id of tokens this key verifies")
+    secret: SecretStr = Field(description="the HMAC key those tokens were signed with")
 
 
 class JwtConfig(Strict):
     """Device token signing and verification."""
 
-    secret: SecretStr
-    kid: str = Field(default="current", min_length=1, max_length=64)
-    algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    secret: SecretStr = Field(description="HMAC key, at least 32 bytes (48 for HS384, 64 for HS512)")
+    kid: str = Field(default="current", min_length=1, max_length=64, description="key id written in issued tokens")
+    algorithm: Literal["HS256", "HS384", "HS512"] = Field(default="HS256", description="`HS256`, `HS384` or `HS512`")
     ttl: int = Field(default=30 * 24 * 3600, gt=0, le=365 * 24 * 3600, description="token lifetime, seconds")
-    leeway: int = Field(default=30, ge=0, le=300)
-    verification_keys: list[JwtKey] = Field(default_factory=list)
+    leeway: int = Field(default=30, ge=0, le=300, description="clock-skew allowance, seconds")
+    verification_keys: list[JwtKey] = Field(default_factory=list, description="older keys still accepted after a rotation")
 
     @model_validator(mode="after")
     def _keys_fit(self) -> JwtConfig:
@@ -81,22 +81,28 @@ class SyncConfig(Strict):
     lease: float = Field(default=30.0, ge=1, description="seconds a claimed job stays with its worker without a renewal")
     poll_interval: float = Field(default=0.5, gt=0, le=30, description="seconds an idle worker waits before looking again")
     in_process_workers: bool = Field(default=True, description="`pos-edge serve` runs workers in each server process")
-    max_batch_bytes: int = Field(default=16 * 1024 * 1024, gt=0, le=256 * 1024 * 1024)
+    max_batch_bytes: int = Field(default=16 * 1024 * 1024, gt=0, le=256 * 1024 * 1024,
+                                 description="largest /sync/batch body, bytes (413 above)")
 
 
 class GatewayConfig(Strict):
     """The `gateway:` section: process-wide settings."""
 
-    base_domains: list[str] = Field(default_factory=list)
-    store: str = "sqlite:///./pos-edge.db"
-    rate_limit_storage: str = "memory://"
-    jwt: JwtConfig
-    trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(default_factory=list)
-    max_body_bytes: int = Field(default=1024 * 1024, gt=0, le=64 * 1024 * 1024)
+    base_domains: list[str] = Field(default_factory=list, description="`<tenant>.<base-domain>` hosts map to tenants")
+    store: str = Field(default="sqlite:///./pos-edge.db",
+                       description="`sqlite:///<path>` (embedded) or `redis://host:port/db`; a restart applies a change")
+    rate_limit_storage: str = Field(default="memory://",
+                                    description="`memory://` or `redis://host:port/db`; a restart applies a change")
+    jwt: JwtConfig = Field(description="device tokens")
+    trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
+        default_factory=list, description="CIDRs whose X-Forwarded-Host/For/Proto are believed")
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0, le=64 * 1024 * 1024,
+                                description="request bodies above this are 413 (except /sync/batch)")
     device_cache_ttl: float = Field(default=5.0, ge=0, le=5.0, description="seconds a device's status may be cached")
     # At least a day: a record must outlive any claim's lease (6 x the ERPNext timeout + 30 s).
-    idempotency_ttl: int = Field(default=7 * 24 * 3600, ge=24 * 3600, description="seconds idempotency records are kept")
-    sync: SyncConfig = Field(default_factory=SyncConfig)
+    idempotency_ttl: int = Field(default=7 * 24 * 3600, ge=24 * 3600,
+                                 description="seconds POS idempotency records and their answers are kept (at least a day)")
+    sync: SyncConfig = Field(default_factory=SyncConfig, description="the offline-sync queue")
 
     @field_validator("base_domains")
     @classmethod
@@ -125,11 +131,11 @@ class GatewayConfig(Strict):
 class ErpnextConfig(Strict):
     """Where a tenant's ERPNext is and how to authenticate to it."""
 
-    url: AnyHttpUrl
-    api_key: SecretStr
-    api_secret: SecretStr
-    timeout: float = Field(default=10.0, gt=0, le=300)
-    site_name: str | None = None
+    url: AnyHttpUrl = Field(description="ERPNext origin, `https://erp.example.com` (no path)")
+    api_key: SecretStr = Field(description="the API user's key")
+    api_secret: SecretStr = Field(description="the API user's secret")
+    timeout: float = Field(default=10.0, gt=0, le=300, description="connect and read timeout, seconds (504 beyond)")
+    site_name: str | None = Field(default=None, description="Frappe site to address (sent as Host and X-Frappe-Site-Name)")
 
     @field_validator("url")
     @classmethod
@@ -154,13 +160,15 @@ class ErpnextConfig(Strict):
 class RegistrationConfig(Strict):
     """Device enrollment. Without a key, registration is open (Till King contract)."""
 
-    enrollment_key: SecretStr | None = None
+    enrollment_key: SecretStr | None = Field(
+        default=None, description="required from tills at registration; absent = open registration (warned)")
 
 
 class ProxyConfig(Strict):
     """What `/erpnext/...` may do beyond GET on resources."""
 
-    allow: list[str] = Field(default_factory=list)
+    allow: list[str] = Field(default_factory=list, description="`\"<METHOD> <DocType>\"`, `\"<METHOD> <DocType>:run_method\"` "
+                             "or `\"<METHOD> method:<dotted.path>\"` rules")
 
     @field_validator("allow")
     @classmethod
@@ -183,12 +191,12 @@ class ProxyConfig(Strict):
 class CoreTenantConfig(Strict):
     """A tenant's own keys; plugins add theirs through their Config models."""
 
-    name: str = Field(min_length=1)
-    status: Literal["active", "suspended"] = "active"
-    hosts: list[str] = Field(default_factory=list)
-    erpnext: ErpnextConfig
-    registration: RegistrationConfig = Field(default_factory=RegistrationConfig)
-    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
+    name: str = Field(min_length=1, description="display name")
+    status: Literal["active", "suspended"] = Field(default="active", description="`active` or `suspended` (403)")
+    hosts: list[str] = Field(default_factory=list, description="extra full host names for this tenant")
+    erpnext: ErpnextConfig = Field(description="the tenant's ERPNext")
+    registration: RegistrationConfig = Field(default_factory=RegistrationConfig, description="device enrollment")
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig, description="what /erpnext/... may do beyond GET")
 
     @field_validator("hosts")
     @classmethod
@@ -298,9 +306,11 @@ def parse(text: str, source: str = "<string>", env: dict[str, str] | None = None
             errors += _errors(exc, where)
     if gateway is not None:
         errors += _host_conflicts(gateway, tenants)
-    # A missing variable's empty stand-in value fails validation too: report it once.
+    # A missing variable's empty stand-in value fails validation too (at its own path, or
+    # in a check of the model holding it, e.g. the jwt secret's length): report it once.
     unset = {m.path for m in missing}
-    errors = [e for e in errors if e[0] not in unset or e[1].startswith("environment variable")]
+    errors = [e for e in errors if e[1].startswith("environment variable")
+              or not any(u == e[0] or (e[0] and u.startswith(e[0] + ".")) for u in unset)]
     if errors or gateway is None:
         raise ConfigError(source, errors)
     names = tuple(dict.fromkeys(name for _, name in defaulted))

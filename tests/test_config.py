@@ -121,3 +121,12 @@ def test_example_tenants_yaml_is_valid() -> None:
 
     cfg = parse(Path(__file__).parents[1].joinpath("tenants.yaml").read_text(), env={})
     assert set(cfg.tenants) == {"shop1", "shop2"}
+
+
+def test_a_missing_secret_variable_is_reported_once() -> None:
+    from edge.config import ConfigError, parse
+
+    text = "gateway:\n  jwt:\n    secret: ${POS_EDGE_TEST_NOT_SET}\ntenants: {}\n"
+    with pytest.raises(ConfigError) as err:
+        parse(text, env={})
+    assert err.value.errors == [("gateway.jwt.secret", "environment variable POS_EDGE_TEST_NOT_SET is not set")]
