@@ -52,3 +52,7 @@ async def read_json(receive: Any, headers: dict[bytes, bytes], limit: int) -> An
         raise Problem(
             "validation_failed", "the body is not valid JSON", errors=[{"loc": ["body"], "msg": "invalid JSON"}]
         ) from None
+    except RecursionError:  # `[[[[...` well within the size limit: the decoder gives up, cleanly
+        raise Problem(
+            "validation_failed", "the body is nested too deeply", errors=[{"loc": ["body"], "msg": "nested too deeply"}]
+        ) from None

@@ -1,5 +1,12 @@
 """`GET /openapi.json`: the public API, with schemas generated from the same
-pydantic models that validate requests and shape responses."""
+pydantic models that validate requests and shape responses.
+
+Every status an operation can answer is listed with the exact problem `code`s
+it may carry (from edge.problems.CODES), so a till can rely on them; errors are
+`application/problem+json`, everything else `application/json` (and
+`text/plain` for /metrics). tests/test_schemathesis.py fuzzes the running
+gateway against this document.
+"""
 
 from __future__ import annotations
 
@@ -13,23 +20,39 @@ from starlette.responses import JSONResponse, Response
 from edge import __version__
 from edge.problems import CODES
 from edge.routes.devices import RegisterRequest, RegisterResponse
-from edge.sales import Closure, ClosureView, InvoiceView, Return, Sale, SyncAccepted, SyncBatchRequest, SyncStatus
+from edge.sales import (
+    Closure,
+    ClosureView,
+    InvoiceView,
+    Return,
+    Sale,
+    SyncAccepted,
+    SyncBatchRequest,
+    SyncStatus,
+)
+
+PROBLEM = "application/problem+json"
+JSON = "application/json"
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "RFC 9457 problem details with a stable `code`",
     "required": ["type", "title", "status", "detail", "code", "request_id"],
     "properties": {
-        "type": {"type": "string"},
+        "type": {"type": "string", "description": "https://pos-edge.dev/problems/<code with dashes>"},
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "detail": {"type": "string"},
         "code": {"type": "string", "enum": sorted(CODES)},
-        "request_id": {"type": "string"},
+        "request_id": {"type": "string", "description": "also sent as the X-Request-ID header"},
         "errors": {
             "type": "array",
-            "items": {"type": "object", "properties": {"loc": {"type": "array", "items": {"type": "string"}},
-                                                       "msg": {"type": "string"}}},
+            "description": "validation_failed: where the request is wrong",
+            "items": {
+                "type": "object",
+                "required": ["loc", "msg"],
+                "properties": {"loc": {"type": "array", "items": {"type": "string"}}, "msg": {"type": "string"}},
+            },
         },
         "sale_state": {"type": "string", "enum": ["not_posted", "unknown"],
                        "description": "POS calls: whether ERPNext may hold the document after all"},
@@ -37,35 +60,176 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     },
 }
 
+HEALTH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"type": "string", "const": "ok"}},
+}
 
-def _problems(*statuses: int) -> dict[str, Any]:
-    out = {}
-    for status in statuses:
-        codes = sorted(c for c, (s, _) in CODES.items() if s == status)
-        out[str(status)] = {
-            "description": ", ".join(codes),
-            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
+READY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "checks"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ready", "not ready"]},
+        "checks": {"type": "object", "additionalProperties": {"type": "string"},
+                   "description": "check name -> \"ok\" or why it failed (config, store)"},
+        "reference_fields": {"type": "object", "additionalProperties": {"type": "string", "enum": ["ok", "missing", "unknown"]},
+                             "description": "POS tenant -> its invoice reference field (reported, not gating)"},
+        "last_reload": {"type": "object", "description": "the outcome of the last configuration reload, if any"},
+    },
+}
+
+ERPNEXT_ANSWER: dict[str, Any] = {
+    "type": "object",
+    "description": "Frappe's own JSON (`data`, `message`, or `exc_type` and `_server_messages`), passed through",
+}
+# What ERPNext sends is passed through as it is: usually JSON, but its content type is its own.
+_PASSTHROUGH: dict[str, Any] = {JSON: {"schema": {"$ref": "#/components/schemas/ErpnextAnswer"}}, "*/*": {"schema": {}}}
+
+# Response headers (RFC 9110 / draft-ietf-httpapi-ratelimit-headers).
+_HEADERS: dict[str, dict[str, Any]] = {
+    "X-Request-ID": {"description": "the request's id (the caller's X-Request-ID when it is sane); in every log line",
+                     "schema": {"type": "string", "minLength": 1}},
+    "RateLimit-Policy": {"description": "the tenant's quota and window in seconds",
+                         "schema": {"type": "string", "pattern": r'^"default";q=\d+;w=\d+$'}},
+    "RateLimit": {"description": "requests remaining and seconds until the window frees one",
+                  "schema": {"type": "string", "pattern": r'^"default";r=\d+;t=\d+$'}},
+    "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer", "minimum": 0}},
+    "WWW-Authenticate": {"description": "the bearer challenge", "schema": {"type": "string", "pattern": "^Bearer "}},
+    "Location": {"description": "where to follow the batch", "schema": {"type": "string", "pattern": "^/sync/status/[0-9a-f-]{36}$"}},
+    "Idempotent-Replayed": {"description": "the stored answer to an earlier request with the same idempotency key",
+                            "schema": {"type": "string", "enum": ["true"]}},
+}
+
+
+# Required where they are always sent; the others are optional.
+_ALWAYS = {"X-Request-ID", "WWW-Authenticate", "Location"}
+
+
+def _header(name: str, required: bool = False) -> dict[str, Any]:
+    if required == (name in _ALWAYS):
+        return {"$ref": f"#/components/headers/{name}"}
+    return {**_HEADERS[name], "required": required}  # e.g. Retry-After, always there on a 429
+
+
+def _headers(required: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    out = {"X-Request-ID": _header("X-Request-ID", True)}
+    out.update({name: _header(name, True) for name in required})
+    out.update({name: _header(name) for name in optional})
     return out
 
 
-def _json(ref: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+def _ok(status: int, description: str, schema: dict[str, Any], media: str = JSON, *,
+        required: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {str(status): {"description": description, "headers": _headers(required, optional),
+                          "content": {media: {"schema": schema}}}}
 
 
-def _pos(model: str, view: str, summary: str) -> dict[str, Any]:
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_RATE_HEADERS = ("RateLimit-Policy", "RateLimit")
+# Error statuses with more headers: (always there, sometimes there).
+_ERROR_HEADERS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    409: ((), ("Retry-After",)),  # idempotency_in_progress says when to look again
+    429: (("Retry-After", *_RATE_HEADERS), ()),
+    503: ((), ("Retry-After",)),  # store_unavailable
+}
+
+# Codes by the step that produces them.
+TENANT = ("missing_host", "tenant_not_found", "tenant_suspended", "internal_error")  # every tenant route
+JWT = ("unauthorized", "token_expired", "device_blocked", "store_unavailable")
+RATE = ("rate_limited",)
+BODY = ("invalid_request", "payload_too_large", "unsupported_media_type", "validation_failed")
+UPSTREAM = ("upstream_unreachable", "upstream_timeout", "upstream_auth_failed")
+
+
+def _errors(*codes: str, passthrough: bool = False, challenge: bool = False) -> dict[str, Any]:
+    """One response per status, its schema pinned to exactly these codes. `passthrough`:
+    ERPNext's own answer with the same status may come back instead (proxy only);
+    `challenge`: a 401 comes from the device-token check, with WWW-Authenticate."""
+    by_status: dict[int, list[str]] = {}
+    for code in dict.fromkeys(codes):
+        by_status.setdefault(CODES[code][0], []).append(code)
+    out: dict[str, Any] = {}
+    for status, group in sorted(by_status.items()):
+        schema = {"allOf": [_ref("Problem")],
+                  "properties": {"status": {"const": status}, "code": {"enum": sorted(group)}}}
+        content: dict[str, Any] = {PROBLEM: {"schema": schema}}
+        description = ", ".join(f"`{c}`" for c in sorted(group))
+        required, optional = _ERROR_HEADERS.get(status, ((), ()))
+        if passthrough:
+            content.update(_PASSTHROUGH)
+            description += "; or ERPNext's own answer with this status"
+            required, optional = (), (*required, *optional)  # ERPNext's own 429 need not say Retry-After
+        if status == 401 and challenge:
+            required = ("WWW-Authenticate",)
+        # The limiter runs after the tenant and token checks: answers after it carry its headers.
+        optional = tuple(dict.fromkeys(h for h in (*optional, *_RATE_HEADERS) if h not in required))
+        out[str(status)] = {"description": description, "headers": _headers(required, optional), "content": content}
+    return out
+
+
+def _body(ref: str) -> dict[str, Any]:
+    return {"required": True, "content": {JSON: {"schema": _ref(ref)}}}
+
+
+_SECURED = [{"deviceToken": []}]
+
+
+def _pos(model: str, view: str, summary: str, *, closure: bool = False) -> dict[str, Any]:
+    codes = [*TENANT, *JWT, *RATE, "pos_not_configured", *BODY, "idempotency_key_reused", "idempotency_in_progress",
+             "erpnext_rejected", "erpnext_conflict", "upstream_error", *UPSTREAM]
+    if not closure:
+        codes.append("reference_field_missing")
     return {
         "post": {
             "summary": summary,
-            "security": [{"deviceToken": []}],
+            "operationId": f"post_{model.lower()}",
+            "security": _SECURED,
             "parameters": [
-                {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255},
-                 "description": "scoped per tenant and device; defaults to client_txn_id"},
+                {"name": "Idempotency-Key", "in": "header", "required": False,
+                 # empty counts as absent (a till's HTTP library may send the header with no value)
+                 "schema": {"type": "string", "pattern": r"^([A-Za-z0-9][A-Za-z0-9._:-]{0,139})?$"},
+                 "description": "scoped per tenant and device; when absent or empty, the body's client_txn_id"},
             ],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}}},
-            "responses": {"201": _json(view, "created (or replayed: header Idempotent-Replayed: true)"),
-                          **_problems(401, 403, 404, 409, 413, 415, 422, 429, 502, 503, 504)},
+            "requestBody": _body(model),
+            "responses": {
+                **_ok(201, "created, or replayed (Idempotent-Replayed: true)", _ref(view),
+                      optional=(*_RATE_HEADERS, "Idempotent-Replayed")),
+                **_errors(*codes, challenge=True),
+            },
         }
+    }
+
+
+def _proxy(method: str) -> dict[str, Any]:
+    return {
+        "summary": "forwarded to the tenant's ERPNext: /erpnext/<DocType>[/<name>] -> /api/resource/..., "
+                   "/erpnext/method/<dotted.path> -> /api/method/...",
+        "description": "GET and HEAD on resources are open to any device; other methods and method calls only where "
+                       "the tenant's `proxy.allow` lists them. ERPNext's answer is passed through (status, body, "
+                       "content type) except a 401/403 to the gateway's own credentials, which is 502.",
+        "operationId": f"erpnext_{method}",
+        "security": _SECURED,
+        "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1},
+                        "description": "a DocType (and document name), or method/<dotted.path>",
+                        "examples": {"resource": {"summary": "a DocType", "value": "Item"},
+                                     "method": {"summary": "a whitelisted method",
+                                                "value": "method/frappe.auth.get_logged_user"}}}],
+        "responses": {status: {"$ref": f"#/components/responses/Erpnext{status.title()}"} for status in _proxy_responses()},
+    }
+
+
+@cache
+def _proxy_responses() -> dict[str, Any]:
+    """Shared by every method of /erpnext/{path} (components/responses/Erpnext<status>)."""
+    return {
+        "default": {"description": "ERPNext's own answer, passed through", "headers": _headers(optional=_RATE_HEADERS),
+                    "content": _PASSTHROUGH},
+        **_errors(*TENANT, *JWT, *RATE, "invalid_path", "invalid_request", "proxy_not_allowed", "payload_too_large",
+                  *UPSTREAM, passthrough=True, challenge=True),
     }
 
 
@@ -75,55 +239,106 @@ def spec() -> dict[str, Any]:
     models = [(m, "validation") for m in (RegisterRequest, Sale, Return, Closure, SyncBatchRequest)]
     models += [(m, "serialization") for m in (RegisterResponse, InvoiceView, ClosureView, SyncAccepted, SyncStatus)]
     _, defs = models_json_schema(models, ref_template="#/components/schemas/{model}")
-    schemas = {**defs.get("$defs", {}), "Problem": PROBLEM_SCHEMA}
-    proxy_op = {
-        "summary": "forwarded to the tenant's ERPNext (/api/resource/... or /api/method/...)",
-        "security": [{"deviceToken": []}],
-        "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
-        "responses": {"default": {"description": "ERPNext's own answer, passed through"},
-                      **_problems(400, 401, 403, 404, 413, 429, 502, 503, 504)},
-    }
+    schemas = {**defs.get("$defs", {}), "Problem": PROBLEM_SCHEMA, "ErpnextAnswer": ERPNEXT_ANSWER,
+               "Health": HEALTH_SCHEMA, "Readiness": READY_SCHEMA}
     return {
         "openapi": "3.1.0",
-        "info": {"title": "pos-edge", "version": __version__,
-                 "description": "Multi-tenant POS gateway in front of ERPNext. The tenant is chosen by the Host header."},
+        "info": {
+            "title": "pos-edge",
+            "version": __version__,
+            "description": (
+                "Multi-tenant POS gateway in front of ERPNext.\n\n"
+                "**The tenant is chosen by the Host header**: `<tenant>.<base domain>` (one of `gateway.base_domains`) "
+                "or one of the tenant's extra `hosts`; an unknown host is 404 `tenant_not_found`, none at all 400 "
+                "`missing_host`. /healthz, /readyz, /metrics and /openapi.json answer on any host.\n\n"
+                "Devices authenticate with the bearer JWT that `POST /gateway/device/register` returns.\n\n"
+                "Every answer carries `X-Request-ID`; every error is `application/problem+json` with a stable `code`."
+            ),
+        },
+        "servers": [{
+            "url": "https://{tenant}.{base_domain}",
+            "description": "one tenant's host (the gateway serves every tenant on one listener)",
+            "variables": {
+                "tenant": {"default": "shop1", "description": "a tenant key in tenants.yaml"},
+                "base_domain": {"default": "pos.example.com", "description": "one of gateway.base_domains"},
+            },
+        }],
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"deviceToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "headers": {name: {**h, "required": name in _ALWAYS} for name, h in _HEADERS.items()},
+            "responses": {f"Erpnext{status.title()}": r for status, r in _proxy_responses().items()},
+            "securitySchemes": {"deviceToken": {
+                "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": "a device token from /gateway/device/register, valid for the tenant of the Host only",
+            }},
         },
         "paths": {
             "/gateway/device/register": {
                 "post": {
-                    "summary": "enrol a till and get its device token",
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RegisterRequest"}}}},
-                    "responses": {"201": _json("RegisterResponse", "registered"), **_problems(401, 403, 404, 413, 415, 422, 429, 503)},
+                    "summary": "enrol a till and get its device token (re-registering retires its older tokens)",
+                    "operationId": "register_device",
+                    "security": [],
+                    "requestBody": _body("RegisterRequest"),
+                    "responses": {
+                        **_ok(201, "registered", _ref("RegisterResponse"), optional=_RATE_HEADERS),
+                        **_errors(*TENANT, *RATE, *BODY, "tenant_mismatch", "enrollment_key_invalid", "device_blocked",
+                                  "store_unavailable"),
+                    },
                 }
             },
             "/v1/sale": _pos("Sale", "InvoiceView", "a sale becomes a submitted Sales/POS Invoice"),
             "/v1/return": _pos("Return", "InvoiceView", "a return becomes a submitted return invoice"),
-            "/v1/closure": _pos("Closure", "ClosureView", "end of a till's period: per-method totals, POS Closing Entry"),
+            "/v1/closure": _pos("Closure", "ClosureView", "end of a till's period: per-method totals, POS Closing Entry",
+                                closure=True),
             "/sync/batch": {
                 "post": {
                     "summary": "queue an offline till's transactions (1-500); 202 once they are durably stored",
-                    "security": [{"deviceToken": []}],
-                    "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/SyncBatchRequest"}}}},
-                    "responses": {"202": _json("SyncAccepted", "queued (Location: /sync/status/{batch_uuid})"),
-                                  **_problems(401, 403, 404, 413, 415, 422, 429, 503)},
+                    "operationId": "post_sync_batch",
+                    "security": _SECURED,
+                    "requestBody": _body("SyncBatchRequest"),
+                    "responses": {
+                        "202": {**_ok(202, "queued", _ref("SyncAccepted"), required=("Location",),
+                                      optional=_RATE_HEADERS)["202"],
+                                "links": {"GetSyncStatus": {
+                                    "operationId": "get_sync_status",
+                                    "parameters": {"batch_uuid": "$response.body#/batch_uuid"},
+                                    "description": "follow the batch (the Location header says the same)"}}},
+                        **_errors(*TENANT, *JWT, *RATE, "pos_not_configured", *BODY, challenge=True),
+                    },
                 }
             },
             "/sync/status/{batch_uuid}": {
                 "get": {
                     "summary": "progress of a batch uploaded by this device",
-                    "security": [{"deviceToken": []}],
-                    "parameters": [{"name": "batch_uuid", "in": "path", "required": True, "schema": {"type": "string"}}],
-                    "responses": {"200": _json("SyncStatus", "the batch and its jobs"), **_problems(401, 403, 404, 429)},
+                    "operationId": "get_sync_status",
+                    "security": _SECURED,
+                    "parameters": [{"name": "batch_uuid", "in": "path", "required": True,
+                                    "schema": {"type": "string", "format": "uuid"},
+                                    "description": "from the 202 of /sync/batch; another device's batch is 404"}],
+                    "responses": {
+                        **_ok(200, "the batch and its jobs", _ref("SyncStatus"), optional=_RATE_HEADERS),
+                        **_errors(*TENANT, *JWT, *RATE, "batch_not_found", challenge=True),
+                    },
                 }
             },
-            "/erpnext/{path}": {m: proxy_op for m in ("get", "post", "put", "delete")},
-            "/healthz": {"get": {"summary": "the process answers", "responses": {"200": {"description": "ok"}}}},
-            "/readyz": {"get": {"summary": "config loaded and store reachable",
-                                "responses": {"200": {"description": "ready"}, "503": {"description": "a check failed"}}}},
+            "/erpnext/{path}": {m: _proxy(m) for m in ("get", "head", "post", "put", "patch", "delete")},
+            "/healthz": {"get": {
+                "summary": "liveness: the process answers", "operationId": "healthz", "security": [],
+                "responses": _ok(200, "alive", _ref("Health")),
+            }},
+            "/readyz": {"get": {
+                "summary": "readiness: config loaded and store reachable", "operationId": "readyz", "security": [],
+                "responses": {**_ok(200, "ready", _ref("Readiness")), **_ok(503, "a check failed", _ref("Readiness"))},
+            }},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics of this process (text exposition format 0.0.4)",
+                "operationId": "metrics", "security": [],
+                "responses": _ok(200, "the metrics", {"type": "string"}, media="text/plain"),
+            }},
+            "/openapi.json": {"get": {
+                "summary": "this document", "operationId": "openapi", "security": [],
+                "responses": _ok(200, "the OpenAPI 3.1 description", {"type": "object"}),
+            }},
         },
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.responses import Response
@@ -86,14 +87,21 @@ def problem_body(problem: Problem, request_id: str) -> bytes:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def problem_response(problem: Problem, request_id: str) -> Response:
-    """A Starlette response carrying `problem`."""
-    return Response(
-        problem_body(problem, request_id),
-        status_code=problem.status,
-        media_type=CONTENT_TYPE,
-        headers={**problem.headers, "X-Request-ID": request_id},
-    )
+def problem_response(problem: Problem, request_id: str, extra_headers: Iterable[tuple[bytes, bytes]] = ()) -> Response:
+    """A Starlette response carrying `problem` (and `extra_headers`, e.g. a context's
+    `response_headers`, where the problem does not set the same header itself)."""
+    headers = {**problem.headers, "X-Request-ID": request_id}
+    present = {k.lower() for k in headers}
+    for k, v in extra_headers:
+        name = k.decode("latin-1")
+        if name.lower() not in present:
+            headers[name] = v.decode("latin-1")
+    return Response(problem_body(problem, request_id), status_code=problem.status, media_type=CONTENT_TYPE, headers=headers)
+
+
+def context_headers(ctx: Any) -> dict[str, str]:
+    """The headers plugins asked to add to the till's answer (RateLimit-Policy, RateLimit)."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in ctx.response_headers}
 
 
 def validation_errors(exc: Any) -> list[dict[str, Any]]:

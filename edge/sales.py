@@ -14,8 +14,33 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 TXN_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,139}$"
-Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6)]
-Qty = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=6)]
+# In the schema, a decimal given as a string ("2.50", the safe way to send money) must
+# at least hold a digit: "" or "abc" never validates. (Documentation only: the field's
+# validation is pydantic's Decimal parsing and the constraints below.)
+_DECIMAL_STRING = {"type": "string", "pattern": r"\d", "description": 'a decimal number in a string, e.g. "2.50"'}
+
+
+def _decimal_schema(**number: Any) -> WithJsonSchema:
+    return WithJsonSchema({"anyOf": [{"type": "number", **number}, _DECIMAL_STRING]})
+
+
+Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6), _decimal_schema(minimum=0)]
+Qty = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=6), _decimal_schema(exclusiveMinimum=0)]
+Percent = Annotated[Decimal, Field(ge=0, le=100), _decimal_schema(minimum=0, maximum=100)]
+
+
+def _temporal_schema(fmt: str, example: str) -> WithJsonSchema:
+    # pydantic parses dates and times leniently (other ISO 8601 spellings, Unix times as
+    # numbers or digit strings): the schema says so, after the form tills should send.
+    return WithJsonSchema({"anyOf": [
+        {"type": "string", "format": fmt, "examples": [example]},
+        {"type": ["string", "number"], "description": "also accepted: other ISO 8601 forms and Unix times"},
+    ]})
+
+
+Date = Annotated[date, _temporal_schema("date", "2026-01-31")]
+Time = Annotated[time, _temporal_schema("time", "14:05:00")]
+DateTime = Annotated[datetime, _temporal_schema("date-time", "2026-01-31T22:00:00+01:00")]
 Code = Annotated[str, Field(min_length=1, max_length=140)]
 # Answers carry money as JSON numbers (edge.erpnext.client.to_json), not strings.
 Amount = Annotated[Decimal, WithJsonSchema({"type": "number"})]
@@ -50,8 +75,17 @@ class Payment(_Payload):
     reference: str | None = Field(default=None, max_length=140)
 
 
+_SALE_EXAMPLE: dict[str, Any] = {
+    "items": [{"item_code": "cof", "item_name": "Coffee", "qty": 2, "rate": "2.50"}],
+    "payments": [{"method": "cash", "amount": "5.00"}],
+    "branch_id": "main", "till_id": "till-01", "client_txn_id": "tx-1001",
+}
+
+
 class Sale(_Payload):
     """`POST /v1/sale`."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_SALE_EXAMPLE]})
 
     items: list[SaleItem] = Field(min_length=1, max_length=500)
     payments: list[Payment] = Field(default_factory=list, max_length=20)
@@ -59,10 +93,10 @@ class Sale(_Payload):
     branch_id: Code
     till_id: Code
     client_txn_id: str | None = Field(default=None, pattern=TXN_ID)
-    posting_date: date | None = None
-    posting_time: time | None = None
+    posting_date: Date | None = None
+    posting_time: Time | None = None
     discount_amount: Money | None = None
-    additional_discount_percentage: Annotated[Decimal, Field(ge=0, le=100)] | None = None
+    additional_discount_percentage: Percent | None = None
 
     @model_validator(mode="after")
     def _one_discount(self) -> Sale:
@@ -89,6 +123,9 @@ class Sale(_Payload):
 class Return(Sale):
     """`POST /v1/return`: quantities and amounts are given positive; the document carries them negative."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {**_SALE_EXAMPLE, "client_txn_id": "tx-1001-r", "return_against": "ACC-SINV-2026-00001"}]})
+
     return_against: Code
 
 
@@ -103,11 +140,16 @@ class Balance(_Payload):
 class Closure(_Payload):
     """`POST /v1/closure`: the end of a till's period (usually a day)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "branch_id": "main", "till_id": "till-01", "client_txn_id": "close-2026-01-01",
+        "period_start": "2026-01-01T06:00:00Z", "period_end": "2026-01-01T22:00:00Z",
+        "balances": [{"method": "cash", "opening_amount": "50.00", "closing_amount": "55.00"}]}]})
+
     branch_id: Code
     till_id: Code
     client_txn_id: str | None = Field(default=None, pattern=TXN_ID)
-    period_start: datetime
-    period_end: datetime
+    period_start: DateTime
+    period_end: DateTime
     balances: list[Balance] = Field(min_length=1, max_length=20)
     opening_entry: str | None = Field(default=None, max_length=140, description="POS Opening Entry (POS Invoice tenants)")
 
@@ -140,6 +182,9 @@ class SyncTransaction(BaseModel):
 
 class SyncBatchRequest(BaseModel):
     """`POST /sync/batch`: an offline till's queue, oldest first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"transactions": [
+        {"type": "sale", "client_txn_id": "tx-1002", "payload": {**_SALE_EXAMPLE, "client_txn_id": "tx-1002"}}]}]})
 
     transactions: list[SyncTransaction] = Field(min_length=1, max_length=MAX_BATCH)
 

@@ -42,10 +42,10 @@ class Branch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    pos_profile: str = Field(min_length=1)
-    warehouse: str = Field(min_length=1)
-    cost_center: str | None = None
-    price_list: str | None = None
+    pos_profile: str = Field(min_length=1, description="the branch's POS Profile")
+    warehouse: str = Field(min_length=1, description="the warehouse its sales take stock from")
+    cost_center: str | None = Field(default=None, description="cost center of its invoice lines")
+    price_list: str | None = Field(default=None, description="selling price list of its invoices")
 
 
 @dataclass(frozen=True)
@@ -76,16 +76,21 @@ class NormalisePlugin:
     class Config(BaseModel):
         """Mapping rules (directly under the tenant's entry)."""
 
-        company: str | None = None
-        invoice_doctype: Literal["Sales Invoice", "POS Invoice"] = "Sales Invoice"
-        default_customer: str | None = None
-        payment_methods: dict[str, str] = Field(default_factory=dict)
-        branches: dict[str, Branch] = Field(default_factory=dict)
-        item_codes: dict[str, str] = Field(default_factory=dict)
-        update_stock: bool = True
-        ignore_pricing_rule: bool = False
-        reference_field: str = "custom_pos_edge_txn_id"
-        allow_credit_sales: bool = False
+        company: str | None = Field(default=None, description="the ERPNext company (required for POS)")
+        invoice_doctype: Literal["Sales Invoice", "POS Invoice"] = Field(
+            default="Sales Invoice", description="`Sales Invoice` or `POS Invoice`")
+        default_customer: str | None = Field(default=None, description="used when a sale names no customer")
+        payment_methods: dict[str, str] = Field(
+            default_factory=dict, description="till method -> ERPNext Mode of Payment (an unknown method is 422)")
+        branches: dict[str, Branch] = Field(
+            default_factory=dict, description="branch_id -> where its sales land (an unknown branch is 422)")
+        item_codes: dict[str, str] = Field(default_factory=dict, description="till item code -> ERPNext item_code")
+        update_stock: bool = Field(default=True, description="invoices move stock out of the branch's warehouse")
+        ignore_pricing_rule: bool = Field(default=False, description="ERPNext applies no pricing rules to till prices")
+        reference_field: str = Field(
+            default="custom_pos_edge_txn_id",
+            description="invoice field holding `<device_id>/<client_txn_id>`: `po_no` or a `custom_*` field")
+        allow_credit_sales: bool = Field(default=False, description="accept sales whose payments do not cover the total")
 
         @field_validator("reference_field")
         @classmethod
@@ -113,10 +118,8 @@ class NormalisePlugin:
 
     async def on_request(self, ctx: Context) -> Response | None:
         if not self._enabled:
-            return problem_response(
-                Problem("pos_not_configured", "this tenant has no POS mapping (company, branches, payment_methods)"),
-                ctx.request_id,
-            )
+            return _answer(ctx, Problem("pos_not_configured",
+                                        "this tenant has no POS mapping (company, branches, payment_methods)"))
         if ctx.scope["path"].startswith("/sync/"):
             return await self._batch(ctx)
         kind = ctx.scope["path"].rstrip("/").rsplit("/", 1)[-1]  # the route table admits sale, return, closure
@@ -124,19 +127,14 @@ class NormalisePlugin:
         try:
             payload = _MODELS[kind].model_validate(raw)
         except ValidationError as exc:
-            return problem_response(
-                Problem("validation_failed", f"the {kind} is invalid", errors=validation_errors(exc)), ctx.request_id
-            )
+            return _answer(ctx, Problem("validation_failed", f"the {kind} is invalid", errors=validation_errors(exc)))
         errors = self.mapping_errors(payload, kind)
         if errors:
-            return problem_response(
-                Problem("validation_failed", f"the {kind} cannot be mapped to ERPNext", errors=errors), ctx.request_id
-            )
+            return _answer(ctx, Problem("validation_failed", f"the {kind} cannot be mapped to ERPNext", errors=errors))
         header = ctx.headers.get(b"idempotency-key", b"").decode("latin-1").strip()
         if header and not IDEMPOTENCY_KEY.match(header):
-            return problem_response(Problem("validation_failed", "the Idempotency-Key is invalid", errors=[
-                {"loc": ["header", "Idempotency-Key"], "msg": "1-140 characters: letters, digits and . _ : -"}]),
-                ctx.request_id)
+            return _answer(ctx, Problem("validation_failed", "the Idempotency-Key is invalid", errors=[
+                {"loc": ["header", "Idempotency-Key"], "msg": "1-140 characters: letters, digits and . _ : -"}]))
         idem = header or payload.client_txn_id
         ctx.pos = PosRequest(
             kind=kind,
@@ -201,7 +199,7 @@ class NormalisePlugin:
 
     @staticmethod
     def _refuse(ctx: Context, detail: str, errors: list[dict[str, Any]]) -> Response:
-        return problem_response(Problem("validation_failed", detail, errors=errors), ctx.request_id)
+        return _answer(ctx, Problem("validation_failed", detail, errors=errors))
 
     def mapping_errors(self, payload: Sale | Closure, kind: str) -> list[dict[str, Any]]:
         """What the tenant's rules refuse, with the field each error is about."""
@@ -227,6 +225,11 @@ class NormalisePlugin:
 
 
 _MODELS: dict[str, type[Sale | Closure]] = {"sale": Sale, "return": Return, "closure": Closure}
+
+
+def _answer(ctx: Context, problem: Problem) -> Response:
+    # The rate limiter ran before this plugin: its headers go on refusals too.
+    return problem_response(problem, ctx.request_id, ctx.response_headers)
 
 
 def _under(prefix: list[str], errors: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MovingWindowSupport
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, Field, field_validator
 from starlette.responses import Response
 
 from edge.chain import Context, Services
@@ -36,7 +36,7 @@ class RateLimitPlugin:
     class Config(BaseModel):
         """`rate_limit: 120/minute` on a tenant (or under `defaults:`)."""
 
-        rate_limit: str = "120/minute"
+        rate_limit: str = Field(default="120/minute", description="per device, `N/second|minute|hour|day`")
 
         @field_validator("rate_limit")
         @classmethod

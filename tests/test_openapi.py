@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import jsonschema
 import pytest
 
 from edge.problems import CODES
+from edge.standin import StandIn, StandInServer, StandInSite
+from tests.conftest import CREDS, PLAIN_CREDS, PLAIN_SITE
+
+
+@pytest.fixture(scope="module")
+def standin_server() -> Iterator[StandInServer]:
+    """This module's own stand-in (the conftest's sites): the POS data, sales and closures
+    posted here (and tests/test_schemathesis.py's fuzzing, which uses it too) stay out of the
+    shared stand-in, whose Item lists other modules assert."""
+    sites = []
+    for shop, (key, secret) in CREDS.items():
+        site = StandInSite(f"{shop}.erp.test", users={key: (secret, f"api@{shop}.test")})
+        site.insert("Item", {"name": f"ITEM-{shop}", "item_code": f"ITEM-{shop}", "item_name": f"Item of {shop}"})
+        sites.append(site)
+    sites.append(StandInSite(PLAIN_SITE, users={PLAIN_CREDS[0]: (PLAIN_CREDS[1], "api@plain.test")}))
+    server = StandInServer(StandIn(sites))
+    server.start()
+    yield server
+    server.stop()
 
 
 def validate(spec: dict, ref: str, instance: object) -> None:
@@ -69,3 +89,51 @@ def test_sync_answers_conform(gateway, spec, standin) -> None:
     validate(spec, "SyncStatus", wait_batch(gateway, token, accepted.json()["batch_uuid"]))
     with pytest.raises(jsonschema.ValidationError):
         validate(spec, "SyncBatchRequest", {"transactions": [{"type": "refund", "client_txn_id": "x", "payload": {}}]})
+
+
+def test_every_status_says_what_it_carries(spec) -> None:
+    """Errors are problem+json pinned to the codes of their status; every answer declares
+    X-Request-ID; the Host rule and the bearer scheme are described."""
+    assert {"/metrics", "/openapi.json"} <= set(spec["paths"])
+    assert spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"].keys() == {"text/plain"}
+    assert "Host" in spec["info"]["description"] and spec["servers"][0]["url"] == "https://{tenant}.{base_domain}"
+    assert spec["components"]["securitySchemes"]["deviceToken"]["scheme"] == "bearer"
+    responses = spec["components"]["responses"]
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            assert "security" in op, (method, path)
+            for status, answer in op["responses"].items():
+                answer = responses[answer["$ref"].rsplit("/", 1)[1]] if "$ref" in answer else answer
+                assert answer["headers"]["X-Request-ID"] == {"$ref": "#/components/headers/X-Request-ID"}, (path, status)
+                if status.isdigit() and int(status) >= 400 and path not in ("/readyz",):
+                    problem = answer["content"]["application/problem+json"]["schema"]
+                    codes = problem["properties"]["code"]["enum"]
+                    assert codes and {CODES[c][0] for c in codes} == {int(status)}, (method, path, status)
+    sale = spec["paths"]["/v1/sale"]["post"]["responses"]
+    assert sale["429"]["headers"]["Retry-After"]["required"] is True
+    assert sale["401"]["headers"]["WWW-Authenticate"] == {"$ref": "#/components/headers/WWW-Authenticate"}
+    assert "idempotency_in_progress" in sale["409"]["content"]["application/problem+json"]["schema"]["properties"][
+        "code"]["enum"]
+    batch = spec["paths"]["/sync/batch"]["post"]["responses"]["202"]
+    assert batch["headers"]["Location"] == {"$ref": "#/components/headers/Location"}
+    assert batch["links"]["GetSyncStatus"]["operationId"] == "get_sync_status"
+
+
+def test_request_schemas_match_the_models(spec) -> None:
+    """The documented request bodies accept what the models accept and refuse what they refuse,
+    for the shapes tills get wrong most (decimal strings, dates)."""
+    from tests.routes.test_pos import sale
+
+    for body, ok in [(sale(), True), (sale(posting_date="2026-01-31", posting_time="14:05:00"), True),
+                     (sale(items=[{"item_code": "cof", "qty": "", "rate": "1"}]), False),
+                     (sale(items=[{"item_code": "cof", "qty": 0, "rate": "1"}]), False),
+                     (sale(discount_amount="abc"), False), (sale(additional_discount_percentage=101), False)]:
+        if ok:
+            validate(spec, "Sale", body)
+        else:
+            with pytest.raises(jsonschema.ValidationError):
+                validate(spec, "Sale", body)
+    # the examples in the document are valid requests
+    for name in ("Sale", "Return", "Closure", "SyncBatchRequest", "RegisterRequest"):
+        for example in spec["components"]["schemas"][name]["examples"]:
+            validate(spec, name, example)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hmac
 import time
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from edge.bodies import read_json
-from edge.problems import Problem, validation_errors
+from edge.problems import Problem, context_headers, validation_errors
 from edge.store import DeviceBlocked
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
@@ -20,7 +19,9 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 class RegisterRequest(BaseModel):
     """Body of a registration (Till King contract)."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, json_schema_extra={"examples": [{
+        "device_id": "till-01", "device_name": "Front till", "tenant_subdomain": "shop1", "branch_id": "main",
+        "enrollment_key": "the tenant's registration.enrollment_key"}]})
 
     device_id: str = Field(min_length=1, max_length=128, pattern=ID_PATTERN)
     device_name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
@@ -81,8 +82,4 @@ async def register(request: Request) -> Response:
         device_id=device.device_id,
         branch_id=device.branch_id,
     )
-    return JSONResponse(out.model_dump(), status_code=201, headers=_rate_headers(ctx))
-
-
-def _rate_headers(ctx: Any) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in ctx.response_headers}
+    return JSONResponse(out.model_dump(), status_code=201, headers=context_headers(ctx))

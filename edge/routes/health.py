@@ -26,6 +26,9 @@ async def readyz(request: Request) -> Response:
         checks["store"] = f"failed: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     body = {"status": "ready" if ready else "not ready", "checks": checks}
+    if edge.last_reload is not None:
+        # Reported, not gating: a refused reload leaves the previous config serving.
+        body["last_reload"] = edge.last_reload
     if edge.reference_fields.states:
         # Reported, not gating: sales still queue while a field is missing or ERPNext is away.
         body["reference_fields"] = edge.reference_fields.states

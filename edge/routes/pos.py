@@ -13,6 +13,7 @@ answer again (`Idempotent-Replayed: true`); another payload -> 422
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.requests import Request
@@ -21,7 +22,7 @@ from starlette.responses import Response
 from edge.erpnext.client import FrappeError, Unreachable, to_json
 from edge.erpnext.documents import till_view
 from edge.erpnext.posting import Rejected
-from edge.problems import Problem, problem_body
+from edge.problems import Problem, context_headers, problem_body
 from edge.sales import ClosureView
 
 JSON = "application/json"
@@ -50,9 +51,15 @@ async def post_document(request: Request) -> Response:
         # The lease outlasts a full post (two attempts plus the look-up), so a
         # live request is never taken over; a dead one is after it runs out.
         lease = tenant.poster.client.timeout_seconds * 6 + 30
-        owned, previous = await store.claim_idempotency(
-            tenant.key, ctx.device_id, key, pos.fingerprint, time.time(), lease, gw.idempotency_ttl, ctx.request_id
-        )
+        try:
+            owned, previous = await store.claim_idempotency(
+                tenant.key, ctx.device_id, key, pos.fingerprint, time.time(), lease, gw.idempotency_ttl, ctx.request_id
+            )
+        except Exception as exc:  # nothing is posted without the claim: safe to retry
+            ctx.log.error("store_unavailable", error=type(exc).__name__, detail=str(exc)[:200])
+            raise Problem("store_unavailable", f"the {pos.kind} cannot be checked against earlier attempts right now; "
+                          "nothing was posted, retry shortly", headers={"Retry-After": "5"},
+                          extra={"sale_state": "not_posted"}) from None
         if not owned:
             assert previous is not None
             if previous.fingerprint != pos.fingerprint:
@@ -62,22 +69,32 @@ async def post_document(request: Request) -> Response:
                               headers={"Retry-After": "2"})
             media = PROBLEM if (previous.status or 0) >= 400 else JSON
             return Response(previous.body, previous.status or 200, media_type=media,
-                            headers={"Idempotent-Replayed": "true"})
+                            headers={**context_headers(ctx), "Idempotent-Replayed": "true"})
         took_over = previous is not None
     try:
         status, body, unknown = await _post(ctx, pos, tenant, took_over, store)
     except BaseException:
         if key:  # whatever happened, the next request with this key must look before posting
-            await store.abandon_idempotency(tenant.key, ctx.device_id, key, ctx.request_id)
+            await _settle(ctx, store.abandon_idempotency(tenant.key, ctx.device_id, key, ctx.request_id))
         raise
     if key:
         if status in (201, 422):
-            await store.complete_idempotency(tenant.key, ctx.device_id, key, status, body, ctx.request_id)
+            await _settle(ctx, store.complete_idempotency(tenant.key, ctx.device_id, key, status, body, ctx.request_id))
         elif unknown:
-            await store.abandon_idempotency(tenant.key, ctx.device_id, key, ctx.request_id)
+            await _settle(ctx, store.abandon_idempotency(tenant.key, ctx.device_id, key, ctx.request_id))
         else:
-            await store.release_idempotency(tenant.key, ctx.device_id, key, ctx.request_id)
-    return Response(body, status, media_type=JSON if status < 400 else PROBLEM)
+            await _settle(ctx, store.release_idempotency(tenant.key, ctx.device_id, key, ctx.request_id))
+    return Response(body, status, media_type=JSON if status < 400 else PROBLEM, headers=context_headers(ctx))
+
+
+async def _settle(ctx: Any, update: Awaitable[Any]) -> None:
+    """Record an idempotency outcome; a store failure must not turn ERPNext's answer into a 500.
+    The claim then stays in progress until its lease runs out, and the next request with the
+    key looks in ERPNext before posting (check_first), so nothing is posted twice."""
+    try:
+        await update
+    except Exception as exc:
+        ctx.log.error("idempotency_record_failed", error=type(exc).__name__, detail=str(exc)[:200])
 
 
 async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, store: Any) -> tuple[int, bytes, bool]:
@@ -88,7 +105,12 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, store: Any) 
             view = ClosureView.model_validate(await poster.close(pos.payload, pos.reference))
             body = to_json(view.model_dump())
             if view.closing_entry is None:  # no closing document in ERPNext: the gateway keeps the record
-                await store.save_closure(tenant.key, view.closure_id, body, time.time())
+                try:
+                    await store.save_closure(tenant.key, view.closure_id, body, time.time())
+                except Exception as exc:
+                    ctx.log.error("store_unavailable", error=type(exc).__name__, detail=str(exc)[:200])
+                    problem = Problem("store_unavailable", "the closure could not be recorded; retry shortly")
+                    return problem.status, problem_body(problem, ctx.request_id), False
             ctx.log.info("closure_recorded", closure=view.closure_id, invoices=view.invoice_count)
             return 201, body, False
         doc, created = await poster.post(pos.payload, pos.reference, pos.device, check_first=check_first)

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from edge.erpnext.client import to_json
-from edge.problems import Problem
+from edge.problems import Problem, context_headers
 from edge.sales import Return, SyncAccepted, SyncJobView, SyncStatus
 from edge.store.base import Store
 from edge.sync.jobs import FINAL, Batch, NewJob, batch_status, summary
@@ -62,7 +62,7 @@ async def post_batch(request: Request) -> Response:
     ctx.log.info("sync_batch_queued", batch=batch_uuid, jobs=len(jobs), enqueued=result.enqueued)
     body = SyncAccepted(batch_uuid=batch_uuid, job_count=len(result.job_ids), enqueued=result.enqueued, redis_ok=True)
     return Response(to_json(body.model_dump()), 202, media_type="application/json",
-                    headers={"Location": f"/sync/status/{batch_uuid}"})
+                    headers={**context_headers(ctx), "Location": f"/sync/status/{batch_uuid}"})
 
 
 async def get_status(request: Request) -> Response:
@@ -73,12 +73,19 @@ async def get_status(request: Request) -> Response:
     if denied is not None:
         return denied
     batch_uuid = request.path_params["batch_uuid"].lower()
-    batch = await edge.store.get_batch(ctx.tenant.key, batch_uuid) if UUID.match(batch_uuid) else None
-    if batch is None or batch.device != ctx.device_id:
-        # Another tenant's or device's batch is indistinguishable from none at all.
-        raise Problem("batch_not_found", f"no batch {request.path_params['batch_uuid']} for this device")
-    view = await status_view(edge.store, batch, time.time())
-    return Response(view.model_dump_json().encode(), 200, media_type="application/json")
+    try:
+        batch = await edge.store.get_batch(ctx.tenant.key, batch_uuid) if UUID.match(batch_uuid) else None
+        if batch is None or batch.device != ctx.device_id:
+            # Another tenant's or device's batch is indistinguishable from none at all.
+            raise Problem("batch_not_found", f"no batch {request.path_params['batch_uuid']} for this device")
+        view = await status_view(edge.store, batch, time.time())
+    except Problem:
+        raise
+    except Exception as exc:
+        ctx.log.error("store_unavailable", error=f"{type(exc).__name__}: {exc}"[:200])
+        raise Problem("store_unavailable", "the batch's status cannot be read right now; retry shortly",
+                      headers={"Retry-After": "5"}) from None
+    return Response(view.model_dump_json().encode(), 200, media_type="application/json", headers=context_headers(ctx))
 
 
 async def status_view(store: Store, batch: Batch, now: float) -> SyncStatus:

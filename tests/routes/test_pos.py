@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from edge.standin import StandIn
+from tests.conftest import base_config
 from tests.routes.test_erpnext import assert_problem
 
 pytestmark = pytest.mark.usefixtures("pos_data")
@@ -310,6 +311,43 @@ def test_closure_validation(gateway, standin: StandIn, over, loc) -> None:
     assert any(e["loc"] == loc for e in body["errors"]), body["errors"]
 
 
+@pytest.mark.parametrize("body", ["[" * 100_000 + "]" * 100_000, '{"a":' * 5_000 + "1" + "}" * 5_000])
+def test_deeply_nested_json_is_422_not_500(gateway, standin: StandIn, body: str) -> None:
+    # Well under the size limit, but past the JSON decoder's recursion limit: it was an
+    # unhandled RecursionError: a 500, or a dropped connection.
+    token = gateway.token(f"till-{uuid.uuid4().hex[:6]}")
+    for path, auth in (("/v1/sale", token), ("/sync/batch", token), ("/gateway/device/register", None)):
+        r = gateway.request("POST", path, token=auth, content=body, headers={"Content-Type": "application/json"})
+        problem = assert_problem(r, 422, "validation_failed")
+        assert problem["errors"] == [{"loc": ["body"], "msg": "nested too deeply"}], path
+    assert gateway.request("GET", "/erpnext/Item", token=token).status_code == 200  # still serving
+
+
+def test_every_answer_after_the_limiter_carries_its_headers(gateway, standin: StandIn) -> None:
+    """/v1 and /sync answers (created, replayed, refused by validation, queued, status) carry
+    RateLimit-Policy and RateLimit like the proxy's: the README says every response does, and
+    only registration's 201 and problems raised in routes did."""
+    from tests.sync.helpers import sale_txn
+
+    token = gateway.token(f"till-{uuid.uuid4().hex[:8]}")
+    body = sale()
+    answers = {
+        "sale 201": gateway.request("POST", "/v1/sale", token=token, json=body),
+        "sale replayed": gateway.request("POST", "/v1/sale", token=token, json=body),
+        "sale 422": gateway.request("POST", "/v1/sale", token=token, json=sale(branch_id="moon")),
+        "closure 422": gateway.request("POST", "/v1/closure", token=token, json={}),
+        "batch 202": (queued := gateway.request("POST", "/sync/batch", token=token, json={"transactions": [sale_txn()]})),
+        "batch 422": gateway.request("POST", "/sync/batch", token=token, json={"transactions": []}),
+        "status 200": gateway.request("GET", queued.headers["location"], token=token),
+        "status 404": gateway.request("GET", f"/sync/status/{uuid.uuid4()}", token=token),
+    }
+    assert [a.status_code for a in answers.values()] == [201, 201, 422, 422, 202, 422, 200, 404]
+    assert answers["sale replayed"].headers["idempotent-replayed"] == "true"
+    for name, r in answers.items():
+        assert r.headers.get("ratelimit-policy") == '"default";q=1000;w=60', name
+        assert r.headers.get("ratelimit", "").startswith('"default";r='), name
+
+
 def test_two_tills_may_reuse_a_transaction_id(gateway, standin: StandIn) -> None:
     # Transaction ids are scoped per device: till B's sale "1" is not till A's sale "1".
     txid = txn()
@@ -356,3 +394,24 @@ def test_a_missing_reference_field_refuses_sales(gateway_factory, tmp_path, stan
     body = assert_problem(r, 503, "reference_field_missing")
     assert "pos-edge erpnext setup --tenant shop1" in body["detail"]
     assert len(invoices(standin)) == before
+
+
+def test_a_store_outage_is_503_not_500(gateway_factory, tmp_path, standin_server, standin, private_redis) -> None:
+    # The device's status is still cached when the store goes away: the idempotency claim
+    # (/v1) or the batch look-up (/sync/status) is the first store call, and its failure
+    # was an unhandled 500.
+    cfg = base_config(tmp_path, standin_server.url, device_cache_ttl=5)
+    cfg["gateway"]["store"] = private_redis.url
+    gw = gateway_factory(cfg)
+    token = gw.token("till-1")
+    assert gw.request("POST", "/v1/sale", token=token, json=sale()).status_code == 201
+    batch = gw.request("POST", "/sync/batch", token=token, json={"transactions": [
+        {"type": "sale", "client_txn_id": txn(), "payload": {k: v for k, v in sale().items() if k != "client_txn_id"}}]})
+    assert batch.status_code == 202, batch.text
+    private_redis.stop()
+    r = gw.request("POST", "/v1/sale", token=token, json=sale())
+    problem = assert_problem(r, 503, "store_unavailable")
+    assert r.headers["retry-after"] == "5" and problem["sale_state"] == "not_posted"
+    r = gw.request("GET", batch.headers["location"], token=token)
+    assert_problem(r, 503, "store_unavailable")
+    assert r.headers["retry-after"] == "5"
