@@ -44,7 +44,7 @@ class ConfigWatcher:
         while not self._stop.is_set():
             try:
                 async for _ in watchfiles.awatch(self.path.parent, watch_filter=self._relevant, recursive=False,
-                                                 debounce=200, step=50, stop_event=self._stop):
+                                                 debounce=200, step=500, stop_event=self._stop):
                     await self._reload("file changed", False)
             except Exception as exc:  # a vanished directory, say: keep serving, try again
                 self.log.warning("config_watch_failed", config=str(self.path), error=f"{type(exc).__name__}: {exc}")

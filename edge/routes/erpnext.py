@@ -183,48 +183,44 @@ async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, c
     headers.append(("x-request-id", ctx.request_id))
     url = URL(erp.origin + target.upstream_path + ("?" + qs.decode("latin-1") if qs else ""), encoded=True)
 
+    # enter/leave: a reload may retire this origin's pool, which then closes after its last call
     upstreams = runtime.upstreams
     session = upstreams.enter(erp.origin)
-    try:
-        return await _forward(session, send, method, url, headers, body, runtime.timeouts[tenant.key], ctx, erp)
-    finally:
-        upstreams.leave(erp.origin)
-
-
-async def _forward(session: aiohttp.ClientSession, send: Any, method: str, url: URL, headers: Any, body: bytes,
-                   timeout: aiohttp.ClientTimeout, ctx: Context, erp: Any) -> int:
     t0 = time.perf_counter()
     try:
-        upstream = await session.request(
-            method,
-            url,
-            headers=headers,
-            data=body or None,
-            allow_redirects=False,
-            timeout=timeout,
-        )
-    except TimeoutError:
-        ctx.upstream_ms = round((time.perf_counter() - t0) * 1000, 2)
-        ctx.upstream_error = "timeout"
-        raise Problem("upstream_timeout", f"ERPNext did not answer within {erp.timeout:g} s") from None
-    except aiohttp.ClientError as exc:
-        ctx.upstream_ms = round((time.perf_counter() - t0) * 1000, 2)
-        ctx.log.warning("upstream_unreachable", error=type(exc).__name__)
-        ctx.upstream_error = "unreachable"
-        raise Problem("upstream_unreachable", "ERPNext could not be reached") from None
-    ctx.upstream_ms = round((time.perf_counter() - t0) * 1000, 2)
-    try:
-        if upstream.status in (401, 403):
-            exc_type = await _exc_type(upstream)
-            ctx.log.error("upstream_auth_failed", upstream_status=upstream.status, exc_type=exc_type)
-            ctx.upstream_error = "auth"
-            raise Problem(
-                "upstream_auth_failed",
-                "ERPNext refused this shop's API credentials; the gateway's configuration must be fixed",
+        try:
+            upstream = await session.request(
+                method,
+                url,
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+                timeout=runtime.timeouts[tenant.key],
             )
-        return await _relay(upstream, send, ctx, method)
+        except TimeoutError:
+            ctx.upstream_ms = round((time.perf_counter() - t0) * 1000, 2)
+            ctx.upstream_error = "timeout"
+            raise Problem("upstream_timeout", f"ERPNext did not answer within {erp.timeout:g} s") from None
+        except aiohttp.ClientError as exc:
+            ctx.upstream_ms = round((time.perf_counter() - t0) * 1000, 2)
+            ctx.log.warning("upstream_unreachable", error=type(exc).__name__)
+            ctx.upstream_error = "unreachable"
+            raise Problem("upstream_unreachable", "ERPNext could not be reached") from None
+        ctx.upstream_ms = round((time.perf_counter() - t0) * 1000, 2)
+        try:
+            if upstream.status in (401, 403):
+                exc_type = await _exc_type(upstream)
+                ctx.log.error("upstream_auth_failed", upstream_status=upstream.status, exc_type=exc_type)
+                ctx.upstream_error = "auth"
+                raise Problem(
+                    "upstream_auth_failed",
+                    "ERPNext refused this shop's API credentials; the gateway's configuration must be fixed",
+                )
+            return await _relay(upstream, send, ctx, method)
+        finally:
+            upstream.release()
     finally:
-        upstream.release()
+        upstreams.leave(erp.origin)
 
 
 async def _relay(upstream: aiohttp.ClientResponse, send: Any, ctx: Context, method: str) -> int:
