@@ -47,9 +47,8 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-@pytest.fixture(scope="session")
-def standin_server() -> Iterator[StandInServer]:
-    """The ERPNext stand-in with sites shop1.erp.test and shop2.erp.test."""
+def new_standin_server() -> StandInServer:
+    """A started stand-in with sites shop1.erp.test, shop2.erp.test and the plain site."""
     sites = []
     for shop, (key, secret) in CREDS.items():
         site = StandInSite(f"{shop}.erp.test", users={key: (secret, f"api@{shop}.test")})
@@ -58,6 +57,13 @@ def standin_server() -> Iterator[StandInServer]:
     sites.append(StandInSite(PLAIN_SITE, users={PLAIN_CREDS[0]: (PLAIN_CREDS[1], "api@plain.test")}))
     server = StandInServer(StandIn(sites))
     server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def standin_server() -> Iterator[StandInServer]:
+    """The ERPNext stand-in with sites shop1.erp.test and shop2.erp.test."""
+    server = new_standin_server()
     yield server
     server.stop()
 

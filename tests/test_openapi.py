@@ -9,8 +9,8 @@ import jsonschema
 import pytest
 
 from edge.problems import CODES
-from edge.standin import StandIn, StandInServer, StandInSite
-from tests.conftest import CREDS, PLAIN_CREDS, PLAIN_SITE
+from edge.standin import StandInServer
+from tests.conftest import new_standin_server
 
 
 @pytest.fixture(scope="module")
@@ -18,14 +18,7 @@ def standin_server() -> Iterator[StandInServer]:
     """This module's own stand-in (the conftest's sites): the POS data, sales and closures
     posted here (and tests/test_schemathesis.py's fuzzing, which uses it too) stay out of the
     shared stand-in, whose Item lists other modules assert."""
-    sites = []
-    for shop, (key, secret) in CREDS.items():
-        site = StandInSite(f"{shop}.erp.test", users={key: (secret, f"api@{shop}.test")})
-        site.insert("Item", {"name": f"ITEM-{shop}", "item_code": f"ITEM-{shop}", "item_name": f"Item of {shop}"})
-        sites.append(site)
-    sites.append(StandInSite(PLAIN_SITE, users={PLAIN_CREDS[0]: (PLAIN_CREDS[1], "api@plain.test")}))
-    server = StandInServer(StandIn(sites))
-    server.start()
+    server = new_standin_server()
     yield server
     server.stop()
 
