@@ -11,7 +11,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 TXN_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,139}$"
 # In the schema, a decimal given as a string ("2.50", the safe way to send money) must
@@ -30,17 +30,28 @@ Percent = Annotated[Decimal, Field(ge=0, le=100), _decimal_schema(minimum=0, max
 
 
 def _temporal_schema(fmt: str, example: str) -> WithJsonSchema:
-    # pydantic parses dates and times leniently (other ISO 8601 spellings, Unix times as
-    # numbers or digit strings): the schema says so, after the form tills should send.
+    # pydantic also parses other ISO 8601 spellings: the schema says so, after the form
+    # tills should send. Numbers (Unix times) are refused by _iso_text.
     return WithJsonSchema({"anyOf": [
         {"type": "string", "format": fmt, "examples": [example]},
-        {"type": ["string", "number"], "description": "also accepted: other ISO 8601 forms and Unix times"},
+        {"type": "string", "description": "also accepted: other ISO 8601 forms"},
     ]})
 
 
-Date = Annotated[date, _temporal_schema("date", "2026-01-31")]
-Time = Annotated[time, _temporal_schema("time", "14:05:00")]
-DateTime = Annotated[datetime, _temporal_schema("date-time", "2026-01-31T22:00:00+01:00")]
+def _iso_text(value: Any) -> Any:
+    """Dates and times come as ISO 8601 text: a number (or a string of digits) would be
+    read as a Unix time, and a till bug sending 0 would date a sale 1970-01-01."""
+    if isinstance(value, date | time):  # already parsed (a datetime is a date)
+        return value
+    if not isinstance(value, str) or value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("give an ISO 8601 string, e.g. 2026-01-31, 14:05:00 or 2026-01-31T14:05:00+01:00")
+    return value
+
+
+_ISO = BeforeValidator(_iso_text)
+Date = Annotated[date, _ISO, _temporal_schema("date", "2026-01-31")]
+Time = Annotated[time, _ISO, _temporal_schema("time", "14:05:00")]
+DateTime = Annotated[datetime, _ISO, _temporal_schema("date-time", "2026-01-31T22:00:00+01:00")]
 Code = Annotated[str, Field(min_length=1, max_length=140)]
 # Answers carry money as JSON numbers (edge.erpnext.client.to_json), not strings.
 Amount = Annotated[Decimal, WithJsonSchema({"type": "number"})]
