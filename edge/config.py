@@ -81,6 +81,8 @@ class SyncConfig(Strict):
     lease: float = Field(default=30.0, ge=1, description="seconds a claimed job stays with its worker without a renewal")
     poll_interval: float = Field(default=0.5, gt=0, le=30, description="seconds an idle worker waits before looking again")
     in_process_workers: bool = Field(default=True, description="`pos-edge serve` runs workers in each server process")
+    retention: float = Field(default=30 * 24 * 3600, ge=1,
+                             description="seconds a synced job (and a batch of only such) is kept; failed jobs stay")
     max_batch_bytes: int = Field(default=16 * 1024 * 1024, gt=0, le=256 * 1024 * 1024,
                                  description="largest /sync/batch body, bytes (413 above)")
 

@@ -156,6 +156,13 @@ class Store(Protocol):
         and `oldest_due_age` (seconds the most overdue queued job has been due, 0 if none)."""
         ...
 
+    async def purge_synced(self, tenant: str, before: float, limit: int) -> int:
+        """Forget up to `limit` jobs synced before `before`, and the batches left with no
+        job at all; returns how many jobs went. Failed and queued jobs are never purged.
+        A transaction uploaded again after its job was purged gets a new job, which
+        finds its invoice in ERPNext by reference instead of posting a second one."""
+        ...
+
     async def requeue_failed(self, tenant: str, job_ids: list[str], now: float) -> int:
         """Put failed jobs among `job_ids` back in the queue with a fresh attempt count."""
         ...

@@ -3,7 +3,8 @@
 Keys (all under the tenant's `{tenant}` hash tag, so every script touches one slot):
 - `job:<id>` hash: the job; `txn:<device>` hash: client_txn_id -> job id;
 - `batch:<uuid>` hash: device, created_at and the job ids (JSON, upload order);
-- `ready` zset: queued job ids scored by next attempt time;
+- `ready` zset: queued job ids scored by next attempt time; `synced` and `batches`
+  zsets (by time) for the retention purge;
 - `leased` zset: claimed job ids scored by lease expiry; `failed` zset (by time).
 
 Why not streams with consumer groups and XAUTOCLAIM: a stream delivers in
@@ -18,6 +19,7 @@ renewing; its jobs come back when their lease runs out.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from edge.sync.jobs import Batch, Enqueued, Job, JobUpdate, NewJob
@@ -60,6 +62,7 @@ for k, b in ipairs(fresh) do
   redis.call('ZADD', p .. ':ready', due, ARGV[b])
 end
 redis.call('HSET', p .. ':batch:' .. batch, 'device', dev, 'created_at', now, 'jobs', cjson.encode(ids))
+redis.call('ZADD', p .. ':batches', now, batch)
 return {1, #fresh, unpack(ids)}
 """
 
@@ -115,7 +118,41 @@ redis.call('HSET', J, 'status', ARGV[4], 'owner', '', 'lease_until', 0, 'last_er
 if ARGV[6] ~= '' then redis.call('HSET', J, 'invoice_id', ARGV[6]) end
 if ARGV[4] == 'pending' or ARGV[4] == 'retrying' then redis.call('ZADD', p .. ':ready', ARGV[8], id) end
 if ARGV[4] == 'failed' then redis.call('ZADD', p .. ':failed', ARGV[10], id) end
+if ARGV[4] == 'synced' then redis.call('ZADD', p .. ':synced', ARGV[10], id) end
 return 1
+"""
+
+# ARGV: prefix, before, limit, now -> jobs purged. Synced jobs settled before `before` go
+# (with their txn-index entry); batches created before it whose jobs are all gone go too;
+# an old batch that still has jobs is looked at again one retention period later.
+_PURGE = """
+local p, before, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local n = 0
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', p .. ':synced', '-inf', '(' .. before, 'LIMIT', 0, limit)) do
+  local J = p .. ':job:' .. id
+  local dev, txn = redis.call('HGET', J, 'device'), redis.call('HGET', J, 'client_txn_id')
+  if dev and txn and redis.call('HGET', p .. ':txn:' .. dev, txn) == id then redis.call('HDEL', p .. ':txn:' .. dev, txn) end
+  redis.call('DEL', J)
+  redis.call('ZREM', p .. ':synced', id)
+  n = n + 1
+end
+for _, batch in ipairs(redis.call('ZRANGEBYSCORE', p .. ':batches', '-inf', '(' .. before, 'LIMIT', 0, limit)) do
+  local B = p .. ':batch:' .. batch
+  local jobs = redis.call('HGET', B, 'jobs')
+  local live = false
+  if jobs then
+    for _, id in ipairs(cjson.decode(jobs)) do
+      if redis.call('EXISTS', p .. ':job:' .. id) == 1 then live = true break end
+    end
+  end
+  if live then
+    redis.call('ZADD', p .. ':batches', ARGV[4], batch)
+  else
+    redis.call('DEL', B)
+    redis.call('ZREM', p .. ':batches', batch)
+  end
+end
+return n
 """
 
 # ARGV: prefix, now, ids... -> how many were requeued
@@ -151,6 +188,7 @@ class RedisQueue:
         self._renew = self._raw.register_script(_RENEW)
         self._settle = self._raw.register_script(_SETTLE)
         self._requeue = self._raw.register_script(_REQUEUE)
+        self._purge = self._raw.register_script(_PURGE)
 
     def _tenant_prefix(self, tenant: str) -> str:
         return f"{self.prefix}:{{{tenant}}}"
@@ -236,6 +274,9 @@ class RedisQueue:
             stats[tenant] = {"queued": float(ready), "in_flight": float(leased), "failed": float(failed),
                              "oldest_due_age": oldest}
         return stats
+
+    async def purge_synced(self, tenant: str, before: float, limit: int) -> int:
+        return int(await self._purge(keys=[], args=[self._tenant_prefix(tenant), _num(before), limit, _num(time.time())]))
 
     async def requeue_failed(self, tenant: str, job_ids: list[str], now: float) -> int:
         if not job_ids:

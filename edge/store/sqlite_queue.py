@@ -42,6 +42,7 @@ CREATE INDEX IF NOT EXISTS sync_jobs_due ON sync_jobs (tenant, next_attempt_at)
     WHERE status IN ('pending', 'retrying');
 CREATE INDEX IF NOT EXISTS sync_jobs_leased ON sync_jobs (tenant, lease_until) WHERE owner != '';
 CREATE INDEX IF NOT EXISTS sync_jobs_failed ON sync_jobs (tenant, updated_at) WHERE status = 'failed';
+CREATE INDEX IF NOT EXISTS sync_jobs_synced ON sync_jobs (tenant, updated_at) WHERE status = 'synced';
 CREATE TABLE IF NOT EXISTS sync_batches (
     batch_uuid TEXT PRIMARY KEY,
     tenant TEXT NOT NULL,
@@ -54,6 +55,8 @@ CREATE TABLE IF NOT EXISTS sync_batch_jobs (
     job_id TEXT NOT NULL,
     PRIMARY KEY (batch_uuid, position)
 );
+CREATE INDEX IF NOT EXISTS sync_batch_jobs_job ON sync_batch_jobs (job_id);
+CREATE INDEX IF NOT EXISTS sync_batches_age ON sync_batches (tenant, created_at);
 """
 _JOB_COLUMNS = (
     "job_id, tenant, device, batch_uuid, client_txn_id, type, payload, fingerprint, reference, depends_on, status, "
@@ -224,6 +227,25 @@ class SqliteQueue:
 
         stats: dict[str, dict[str, float]] = await self._run(read)
         return stats
+
+    async def purge_synced(self, tenant: str, before: float, limit: int) -> int:
+        def tx(c: sqlite3.Connection) -> int:
+            ids = [r[0] for r in c.execute(
+                "SELECT job_id FROM sync_jobs WHERE tenant=? AND status='synced' AND updated_at < ? LIMIT ?",
+                (tenant, before, limit),
+            )]
+            c.executemany("DELETE FROM sync_jobs WHERE job_id=?", [(i,) for i in ids])
+            old = [r[0] for r in c.execute(
+                "SELECT batch_uuid FROM sync_batches b WHERE tenant=? AND created_at < ? AND NOT EXISTS "
+                "(SELECT 1 FROM sync_batch_jobs x JOIN sync_jobs j USING (job_id) WHERE x.batch_uuid = b.batch_uuid)",
+                (tenant, before),
+            )]
+            c.executemany("DELETE FROM sync_batch_jobs WHERE batch_uuid=?", [(b,) for b in old])
+            c.executemany("DELETE FROM sync_batches WHERE batch_uuid=?", [(b,) for b in old])
+            return len(ids)
+
+        n: int = await self._transaction(tx)
+        return n
 
     async def requeue_failed(self, tenant: str, job_ids: list[str], now: float) -> int:
         def tx(c: sqlite3.Connection) -> int:

@@ -31,6 +31,7 @@ from edge.sync.jobs import QUEUED, Job, JobUpdate
 MODELS: dict[str, type[Sale | Closure]] = {"sale": Sale, "return": Return, "closure": Closure}
 # How long a return waits before it looks at its sale again (when the sale has no later due time).
 DEPENDENCY_RECHECK = 1.0
+PURGE_BATCH = 500  # jobs deleted per store call by the retention purge
 
 
 class SyncWorker:
@@ -56,6 +57,7 @@ class SyncWorker:
     async def run(self) -> None:
         """Claim, post and settle until stop()."""
         renewer = asyncio.create_task(self._renew_leases())
+        purger = asyncio.create_task(self._purge_old())
         self.log.info("sync_worker_started", owner=self.owner)
         try:
             while not self._stopping:
@@ -79,6 +81,7 @@ class SyncWorker:
                     pass
         finally:
             renewer.cancel()
+            purger.cancel()
 
     async def stop(self, grace: float) -> None:
         """Stop claiming; let postings in flight finish for up to `grace` seconds, then
@@ -193,6 +196,28 @@ class SyncWorker:
             return JobUpdate("failed", last_error=f"{error} (gave up after {attempts} attempts)", unknown=unknown)
         delay = full_jitter(attempts, cfg.backoff_base, cfg.backoff_cap)
         return JobUpdate("retrying", next_attempt_at=time.time() + delay, last_error=error, unknown=unknown)
+
+    async def _purge_old(self) -> None:
+        """Forget jobs synced longer than `retention` ago, a bounded amount per round
+        (every worker does it; the store's deletes are idempotent)."""
+        while True:
+            cfg: SyncConfig = self._runtime().config.gateway.sync
+            await asyncio.sleep(min(600.0, cfg.retention / 2))
+            runtime = self._runtime()
+            before = time.time() - runtime.config.gateway.sync.retention
+            for tenant in runtime.services.tenants:
+                try:
+                    purged = 0
+                    for _ in range(20):
+                        n = await self.store.purge_synced(tenant, before, PURGE_BATCH)
+                        purged += n
+                        if n < PURGE_BATCH:
+                            break
+                except Exception as exc:
+                    self.log.warning("sync_purge_failed", tenant=tenant, error=f"{type(exc).__name__}: {exc}")
+                    continue
+                if purged:
+                    self.log.info("sync_purged", tenant=tenant, jobs=purged)
 
     async def _renew_leases(self) -> None:
         while True:

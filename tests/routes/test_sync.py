@@ -231,3 +231,30 @@ def test_serve_memory_stays_flat_as_the_queue_grows(tmp_path, gateway_factory, s
     grown = rss_mb() - before
     # A request's objects must go when it ends: a leak of even 1 KB per queued job is 10 MB here.
     assert grown < 4, f"pos-edge serve grew {grown:.1f} MB for 10,000 queued jobs"
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_synced_jobs_are_forgotten_after_the_retention_and_never_posted_twice(
+    store: str, tmp_path, gateway_factory, standin_server, standin: StandIn
+) -> None:
+    import time
+
+    from tests.conftest import base_config
+
+    cfg = base_config(tmp_path, standin_server.url, store=store)
+    cfg["gateway"]["sync"]["retention"] = 1
+    gw = gateway_factory(cfg)
+    token = gw.token(f"till-{uuid.uuid4().hex[:6]}")
+    txn = sale_txn()
+    batch = upload(gw, token, [txn])["batch_uuid"]
+    assert wait_batch(gw, token, batch)["status"] == "synced"
+    deadline = time.monotonic() + 10
+    while gw.request("GET", f"/sync/status/{batch}", token=token).status_code != 404:
+        assert time.monotonic() < deadline, "the synced batch was never purged"
+        time.sleep(0.1)
+    assert any("sync_purged" in ln for ln in gw.wait_log("sync_purged"))
+    # uploaded again after its job is gone: a new job, which finds the invoice instead of posting it again
+    again = upload(gw, token, [txn])
+    assert again["enqueued"] == 1
+    assert wait_batch(gw, token, again["batch_uuid"])["status"] == "synced"
+    assert len(invoices_for(standin, txn["client_txn_id"])) == 1

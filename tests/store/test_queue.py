@@ -119,3 +119,29 @@ async def test_a_full_batch_is_one_write(store: Store, tenant: str, n: int) -> N
     batch, result = await enqueue(store, tenant, [new(f"s{i}") for i in range(n)])
     assert result.enqueued == n
     assert len((await store.get_batch(tenant, batch)).jobs) == n
+
+
+async def test_purge_forgets_old_synced_jobs_and_empty_batches_only(store: Store, tenant: str) -> None:
+    old_batch, _ = await enqueue(store, tenant, [new("old-synced"), new("old-failed")], now=NOW)
+    synced, failed = await store.claim_jobs({tenant: 2}, NOW, "w", 10, 4)
+    await store.settle_job(tenant, synced.job_id, "w", JobUpdate("synced", invoice_id="INV-1"), NOW + 1)
+    await store.settle_job(tenant, failed.job_id, "w", JobUpdate("failed", last_error="no"), NOW + 1)
+    all_synced_batch, _ = await enqueue(store, tenant, [new("old-2")], now=NOW)
+    (job,) = await store.claim_jobs({tenant: 1}, NOW + 2, "w", 10, 4)
+    await store.settle_job(tenant, job.job_id, "w", JobUpdate("synced", invoice_id="INV-2"), NOW + 2)
+    young_batch, _ = await enqueue(store, tenant, [new("young")], now=NOW + 100)
+    (young,) = await store.claim_jobs({tenant: 1}, NOW + 100, "w", 10, 4)
+    await store.settle_job(tenant, young.job_id, "w", JobUpdate("synced", invoice_id="INV-3"), NOW + 100)
+
+    assert await store.purge_synced(tenant, NOW + 50, 1) == 1  # bounded per call
+    assert await store.purge_synced(tenant, NOW + 50, 100) == 1
+    assert await store.purge_synced(tenant, NOW + 50, 100) == 0
+    assert await store.get_job(tenant, synced.job_id) is None and await store.get_job(tenant, job.job_id) is None
+    assert (await store.get_job(tenant, failed.job_id)).status == "failed"  # failed jobs stay visible
+    assert await store.get_batch(tenant, all_synced_batch) is None
+    kept = await store.get_batch(tenant, old_batch)
+    assert kept is not None and [j.client_txn_id for j in kept.jobs] == ["old-failed"]
+    assert [j.client_txn_id for j in (await store.get_batch(tenant, young_batch)).jobs] == ["young"]
+    # a purged transaction uploaded again is a new job (which will find its invoice in ERPNext)
+    _, again = await enqueue(store, tenant, [new("old-synced")], now=NOW + 200)
+    assert again.enqueued == 1
