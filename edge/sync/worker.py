@@ -49,6 +49,8 @@ class SyncWorker:
         self._tasks: dict[str, tuple[Job, asyncio.Task[None]]] = {}
         self._changed = asyncio.Event()
         self._stopping = False
+        self._loop_done = asyncio.Event()
+        self._background: list[asyncio.Task[None]] = []
 
     def wake(self) -> None:
         """Look for due jobs now (a batch was just queued in this process)."""
@@ -56,8 +58,8 @@ class SyncWorker:
 
     async def run(self) -> None:
         """Claim, post and settle until stop()."""
-        renewer = asyncio.create_task(self._renew_leases())
-        purger = asyncio.create_task(self._purge_old())
+        # Leases are renewed until the last posting has ended, through stop()'s grace too.
+        self._background = [asyncio.create_task(self._renew_leases()), asyncio.create_task(self._purge_old())]
         self.log.info("sync_worker_started", owner=self.owner)
         try:
             while not self._stopping:
@@ -80,14 +82,22 @@ class SyncWorker:
                 except TimeoutError:
                     pass
         finally:
-            renewer.cancel()
-            purger.cancel()
+            self._loop_done.set()
+            if not self._stopping:  # cancelled rather than stopped: nobody will wait for the postings
+                self._end_background()
 
     async def stop(self, grace: float) -> None:
-        """Stop claiming; let postings in flight finish for up to `grace` seconds, then
-        cancel the rest and hand their jobs back (outcome unknown: the next worker looks first)."""
+        """Stop claiming; let postings in flight finish for up to `grace` seconds (their
+        leases still renewed), then cancel the rest and hand their jobs back (outcome
+        unknown: the next worker looks first)."""
         self._stopping = True
         self._changed.set()
+        if not self._background:
+            return  # never ran
+        # Wait for the claim loop to end, so that jobs from a claim under way are counted too.
+        loop_done = asyncio.ensure_future(self._loop_done.wait())
+        await asyncio.wait({loop_done}, timeout=max(grace, 1.0))
+        loop_done.cancel()
         tasks = [t for _, t in self._tasks.values()]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)
@@ -95,6 +105,11 @@ class SyncWorker:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
+        self._end_background()
+
+    def _end_background(self) -> None:
+        for task in self._background:
+            task.cancel()
 
     def _start(self, job: Job, runtime: Any, cfg: SyncConfig) -> None:
         self._inflight[job.tenant] = self._inflight.get(job.tenant, 0) + 1

@@ -66,9 +66,9 @@ def invoices_for(standin: StandIn, txn: str, site: str = "shop1.erp.test", docty
 class Worker:
     """A `pos-edge worker` process on a gateway's config."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, grace: float = 2) -> None:
         self.log = log
-        self.proc = subprocess.Popen([POS_EDGE, "worker", "--config", str(config), "--grace", "2"],
+        self.proc = subprocess.Popen([POS_EDGE, "worker", "--config", str(config), "--grace", str(grace)],
                                      stdout=log.open("wb"), stderr=subprocess.STDOUT, env=dict(os.environ))
 
     def wait_started(self, timeout: float = 15.0) -> None:

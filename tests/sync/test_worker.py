@@ -108,3 +108,36 @@ def test_gateway_killed_right_after_the_202(store: str, tmp_path: Path, standin_
         again.stop()
     assert body["status"] == "synced" and len(body["jobs"]) == 20, body
     exactly_once(standin, txns)
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_leases_are_renewed_through_the_shutdown_grace(store: str, tmp_path: Path, gateway_factory,
+                                                        standin_server: StandInServer, standin: StandIn) -> None:
+    # A 1 s lease and a 4 s posting: the job is only safe if the stopping worker keeps renewing
+    # while its grace lets the posting finish; a second worker stands ready to take a lapsed lease.
+    cfg = config(tmp_path, standin_server.url, store, in_process_workers=False, lease=1)
+    cfg["defaults"]["erpnext"]["timeout"] = 10
+    gw = gateway_factory(cfg)
+    token = gw.token(f"till-{uuid.uuid4().hex[:6]}")
+    first = Worker(gw.config_path, tmp_path / "worker-a.log", grace=10)
+    first.wait_started()
+    txn = sale_txn()
+    standin.fail_after_commit(1, mode="hang", hang_seconds=4)  # ERPNext answers the insert after 4 s
+    batch = upload(gw, token, [txn])["batch_uuid"]
+    deadline = time.monotonic() + 10
+    while not any(r.method == "POST" and txn["client_txn_id"].encode() in r.body for r in standin.requests):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    second = Worker(gw.config_path, tmp_path / "worker-b.log")
+    try:
+        second.wait_started()
+        first.proc.send_signal(15)  # SIGTERM with the posting in flight
+        assert first.proc.wait(timeout=20) == 0
+        body = wait_batch(gw, token, batch, timeout=20)
+    finally:
+        second.stop()
+    (job,) = body["jobs"]
+    assert (body["status"], job["attempts"]) == ("synced", 1), body
+    assert "sync_lease_lost" not in (tmp_path / "worker-a.log").read_text()
+    posts = [r for r in standin.requests if r.method == "POST" and txn["client_txn_id"].encode() in r.body]
+    assert len(posts) == 1 and len(invoices_for(standin, txn["client_txn_id"])) == 1
