@@ -292,3 +292,7 @@ class ClosureView(_Payload):
     invoice_count: int
     grand_total: Amount
     methods: list[MethodTotals]
+
+
+# The payload model of each transaction type (/v1/<type>, and `type` in a sync batch).
+PAYLOAD_MODELS: dict[str, type[Sale | Closure]] = {"sale": Sale, "return": Return, "closure": Closure}

@@ -132,6 +132,7 @@ class Upstreams:
         """A call on `origin` ended (its response released)."""
         left = self._inflight[origin] = self._inflight[origin] - 1
         if left == 0 and origin in self._retired:
+            # Also after a late call from an older config snapshot reopened the pool.
             self._close_soon(origin)
 
     def in_flight(self, origin: str) -> int:
@@ -150,7 +151,7 @@ class Upstreams:
                 self._close_soon(origin)
 
     def _close_soon(self, origin: str) -> None:
-        self._retired.discard(origin)
+        # The origin stays retired until a config uses it again (keep()).
         session = self._sessions.pop(origin, None)
         if session is not None:
             task = asyncio.get_running_loop().create_task(session.close())

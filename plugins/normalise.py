@@ -30,7 +30,7 @@ from starlette.responses import Response
 from edge.bodies import read_json
 from edge.chain import Context, Services
 from edge.problems import Problem, problem_response, validation_errors
-from edge.sales import MAX_BATCH, Closure, Return, Sale, SyncTransaction, reference_for
+from edge.sales import MAX_BATCH, PAYLOAD_MODELS, Closure, Sale, SyncTransaction, reference_for
 
 # The reference field: the standard po_no, or a Custom Field (Frappe names them custom_*).
 FIELDNAME = re.compile(r"^(po_no|custom_[a-z0-9_]{1,132})$")
@@ -224,7 +224,7 @@ class NormalisePlugin:
         return errors
 
 
-_MODELS: dict[str, type[Sale | Closure]] = {"sale": Sale, "return": Return, "closure": Closure}
+_MODELS = PAYLOAD_MODELS
 
 
 def _answer(ctx: Context, problem: Problem) -> Response:

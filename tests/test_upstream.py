@@ -99,3 +99,22 @@ async def test_a_retired_pool_closes_only_after_its_last_call(standin_server) ->
     await asyncio.sleep(0.05)
     assert not ups.is_open(origin)
     await ups.close()
+
+
+async def test_a_late_call_on_a_retired_origin_does_not_leak_its_pool(standin_server) -> None:
+    import asyncio
+
+    from edge.upstream import Upstreams
+
+    ups = Upstreams()
+    origin = standin_server.url
+    ups.session(origin)
+    ups.retire([origin])  # idle: closed at once
+    await asyncio.sleep(0.05)
+    session = ups.enter(origin)  # a request still on the old config snapshot
+    async with session.get(origin + "/api/method/frappe.ping") as r:
+        assert r.status == 200
+    ups.leave(origin)
+    await asyncio.sleep(0.05)
+    assert not ups.is_open(origin) and session.closed
+    await ups.close()

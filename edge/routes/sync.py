@@ -19,7 +19,7 @@ from edge.erpnext.client import to_json
 from edge.problems import Problem, context_headers
 from edge.sales import Return, SyncAccepted, SyncJobView, SyncStatus
 from edge.store.base import Store
-from edge.sync.jobs import FINAL, Batch, NewJob, batch_status, summary
+from edge.sync.jobs import FINAL, Batch, Job, NewJob, batch_status, summary
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -90,12 +90,14 @@ async def get_status(request: Request) -> Response:
 
 async def status_view(store: Store, batch: Batch, now: float) -> SyncStatus:
     """The public view of a batch (also printed by `pos-edge sync status`)."""
-    by_id = {j.job_id: j for j in batch.jobs}
+    by_id: dict[str, Job | None] = {j.job_id: j for j in batch.jobs}
     views = []
     for j in batch.jobs:
         waiting = None
         if j.depends_on and j.status not in FINAL:
-            sale = by_id.get(j.depends_on) or await store.get_job(batch.tenant, j.depends_on)
+            if j.depends_on not in by_id:  # a sale of an earlier upload: read once per status
+                by_id[j.depends_on] = await store.get_job(batch.tenant, j.depends_on)
+            sale = by_id[j.depends_on]
             if sale is not None and sale.status != "synced":
                 waiting = sale.client_txn_id
         views.append(SyncJobView(

@@ -1,6 +1,8 @@
 """The offline-sync queue in Redis: per-tenant sorted sets driven by Lua scripts.
 
-Keys (all under the tenant's `{tenant}` hash tag, so every script touches one slot):
+Keys (all under the tenant's `{tenant}` hash tag). The scripts build their key
+names from that prefix rather than declaring them in KEYS, so they need a single
+Redis (or a proxy that routes EVAL by hash tag), not Redis Cluster's own routing:
 - `job:<id>` hash: the job; `txn:<device>` hash: client_txn_id -> job id;
 - `batch:<uuid>` hash: device, created_at and the job ids (JSON, upload order);
 - `ready` zset: queued job ids scored by next attempt time; `synced` and `batches`
@@ -23,8 +25,6 @@ import time
 from typing import Any
 
 from edge.sync.jobs import Batch, Enqueued, Job, JobUpdate, NewJob
-
-FIELDS_PER_JOB = 7
 
 # ARGV: prefix, device, batch uuid, now, n, then per job: id, txn, type, fingerprint,
 # reference, return_against, payload. -> {0, conflicting positions...} or {1, enqueued, ids...}

@@ -23,12 +23,11 @@ from edge.erpnext.client import FrappeError, Unreachable, to_json
 from edge.erpnext.posting import Rejected
 from edge.erpnext.setup import ReferenceFields
 from edge.metrics import Metrics
-from edge.sales import Closure, ClosureView, Return, Sale
+from edge.sales import PAYLOAD_MODELS, ClosureView
 from edge.store.base import Store
 from edge.sync.backoff import full_jitter
 from edge.sync.jobs import QUEUED, Job, JobUpdate
 
-MODELS: dict[str, type[Sale | Closure]] = {"sale": Sale, "return": Return, "closure": Closure}
 # How long a return waits before it looks at its sale again (when the sale has no later due time).
 DEPENDENCY_RECHECK = 1.0
 PURGE_BATCH = 500  # jobs deleted per store call by the retention purge
@@ -155,16 +154,19 @@ class SyncWorker:
         tenant = runtime.services.tenants.get(job.tenant)
         if tenant is None or not tenant.config.pos_enabled:
             return self._transient(job, cfg, f"tenant {job.tenant} is not configured for POS", unknown=job.unknown)
-        payload: Any = MODELS[job.type].model_validate_json(job.payload)
+        payload: Any = PAYLOAD_MODELS[job.type].model_validate_json(job.payload)
         if job.depends_on:
             sale = await self.store.get_job(job.tenant, job.depends_on)
-            if sale is None or sale.status == "failed":
+            if sale is not None and sale.status == "failed":
                 return JobUpdate("failed", last_error=f"the original sale {payload.return_against} failed to sync")
-            if sale.status != "synced":
+            if sale is not None and sale.status != "synced":
                 # Waiting for the sale is not a failed attempt.
                 return JobUpdate(job.status, next_attempt_at=max(time.time() + DEPENDENCY_RECHECK, sale.next_attempt_at),
                                  last_error=job.last_error, unknown=job.unknown, attempted=False)
-            payload = payload.model_copy(update={"return_against": sale.invoice_id})
+            if sale is not None:
+                payload = payload.model_copy(update={"return_against": sale.invoice_id})
+            # else the sale's job was synced and then purged: the Poster finds its invoice
+            # by the client_txn_id still in return_against
         if job.type == "closure" and await self._earlier_still_queued(job):
             # A closure totals what ERPNext holds for its period: the sales uploaded
             # before it must be in ERPNext (or have failed) first.

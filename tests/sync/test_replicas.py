@@ -9,13 +9,13 @@ import pytest
 
 from edge.standin import StandIn, StandInServer
 from tests.conftest import REDIS_URL, base_config, start_gateway, tenant_entry
-from tests.sync.helpers import Worker, invoices_for, sale_txn, upload, wait_batch
+from tests.sync.helpers import invoices_for, sale_txn, upload, wait_batch
 
 pytestmark = pytest.mark.usefixtures("pos_data", "redis_url")
 
 
 def test_two_replicas_and_two_workers_share_queue_devices_and_rate_limits(
-    tmp_path: Path, standin_server: StandInServer, standin: StandIn
+    tmp_path: Path, standin_server: StandInServer, standin: StandIn, spawn_worker
 ) -> None:
     cfg = base_config(tmp_path, standin_server.url, store="redis", rate_limit_storage=REDIS_URL)
     cfg["gateway"]["sync"]["in_process_workers"] = False
@@ -26,7 +26,7 @@ def test_two_replicas_and_two_workers_share_queue_devices_and_rate_limits(
     (tmp_path / "b").mkdir()
     a = start_gateway(tmp_path / "a", cfg)
     b = start_gateway(tmp_path / "b", cfg)
-    workers = [Worker(a.config_path, tmp_path / f"worker-{i}.log") for i in range(2)]
+    workers = [spawn_worker(a.config_path, tmp_path / f"worker-{i}.log") for i in range(2)]
     try:
         token = a.token(f"till-{uuid.uuid4().hex[:6]}")  # registered through A, known to B
         standin.delay = 0.02

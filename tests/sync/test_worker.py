@@ -12,7 +12,6 @@ import pytest
 from edge.standin import StandIn, StandInServer
 from tests.conftest import base_config, start_gateway
 from tests.sync.helpers import (
-    Worker,
     invoices_for,
     sale_txn,
     status,
@@ -61,12 +60,12 @@ def test_erpnext_down_for_a_while(store: str, tmp_path: Path, gateway_factory, s
 
 
 @pytest.mark.parametrize("store", STORES)
-def test_a_killed_worker_s_jobs_are_finished_by_another(store: str, tmp_path: Path, gateway_factory,
+def test_a_killed_worker_s_jobs_are_finished_by_another(store: str, tmp_path: Path, gateway_factory, spawn_worker,
                                                        standin_server: StandInServer, standin: StandIn) -> None:
     gw = gateway_factory(config(tmp_path, standin_server.url, store, in_process_workers=False))
     token = gw.token(f"till-{uuid.uuid4().hex[:6]}")
     standin.delay = 0.05
-    first = Worker(gw.config_path, tmp_path / "worker-a.log")
+    first = spawn_worker(gw.config_path, tmp_path / "worker-a.log")
     first.wait_started()
     txns = [sale_txn() for _ in range(40)]
     batch = upload(gw, token, txns)["batch_uuid"]
@@ -76,7 +75,7 @@ def test_a_killed_worker_s_jobs_are_finished_by_another(store: str, tmp_path: Pa
         time.sleep(0.02)
     first.kill()  # mid-batch, with postings in flight
     assert status(gw, token, batch)["summary"]["synced"] < 40
-    second = Worker(gw.config_path, tmp_path / "worker-b.log")
+    second = spawn_worker(gw.config_path, tmp_path / "worker-b.log")
     try:
         body = wait_batch(gw, token, batch, timeout=60)
     finally:
@@ -111,7 +110,7 @@ def test_gateway_killed_right_after_the_202(store: str, tmp_path: Path, standin_
 
 
 @pytest.mark.parametrize("store", STORES)
-def test_leases_are_renewed_through_the_shutdown_grace(store: str, tmp_path: Path, gateway_factory,
+def test_leases_are_renewed_through_the_shutdown_grace(store: str, tmp_path: Path, gateway_factory, spawn_worker,
                                                         standin_server: StandInServer, standin: StandIn) -> None:
     # A 1 s lease and a 4 s posting: the job is only safe if the stopping worker keeps renewing
     # while its grace lets the posting finish; a second worker stands ready to take a lapsed lease.
@@ -119,7 +118,7 @@ def test_leases_are_renewed_through_the_shutdown_grace(store: str, tmp_path: Pat
     cfg["defaults"]["erpnext"]["timeout"] = 10
     gw = gateway_factory(cfg)
     token = gw.token(f"till-{uuid.uuid4().hex[:6]}")
-    first = Worker(gw.config_path, tmp_path / "worker-a.log", grace=10)
+    first = spawn_worker(gw.config_path, tmp_path / "worker-a.log", grace=10)
     first.wait_started()
     txn = sale_txn()
     standin.fail_after_commit(1, mode="hang", hang_seconds=4)  # ERPNext answers the insert after 4 s
@@ -128,7 +127,7 @@ def test_leases_are_renewed_through_the_shutdown_grace(store: str, tmp_path: Pat
     while not any(r.method == "POST" and txn["client_txn_id"].encode() in r.body for r in standin.requests):
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    second = Worker(gw.config_path, tmp_path / "worker-b.log")
+    second = spawn_worker(gw.config_path, tmp_path / "worker-b.log")
     try:
         second.wait_started()
         first.proc.send_signal(15)  # SIGTERM with the posting in flight
