@@ -70,6 +70,14 @@ class Problem(Exception):
         return CODES[self.code][0]
 
 
+def store_unavailable(ctx: Any, exc: BaseException, detail: str, *, event: str = "store_unavailable",
+                      retry_after: bool = True, extra: dict[str, Any] | None = None) -> Problem:
+    """Log a state-store failure (type and a short detail, never a payload) and build
+    the 503 that tells the till what did not happen."""
+    ctx.log.error(event, error=type(exc).__name__, detail=str(exc)[:200])
+    return Problem("store_unavailable", detail, headers={"Retry-After": "5"} if retry_after else None, extra=extra)
+
+
 def problem_body(problem: Problem, request_id: str) -> bytes:
     """Serialise a problem document (`type`, `title`, `status`, `detail`, `code`, `request_id`)."""
     status, title = CODES[problem.code]

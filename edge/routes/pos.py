@@ -22,7 +22,7 @@ from starlette.responses import Response
 from edge.erpnext.client import FrappeError, Unreachable, to_json
 from edge.erpnext.documents import till_view
 from edge.erpnext.posting import Rejected
-from edge.problems import Problem, context_headers, problem_body
+from edge.problems import Problem, context_headers, problem_body, store_unavailable
 from edge.sales import ClosureView
 
 JSON = "application/json"
@@ -56,10 +56,8 @@ async def post_document(request: Request) -> Response:
                 tenant.key, ctx.device_id, key, pos.fingerprint, time.time(), lease, gw.idempotency_ttl, ctx.request_id
             )
         except Exception as exc:  # nothing is posted without the claim: safe to retry
-            ctx.log.error("store_unavailable", error=type(exc).__name__, detail=str(exc)[:200])
-            raise Problem("store_unavailable", f"the {pos.kind} cannot be checked against earlier attempts right now; "
-                          "nothing was posted, retry shortly", headers={"Retry-After": "5"},
-                          extra={"sale_state": "not_posted"}) from None
+            raise store_unavailable(ctx, exc, f"the {pos.kind} cannot be checked against earlier attempts right now; "
+                                    "nothing was posted, retry shortly", extra={"sale_state": "not_posted"}) from None
         if not owned:
             assert previous is not None
             if previous.fingerprint != pos.fingerprint:
@@ -108,8 +106,8 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, store: Any) 
                 try:
                     await store.save_closure(tenant.key, view.closure_id, body, time.time())
                 except Exception as exc:
-                    ctx.log.error("store_unavailable", error=type(exc).__name__, detail=str(exc)[:200])
-                    problem = Problem("store_unavailable", "the closure could not be recorded; retry shortly")
+                    problem = store_unavailable(ctx, exc, "the closure could not be recorded; retry shortly",
+                                                retry_after=False)
                     return problem.status, problem_body(problem, ctx.request_id), False
             ctx.log.info("closure_recorded", closure=view.closure_id, invoices=view.invoice_count)
             return 201, body, False

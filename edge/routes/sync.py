@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from edge.erpnext.client import to_json
-from edge.problems import Problem, context_headers
+from edge.problems import Problem, context_headers, store_unavailable
 from edge.sales import Return, SyncAccepted, SyncJobView, SyncStatus
 from edge.store.base import Store
 from edge.sync.jobs import FINAL, Batch, Job, NewJob, batch_status, summary
@@ -49,9 +49,8 @@ async def post_batch(request: Request) -> Response:
     try:
         result = await edge.store.enqueue_batch(tenant, device, batch_uuid, jobs, time.time())
     except Exception as exc:
-        ctx.log.error("sync_enqueue_failed", error=f"{type(exc).__name__}: {exc}")
-        raise Problem("store_unavailable", "the queue could not store the batch; nothing was stored, upload it again",
-                      headers={"Retry-After": "5"}) from None
+        raise store_unavailable(ctx, exc, "the queue could not store the batch; nothing was stored, upload it again",
+                                event="sync_enqueue_failed") from None
     if result.conflicts:
         raise Problem("validation_failed", "transactions already uploaded with a different payload; nothing of this "
                       "batch was stored", errors=[
@@ -82,9 +81,7 @@ async def get_status(request: Request) -> Response:
     except Problem:
         raise
     except Exception as exc:
-        ctx.log.error("store_unavailable", error=f"{type(exc).__name__}: {exc}"[:200])
-        raise Problem("store_unavailable", "the batch's status cannot be read right now; retry shortly",
-                      headers={"Retry-After": "5"}) from None
+        raise store_unavailable(ctx, exc, "the batch's status cannot be read right now; retry shortly") from None
     return Response(view.model_dump_json().encode(), 200, media_type="application/json", headers=context_headers(ctx))
 
 
