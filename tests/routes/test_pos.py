@@ -225,11 +225,19 @@ def test_erpnext_setup_creates_the_reference_field(gateway_factory, tmp_path, st
     assert standin.sites["shop1.erp.test"].docs["Sales Invoice"][r.json()["invoice_id"]][field]
 
 
+_DAYS_USED: set[str] = set()
+
+
 def _quiet_day() -> str:
+    """A day no other test of this session sells on (closures total whole days of the shared stand-in)."""
     import random
     from datetime import date, timedelta
 
-    return (date(2001, 1, 1) + timedelta(days=random.randrange(3000))).isoformat()
+    while True:
+        day = (date(2001, 1, 1) + timedelta(days=random.randrange(3000))).isoformat()
+        if day not in _DAYS_USED:
+            _DAYS_USED.add(day)
+            return day
 
 
 def _close(gateway, token, tenant, branch, day, balances, **over):

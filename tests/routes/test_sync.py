@@ -176,10 +176,10 @@ def test_five_hundred_transactions_drain_to_five_hundred_invoices(gateway, stand
 
 
 def test_a_closure_waits_for_the_sales_uploaded_before_it(gateway, standin: StandIn) -> None:
-    import random
+    from tests.routes.test_pos import _quiet_day
 
     token = till(gateway)
-    day = f"2001-{random.randint(1, 12):02d}-{random.randint(1, 28):02d}"  # a day no other test sells on
+    day = _quiet_day()
     flaky, steady = sale_txn(posting_date=day, posting_time="10:00:00"), sale_txn(posting_date=day, posting_time="11:00:00")
     standin.fail_invoices(flaky["client_txn_id"], times=2, status=503, exc_type="InternalServerError")
     closure = {"type": "closure", "client_txn_id": f"c-{uuid.uuid4().hex[:10]}", "payload": {
