@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from edge import config as config_mod
 from edge import logs
+from edge.bodies import CLIENT_CLOSED, ClientGone
 from edge.chain import Context
 from edge.config import LoadedConfig
 from edge.erpnext.setup import ReferenceFields
@@ -71,7 +72,8 @@ class EdgeApp:
                 Route("/readyz", readyz, methods=["GET"]),
                 Route("/metrics", metrics, methods=["GET"]),
             ],
-            exception_handlers={Problem: self._on_problem, HTTPException: self._on_http, Exception: self._on_error},
+            exception_handlers={Problem: self._on_problem, HTTPException: self._on_http, ClientGone: self._on_client_gone,
+                                Exception: self._on_error},
             lifespan=self._lifespan,
         )
         self.starlette.state.edge = self
@@ -218,6 +220,10 @@ class EdgeApp:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
         return problem_response(Problem(code, str(exc.detail), headers=dict(exc.headers or {})), self._ctx(request).request_id)
+
+    async def _on_client_gone(self, request: Request, exc: Exception) -> Response:
+        # The till hung up mid-body: nobody reads this answer; the access line logs it as 499.
+        return Response(status_code=CLIENT_CLOSED)
 
     async def _on_error(self, request: Request, exc: Exception) -> Response:
         ctx = self._ctx(request)

@@ -9,6 +9,9 @@ from typing import Any
 from edge.problems import Problem
 
 
+CLIENT_CLOSED = 499  # the status logged when the till went away (nginx's convention)
+
+
 class ClientGone(Exception):
     """The client hung up before its request was read: nobody to answer."""
 

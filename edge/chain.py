@@ -32,6 +32,11 @@ _ID_PREFIX = os.urandom(6).hex()
 _ID_COUNTER = itertools.count(1)
 
 
+def new_request_id() -> str:
+    """A fresh request id (unique per process run)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
+
+
 @dataclass
 class Services:
     """What plugins may use besides the request context. Built once per config."""
@@ -64,6 +69,7 @@ class Context:
     __slots__ = (
         "_headers",
         "_log",
+        "_repeated",
         "claims",
         "client_ip",
         "device_id",
@@ -87,9 +93,10 @@ class Context:
         self.scope = scope
         self.started = time.perf_counter()
         self._headers: dict[bytes, bytes] | None = None
+        self._repeated: frozenset[bytes] = frozenset()
         # A caller's X-Request-ID is kept when it is sane, so traces join up.
         rid = self.headers.get(b"x-request-id")
-        self.request_id: str = rid.decode() if rid and _REQUEST_ID.match(rid) else f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
+        self.request_id: str = rid.decode() if rid and _REQUEST_ID.match(rid) else new_request_id()
         client = scope.get("client")
         self.client_ip: str = client[0] if client else ""
         self.host: str = ""
@@ -112,8 +119,28 @@ class Context:
     def headers(self) -> dict[bytes, bytes]:
         """Request headers by lower-case name (the last one wins), built on first use."""
         if self._headers is None:
-            self._headers = dict(self.scope["headers"])
+            raw = self.scope["headers"]
+            self._headers = dict(raw)
+            if len(self._headers) != len(raw):  # rare: only then is the list scanned again
+                seen: set[bytes] = set()
+                twice: set[bytes] = set()
+                for name, _ in raw:
+                    (twice if name in seen else seen).add(name)
+                self._repeated = frozenset(twice)
         return self._headers
+
+    @property
+    def repeated(self) -> frozenset[bytes]:
+        """Names of headers the request carries more than once."""
+        self.headers  # noqa: B018 (built with the dict)
+        return self._repeated
+
+    def values(self, name: bytes) -> list[bytes]:
+        """Every value of header `name`, in order."""
+        if name in self.repeated:
+            return [v for k, v in self.scope["headers"] if k == name]
+        value = self.headers.get(name)
+        return [] if value is None else [value]
 
     @property
     def log(self) -> Any:

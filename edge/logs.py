@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 import orjson
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 
 
 class _IsoTimestamp:
@@ -127,12 +128,14 @@ def configure(
     ]
     if json_lines:
         _writer = BufferedLines(stream or sys.stdout.buffer, flush_interval)
-        processors.append(structlog.processors.dict_tracebacks)
+        # Frames without their local variables: locals hold enrollment keys, tokens,
+        # ERPNext credentials and sale payloads (structlog's dict_tracebacks shows them).
+        processors.append(structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)))
         atexit.register(_writer.flush)
         processors.append(structlog.processors.JSONRenderer(serializer=orjson.dumps))
         factory: Any = _writer
     else:
-        processors.append(structlog.dev.ConsoleRenderer(colors=False))
+        processors.append(structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback))
         factory = structlog.WriteLoggerFactory(sys.stdout)
     structlog.configure(
         processors=processors,

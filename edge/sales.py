@@ -7,6 +7,7 @@ Money and quantities are Decimal end to end; JSON bodies are parsed with
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -14,19 +15,31 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 TXN_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,139}$"
-# In the schema, a decimal given as a string ("2.50", the safe way to send money) must
-# at least hold a digit: "" or "abc" never validates. (Documentation only: the field's
-# validation is pydantic's Decimal parsing and the constraints below.)
-_DECIMAL_STRING = {"type": "string", "pattern": r"\d", "description": 'a decimal number in a string, e.g. "2.50"'}
+# A decimal may come as a string ("2.50", the safe way to send money): ASCII digits with
+# an optional sign, point and exponent (_plain_number checks the same), then pydantic's
+# Decimal parsing and the constraints below.
+_NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_NUMBER_TEXT = re.compile(rf"^{_NUMBER}$")
+_DECIMAL_STRING = {"type": "string", "pattern": rf"^\s*{_NUMBER}\s*$",
+                   "description": 'a decimal number in a string, e.g. "2.50"'}
 
 
 def _decimal_schema(**number: Any) -> WithJsonSchema:
     return WithJsonSchema({"anyOf": [{"type": "number", **number}, _DECIMAL_STRING]})
 
 
-Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6), _decimal_schema(minimum=0)]
-Qty = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=6), _decimal_schema(exclusiveMinimum=0)]
-Percent = Annotated[Decimal, Field(ge=0, le=100), _decimal_schema(minimum=0, maximum=100)]
+def _plain_number(value: Any) -> Any:
+    """A number written as text uses ASCII digits only: Python's Decimal also reads
+    "１２", "١٢" and "1_000", which no till means and a display would show otherwise."""
+    if isinstance(value, str) and not _NUMBER_TEXT.match(value.strip()):
+        raise ValueError('give a decimal number in ASCII digits, e.g. 2.50 or "2.50"')
+    return value
+
+
+_PLAIN = BeforeValidator(_plain_number)
+Money = Annotated[Decimal, _PLAIN, Field(ge=0, max_digits=18, decimal_places=6), _decimal_schema(minimum=0)]
+Qty = Annotated[Decimal, _PLAIN, Field(gt=0, max_digits=18, decimal_places=6), _decimal_schema(exclusiveMinimum=0)]
+Percent = Annotated[Decimal, _PLAIN, Field(ge=0, le=100), _decimal_schema(minimum=0, maximum=100)]
 
 
 def _temporal_schema(fmt: str, example: str) -> WithJsonSchema:

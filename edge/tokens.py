@@ -8,6 +8,8 @@ configured algorithm, so `alg: none` and algorithm-confusion tokens fail.
 
 from __future__ import annotations
 
+import base64
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -19,6 +21,9 @@ from edge.config import JwtConfig
 
 REQUIRED_CLAIMS = ("sub", "tenant", "branch_id", "gen", "iat", "exp", "jti")
 _CACHE_MAX = 50_000
+# Compact JWS: three base64url segments without padding (RFC 7515 §2, §7.1).
+_COMPACT = re.compile(rb"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+_TIMES = ("exp", "iat", "nbf")
 
 
 class InvalidToken(Exception):
@@ -69,6 +74,7 @@ class TokenService:
                 del self._verified[token]
                 raise InvalidToken("token expired", expired=True)
             return claims
+        _check_compact(token)
         try:
             header = jwt.get_unverified_header(token)
             key = self._keys.get(header.get("kid", self._kid))
@@ -87,7 +93,26 @@ class TokenService:
             raise InvalidToken(str(exc)) from None
         if not isinstance(claims.get("gen"), int) or not isinstance(claims.get("sub"), str):
             raise InvalidToken("malformed claims")
+        # PyJWT compares int(exp): "1999999999" as a string would pass. NumericDates are numbers.
+        if any(k in claims and (isinstance(claims[k], bool) or not isinstance(claims[k], int | float)) for k in _TIMES):
+            raise InvalidToken("malformed claims")
         if len(self._verified) >= _CACHE_MAX:
             self._verified.clear()
         self._verified[token] = claims
         return claims
+
+
+def _check_compact(token: str | bytes) -> None:
+    """Only the one canonical spelling of a token verifies: base64 decoders accept padding
+    ('=') and ignore the unused low bits of a segment's last character, so other strings
+    would decode to the same signed bytes."""
+    raw = token.encode("latin-1") if isinstance(token, str) else token
+    if not _COMPACT.match(raw):
+        raise InvalidToken("not a compact JWS")
+    for segment in raw.split(b"."):
+        try:
+            decoded = base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
+        except ValueError:
+            raise InvalidToken("not base64url") from None
+        if base64.urlsafe_b64encode(decoded).rstrip(b"=") != segment:
+            raise InvalidToken("non-canonical base64url")

@@ -31,8 +31,9 @@ HOP_BY_HOP = frozenset(
 
 # Never forwarded from a till: its credentials and cookies (ERPNext gets the
 # tenant's token instead), its Host (a Frappe server picks the *site* by Host or
-# X-Frappe-Site-Name, so the till must not choose it), and forwarding headers,
-# which we set ourselves.
+# X-Frappe-Site-Name, so the till must not choose it), forwarding and client-address
+# headers, which we set ourselves or which an upstream might believe, and the
+# method-override and URL-rewrite headers some frameworks act on.
 DROP_FROM_TILL = HOP_BY_HOP | {
     b"host",
     b"authorization",
@@ -43,50 +44,83 @@ DROP_FROM_TILL = HOP_BY_HOP | {
     b"x-forwarded-for",
     b"x-forwarded-host",
     b"x-forwarded-proto",
+    b"x-forwarded-port",
+    b"x-forwarded-prefix",
+    b"x-forwarded-server",
+    b"x-forwarded-scheme",
+    b"x-scheme",
     b"x-real-ip",
+    b"x-client-ip",
+    b"client-ip",
+    b"true-client-ip",
+    b"x-cluster-client-ip",
+    b"cf-connecting-ip",
     b"x-request-id",
     b"x-frappe-site-name",
+    b"x-frappe-cmd",
+    b"x-http-method-override",
+    b"x-http-method",
+    b"x-method-override",
+    b"x-original-method",
+    b"x-original-url",
+    b"x-rewrite-url",
 }
 
 # Never passed back to a till: ERPNext session cookies belong to the gateway's
 # API user, not to the till; length and Date are set by our own server, and the
-# request id is ours.
-DROP_FROM_UPSTREAM = HOP_BY_HOP | {b"set-cookie", b"content-length", b"date", b"x-request-id"}
+# request id is ours; and nothing that names the server or site behind us.
+DROP_FROM_UPSTREAM = HOP_BY_HOP | {
+    b"set-cookie",
+    b"content-length",
+    b"date",
+    b"x-request-id",
+    b"server",
+    b"via",
+    b"x-powered-by",
+    b"x-frappe-site-name",
+    b"x-served-by",
+    b"x-backend-server",
+    b"x-upstream",
+}
 
 
-def connection_named(headers: dict[bytes, bytes]) -> frozenset[bytes]:
-    """Extra hop-by-hop names listed in a `Connection` header."""
-    value = headers.get(b"connection")
-    if not value:
-        return frozenset()
-    return frozenset(p.strip().lower() for p in value.split(b",") if p.strip())
+def connection_named(values: Iterable[bytes]) -> frozenset[bytes]:
+    """Extra hop-by-hop names listed in `Connection` headers (every one of them: a
+    header may be sent more than once, and each names hop-by-hop fields)."""
+    return frozenset(p.strip().lower() for value in values for p in value.split(b",") if p.strip())
 
 
 def request_headers(
     raw: Iterable[tuple[bytes, bytes]], extra_drop: frozenset[bytes]
 ) -> list[tuple[str, str]]:
-    """The till's headers that may travel upstream, as str pairs for aiohttp."""
+    """The till's headers that may travel upstream, as str pairs for aiohttp.
+
+    A name with an underscore never travels: WSGI servers file `X_Frappe_Site_Name`
+    and `X-Frappe-Site-Name` under one environ key (HTTP_X_FRAPPE_SITE_NAME), so it
+    would smuggle a header we strip. nginx drops them by default too.
+    """
     out = []
     for name, value in raw:
-        if name in DROP_FROM_TILL or name in extra_drop:
+        if name in DROP_FROM_TILL or name in extra_drop or b"_" in name:
             continue
         out.append((name.decode("latin-1"), value.decode("latin-1")))
     return out
 
 
 def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """ERPNext's response headers minus hop-by-hop ones, lower-cased for ASGI."""
+    """ERPNext's response headers minus hop-by-hop ones and those naming the upstream,
+    lower-cased for ASGI."""
     out = []
-    connection = None
+    connection: list[bytes] = []
     for name, value in raw:
         name = name.lower()
-        if name in DROP_FROM_UPSTREAM:
+        if name in DROP_FROM_UPSTREAM or b"_" in name:
             if name == b"connection":
-                connection = value
+                connection.append(value)
             continue
         out.append((name, value))
     if connection:
-        named = connection_named({b"connection": connection})
+        named = connection_named(connection)
         out = [(n, v) for n, v in out if n not in named]
     return out
 

@@ -50,6 +50,11 @@ class TenantPlugin:
 
     async def on_request(self, ctx: Context) -> Response | None:
         headers = ctx.headers
+        if b"host" in ctx.repeated:
+            # Servers disagree on which Host counts (gunicorn joins them, so Frappe fails):
+            # never pick one for the till.
+            return problem_response(Problem("invalid_request", "the request has more than one Host header"),
+                                    ctx.request_id)
         host = headers.get(b"host", b"")
         if self._trusted and self._is_trusted(ctx.client_ip):
             host = _first(headers.get(b"x-forwarded-host")) or host

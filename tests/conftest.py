@@ -147,10 +147,13 @@ class Gateway:
         self.http = httpx.Client(base_url=self.url, timeout=15)
 
     def request(self, method: str, path: str, tenant: str = "shop1", token: str | None = None, **kw: Any) -> httpx.Response:
-        """Send a request with the tenant's Host (and a Bearer token when given)."""
-        headers = {"Host": f"{tenant}.{BASE}", **kw.pop("headers", {})}
+        """Send a request with the tenant's Host (and a Bearer token when given); `headers`
+        may be a dict or a list of pairs (to send a name twice)."""
+        extra = kw.pop("headers", {})
+        pairs = list(extra.items()) if isinstance(extra, dict) else list(extra)
+        headers = [("Host", f"{tenant}.{BASE}"), *pairs]
         if token:
-            headers["Authorization"] = f"Bearer {token}"
+            headers.append(("Authorization", f"Bearer {token}"))
         return self.http.request(method, path, headers=headers, **kw)
 
     def register(self, device_id: str = "till-1", tenant: str = "shop1", **body: Any) -> httpx.Response:

@@ -39,3 +39,31 @@ def test_batches_are_written_in_pipe_atomic_chunks_of_whole_lines() -> None:
     assert len(writes) > 1 and all(len(w) <= 4096 and w.endswith(b"\n") for w in writes)
     lines = b"".join(writes).splitlines()
     assert [json.loads(x)["n"] for x in lines] == list(range(200))
+
+
+def test_tracebacks_never_show_local_variables() -> None:
+    out = io.BytesIO()
+    logs.configure(json_lines=True, stream=out, flush_interval=60)
+    log = structlog.get_logger("t")
+
+    def register(enrollment_key: str, authorization: bytes) -> None:
+        raise RuntimeError("cut")
+
+    try:
+        register("enrol-SECRET-1234", b"Bearer eyJSECRETTOKEN")
+    except RuntimeError:
+        log.exception("unhandled_error")
+    text = out.getvalue().decode()
+    line = json.loads(text.splitlines()[-1])
+    assert line["exception"][0]["frames"], "the frames are still there"
+    assert "SECRET" not in text and "locals" not in text
+
+
+def test_console_tracebacks_never_show_local_variables(capsys) -> None:
+    logs.configure(json_lines=False)
+    secret = "enrol-SECRET-5678"  # noqa: F841 (a local the traceback must not print)
+    try:
+        raise RuntimeError("cut")
+    except RuntimeError:
+        structlog.get_logger("t").exception("unhandled_error")
+    assert "SECRET" not in capsys.readouterr().out

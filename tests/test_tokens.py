@@ -53,6 +53,9 @@ def test_expiry_honours_leeway_also_from_cache() -> None:
         lambda c: jwt.encode(c, SECRET * 2, algorithm="HS512", headers={"kid": "k1"}),
         lambda c: jwt.encode({k: v for k, v in c.items() if k != "jti"}, SECRET, algorithm="HS256", headers={"kid": "k1"}),
         lambda c: jwt.encode({**c, "gen": "1"}, SECRET, algorithm="HS256", headers={"kid": "k1"}),
+        lambda c: jwt.encode({**c, "exp": str(c["exp"])}, SECRET, algorithm="HS256", headers={"kid": "k1"}),
+        lambda c: jwt.encode({**c, "iat": True}, SECRET, algorithm="HS256", headers={"kid": "k1"}),
+        lambda c: jwt.encode(c, SECRET, algorithm="HS256", headers={"kid": "k1"}) + "=",
         lambda c: "garbage",
     ],
 )
@@ -73,3 +76,19 @@ def test_rotation_keys_verify_and_current_key_signs() -> None:
     fresh, _ = tokens.issue("s", "t", "b", 2)
     assert jwt.get_unverified_header(fresh)["kid"] == "k1"
     assert service().verify(fresh)["gen"] == 2
+
+
+def test_only_the_canonical_spelling_of_a_signature_verifies() -> None:
+    tokens = service()
+    token, _ = tokens.issue("shop1", "till-1", "main", 1)
+    head, body, sig = token.split(".")
+    # The last character of a 32-byte signature carries 2 unused bits: flipping them
+    # decodes to the same bytes, so the same signature could be spelt four ways.
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    i = alphabet.index(sig[-1])
+    twins = [f"{head}.{body}.{sig[:-1]}{alphabet[(i & ~3) | low]}" for low in range(4) if (i & ~3) | low != i]
+    assert len(twins) == 3
+    for twin in [*twins, token + "=", token + "==", f"{head}=.{body}.{sig}"]:
+        with pytest.raises(InvalidToken):
+            tokens.verify(twin)
+    assert tokens.verify(token)["sub"] == "till-1"

@@ -16,13 +16,24 @@ def test_request_headers_drop_hop_by_hop_credentials_and_host() -> None:
         (b"x-frappe-site-name", b"other.site"), (b"x-forwarded-for", b"1.2.3.4"), (b"accept", b"application/json"),
         (b"content-type", b"application/json"),
     ]
-    out = request_headers(raw, connection_named(dict(raw)))
+    out = request_headers(raw, connection_named(v for k, v in raw if k == b"connection"))
     assert out == [("accept", "application/json"), ("content-type", "application/json")]
+
+
+def test_underscored_names_never_travel_upstream() -> None:
+    # WSGI servers file X_Frappe_Site_Name under the same environ key as X-Frappe-Site-Name.
+    raw = [(b"x_frappe_site_name", b"other.site"), (b"x_forwarded_host", b"evil"), (b"x-till", b"1")]
+    assert request_headers(raw, frozenset()) == [("x-till", "1")]
+
+
+def test_every_connection_header_counts() -> None:
+    assert connection_named([b"x-a, X-B", b" x-c "]) == {b"x-a", b"x-b", b"x-c"}
 
 
 def test_response_headers_drop_hop_by_hop_cookies_and_connection_named() -> None:
     raw = [(b"Content-Type", b"application/json"), (b"Connection", b"close, X-Internal"), (b"X-Internal", b"1"),
-           (b"Set-Cookie", b"sid=abc"), (b"Transfer-Encoding", b"chunked"), (b"X-Frappe-Trace", b"ok")]
+           (b"Set-Cookie", b"sid=abc"), (b"Transfer-Encoding", b"chunked"), (b"X-Frappe-Trace", b"ok"),
+           (b"Server", b"gunicorn"), (b"X-Frappe-Site-Name", b"site1"), (b"Connection", b"X-Second"), (b"X-Second", b"2")]
     assert response_headers(raw) == [(b"content-type", b"application/json"), (b"x-frappe-trace", b"ok")]
 
 

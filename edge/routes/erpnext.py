@@ -16,8 +16,9 @@ from urllib.parse import unquote, unquote_plus
 import aiohttp
 from yarl import URL
 
-from edge.bodies import ClientGone, read_body
+from edge.bodies import CLIENT_CLOSED, ClientGone, read_body
 from edge.chain import Context
+from edge.erpnext.form_dict import UnreadableBody, body_names, names_cmd, query_names
 from edge.logs import access_log
 from edge.problems import CONTENT_TYPE, Problem, problem_body
 from edge.upstream import connection_named, request_headers, response_headers
@@ -37,9 +38,6 @@ class _Started(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(status)
         self.status = status
-
-
-CLIENT_CLOSED = 499  # logged status when the till went away (nginx's convention)
 
 
 class Target:
@@ -169,9 +167,10 @@ async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, c
     body = await read_body(receive, ctx.headers, runtime.config.gateway.max_body_bytes)
     if method in _READS:
         body = b""  # Frappe reads form_dict from a body on any method: a read stays a read
+    _refuse_cmd(ctx, qs, body)
 
     erp = tenant.config.erpnext
-    headers = request_headers(scope["headers"], connection_named(ctx.headers))
+    headers = request_headers(scope["headers"], connection_named(ctx.values(b"connection")))
     headers.extend(ctx.upstream_headers)
     site = erp.site_name
     if site:
@@ -221,6 +220,26 @@ async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, c
             upstream.release()
     finally:
         upstreams.leave(erp.origin)
+
+
+def _refuse_cmd(ctx: Context, query: bytes, body: bytes) -> None:
+    """Frappe runs a `cmd` parameter as a whitelisted method before it routes /api/...
+    (edge.erpnext.form_dict): wherever Frappe could read one, the request is refused."""
+    repeated = ctx.repeated
+    if b"content-type" in repeated:
+        # Servers differ on which of two Content-Types counts: the body would be read
+        # one way here and another way by ERPNext.
+        raise Problem("invalid_request", "the request has more than one Content-Type header")
+    if body and ctx.headers.get(b"content-encoding", b"identity").strip().lower() != b"identity":
+        raise Problem("unsupported_media_type", "send the body without Content-Encoding")
+    try:
+        carries = names_cmd(query_names(query)) or names_cmd(body_names(ctx.headers.get(b"content-type"), body))
+    except UnreadableBody as exc:
+        raise Problem("invalid_request", str(exc)) from None
+    if carries:
+        ctx.log.warning("proxy_cmd_refused")
+        raise Problem("proxy_not_allowed", "a `cmd` parameter is never forwarded: Frappe would run it as a method "
+                      "before routing the request")
 
 
 async def _relay(upstream: aiohttp.ClientResponse, send: Any, ctx: Context, method: str) -> int:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from starlette.datastructures import QueryParams
 from starlette.responses import JSONResponse, Response
 
 from edge.standin.errors import frappe_error
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from edge.standin.app import StandInSite
 
 
-def get_list(site: StandInSite, doctype: str, docs: dict[str, dict[str, Any]], q: QueryParams) -> Response:
+def get_list(site: StandInSite, doctype: str, docs: dict[str, dict[str, Any]], q: Mapping[str, str]) -> Response:
     """The list answer `{"data": [...]}` for a get_list query."""
     try:
         fields = ["*"] if q.get("fields") == "*" else json.loads(q.get("fields") or '["name"]')

@@ -356,3 +356,19 @@ def test_erpnext_url_host_is_sent_without_site_name(gateway_factory, tmp_path, s
     assert r.json() == {"message": "api@plain.test"}
     seen = standin.requests[-1].headers
     assert seen["host"] == f"127.0.0.1:{standin_server.port}" and "x-frappe-site-name" not in seen
+
+
+def test_tokens_spelt_otherwise_or_with_text_times_are_401(gateway) -> None:
+    import time
+
+    from tests.conftest import forge
+
+    device = new_id()
+    token = gateway.token(device)
+    assert gateway.request("GET", "/erpnext/Item", token=token).status_code == 200
+    assert_problem(gateway.request("GET", "/erpnext/Item", token=token + "="), 401, "unauthorized")
+    # signed with the gateway's key, for the registered device's generation: only exp is off
+    good = forge({"sub": device, "gen": 1})
+    assert gateway.request("GET", "/erpnext/Item", token=good).status_code == 200
+    text_exp = forge({"sub": device, "gen": 1, "exp": str(int(time.time()) + 600)})
+    assert_problem(gateway.request("GET", "/erpnext/Item", token=text_exp), 401, "unauthorized")

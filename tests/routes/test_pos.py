@@ -423,3 +423,12 @@ def test_a_store_outage_is_503_not_500(gateway_factory, tmp_path, standin_server
     r = gw.request("GET", batch.headers["location"], token=token)
     assert_problem(r, 503, "store_unavailable")
     assert r.headers["retry-after"] == "5"
+
+
+@pytest.mark.parametrize("amount", ["１２", "١٢", "1_000", "1.2.3", "0x10"])
+def test_money_in_other_digits_or_spellings_is_422(gateway, standin: StandIn, amount: str) -> None:
+    token = gateway.token(f"till-{uuid.uuid4().hex[:6]}")
+    body = sale(items=[{"item_code": "BREAD", "qty": 1, "rate": amount}], payments=[{"method": "cash", "amount": "1000"}])
+    problem = assert_problem(gateway.request("POST", "/v1/sale", token=token, json=body), 422, "validation_failed")
+    assert any(e["loc"] == ["items", "0", "rate"] and "ASCII" in e["msg"] for e in problem["errors"]), problem["errors"]
+    assert by_reference(standin, body["client_txn_id"]) == []
