@@ -49,6 +49,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ["POS_EDGE_GRACE"] = str(args.grace)
     # a reload must not bring in defaulted secrets once the listener is public
     os.environ["POS_EDGE_PUBLIC"] = "0" if _is_loopback(args.host) else "1"
+    from edge.server import ENV as SERVER_ENV
+
+    os.environ[SERVER_ENV] = cfg.gateway.server.model_dump_json()  # read by each worker process's protocol
     # uvicorn re-raises SIGTERM/SIGINT once it has shut down gracefully, to end with the
     # signal's default status; a graceful stop is a success, so the re-raised signal
     # lands in a handler that ignores it, and serve exits 0.
@@ -59,6 +62,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         "edge.app:create_app",
         factory=True,
+        # httptools with header limits, client timeouts and a connection cap (edge/server.py)
+        http="edge.server:BoundedHttpToolsProtocol",
+        timeout_keep_alive=cfg.gateway.server.idle_timeout,
         host=args.host,
         port=args.port,
         workers=args.workers,

@@ -87,6 +87,22 @@ class SyncConfig(Strict):
                                  description="largest /sync/batch body, bytes (413 above)")
 
 
+class ServerConfig(Strict):
+    """`gateway.server`: what one connection may cost (a restart applies a change)."""
+
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024,
+                                  description="request line plus headers, bytes (431 above)")
+    max_headers: int = Field(default=100, ge=10, le=1000, description="header fields per request (431 above)")
+    idle_timeout: float = Field(default=5.0, gt=0, le=3600,
+                                description="seconds a connection may wait before (or between) requests")
+    header_timeout: float = Field(default=10.0, gt=0, le=600,
+                                  description="seconds from a request's first byte to its last header (408 after)")
+    body_timeout: float = Field(default=30.0, gt=0, le=3600,
+                                description="seconds without a byte while a request body is read (then closed)")
+    max_connections: int = Field(default=2048, ge=1, le=1_000_000,
+                                 description="connections per server process (503 and close above)")
+
+
 class GatewayConfig(Strict):
     """The `gateway:` section: process-wide settings."""
 
@@ -105,6 +121,8 @@ class GatewayConfig(Strict):
     idempotency_ttl: int = Field(default=7 * 24 * 3600, ge=24 * 3600,
                                  description="seconds POS idempotency records and their answers are kept (at least a day)")
     sync: SyncConfig = Field(default_factory=SyncConfig, description="the offline-sync queue")
+    server: ServerConfig = Field(default_factory=ServerConfig,
+                                 description="what one client connection may cost (`pos-edge serve`)")
 
     @field_validator("base_domains")
     @classmethod

@@ -140,7 +140,7 @@ class LiveConfig:
     def _cannot_take(self, cfg: LoadedConfig) -> list[tuple[str, str]]:
         """What a running process cannot take from a new file."""
         out = []
-        for key in ("store", "rate_limit_storage"):
+        for key in ("store", "rate_limit_storage", "server"):
             if getattr(cfg.gateway, key) != getattr(self.config.gateway, key):
                 out.append((f"gateway.{key}", "cannot change while running: restart pos-edge to use the new value"))
         if cfg.defaulted_secrets and self.public:

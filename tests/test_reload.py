@@ -169,11 +169,18 @@ def test_configmap_symlink_swap_and_sighup(tmp_path: Path, standin_server: Stand
 def test_store_changes_need_a_restart(tmp_path: Path, standin_server: StandInServer) -> None:
     cfg = base_config(tmp_path, standin_server.url)
     gw = start_gateway(tmp_path, cfg)
+    store = cfg["gateway"]["store"]
     try:
         cfg["gateway"]["store"] = f"sqlite:///{tmp_path}/other.db"
         write(gw.config_path, cfg)
         wait_reloads(gw, "failed", 1)
         assert any("gateway.store: cannot change while running" in ln for ln in gw.log_lines())
+        cfg["gateway"]["store"] = store
+        cfg["gateway"]["server"] = {"max_header_bytes": 8192}  # the listener's limits are set at start-up
+        write(gw.config_path, cfg)
+        wait_reloads(gw, "failed", 2)
+        lines = gw.log_lines()
+        assert any("gateway.server: cannot change while running" in ln and "gateway.store" not in ln for ln in lines)
     finally:
         gw.stop()
 
