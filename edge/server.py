@@ -66,6 +66,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._limits = limits()
+        self._max_bytes = self._limits.max_header_bytes
+        self._max_headers = self._limits.max_headers
         self.timeout_keep_alive = self._limits.idle_timeout
         self._log = structlog.get_logger("pos_edge")
         self._refused = False
@@ -150,17 +152,21 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._header_count = 0
 
     def on_url(self, url: bytes) -> None:
-        super().on_url(url)
+        self.url += url  # uvicorn's on_url, inlined: these two run for every request
         self._head_bytes += len(url)
-        if self._head_bytes > self._limits.max_header_bytes:
+        if self._head_bytes > self._max_bytes:
             raise _Refuse(_too_large(self._limits))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_bytes += len(name) + len(value) + 4
         self._header_count += 1
-        if self._head_bytes > self._limits.max_header_bytes or self._header_count > self._limits.max_headers:
+        if self._head_bytes > self._max_bytes or self._header_count > self._max_headers:
             raise _Refuse(_too_large(self._limits))
-        super().on_header(name, value)
+        # uvicorn's on_header, inlined
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False

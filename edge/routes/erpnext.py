@@ -167,7 +167,8 @@ async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, c
     body = await read_body(receive, ctx.headers, runtime.config.gateway.max_body_bytes)
     if method in _READS:
         body = b""  # Frappe reads form_dict from a body on any method: a read stays a read
-    _refuse_cmd(ctx, qs, body)
+    if qs or body:
+        _refuse_cmd(ctx, qs, body)
 
     erp = tenant.config.erpnext
     headers = request_headers(scope["headers"], connection_named(ctx.values(b"connection")))
