@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from edge import config as config_mod
 
@@ -119,7 +120,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    """List, block or unblock devices in the configured store."""
+    """List, block, unblock or reset devices in the configured store."""
     from edge.store import open_store
 
     cfg = _load_or_exit(_config_path(args))
@@ -137,10 +138,14 @@ def cmd_devices(args: argparse.Namespace) -> int:
             if args.action == "list":
                 devices = await store.list_devices(args.tenant)
                 print(f"{'DEVICE_ID':<24} {'STATUS':<8} {'GEN':>4} {'BRANCH':<16} NAME")
+                now = time.time()
                 for d in devices:
                     name = "".join(c if c.isprintable() else "?" for c in d.device_name)
-                    print(f"{d.device_id:<24} {d.status:<8} {d.generation:>4} {d.branch_id:<16} {name}")
+                    status = "reset" if d.status == "active" and d.code_pending(now) else d.status
+                    print(f"{d.device_id:<24} {status:<8} {d.generation:>4} {d.branch_id:<16} {name}")
                 return 0
+            if args.action == "reset":
+                return await _reset_device(store, args.tenant, args.device_id, args.hours)
             existing = await store.get_device(args.tenant, args.device_id)
             if existing is None and args.action == "unblock":
                 print(f"no device {args.device_id} in tenant {args.tenant}", file=sys.stderr)
@@ -153,6 +158,25 @@ def cmd_devices(args: argparse.Namespace) -> int:
             await store.close()
 
     return asyncio.run(run())
+
+
+async def _reset_device(store: Any, tenant: str, device_id: str, hours: float) -> int:
+    """Retire a device's tokens and print a one-time enrollment code for it."""
+    import secrets
+
+    from edge.routes.devices import code_digest
+
+    code = "-".join(secrets.token_hex(2).upper() for _ in range(4))  # 64 bits, e.g. 3F9A-1B2C-7D4E-0A51
+    now = time.time()
+    device = await store.reset_device(tenant, device_id, code_digest(code), now + hours * 3600, now)
+    if device is None:
+        print(f"no device {device_id} in tenant {tenant}", file=sys.stderr)
+        return 1
+    print(f"{device_id}: its tokens are retired; register it again within {hours:g} h with the one-time "
+          f"enrollment code {code} (as enrollment_code, or in the enrollment key field)")
+    if device.status == "blocked":
+        print(f"  note: {device_id} is blocked; unblock it first: pos-edge devices unblock --tenant {tenant} {device_id}")
+    return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -341,10 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("path")
     c.set_defaults(func=cmd_check)
 
-    d = sub.add_parser("devices", help="list, block or unblock devices")
-    d.add_argument("action", choices=["list", "block", "unblock"])
+    d = sub.add_parser("devices", help="list, block, unblock or reset devices")
+    d.add_argument("action", choices=["list", "block", "unblock", "reset"],
+                   help="reset: retire a device's tokens and print a one-time enrollment code for it")
     d.add_argument("device_id", nargs="?")
     d.add_argument("--tenant", required=True)
+    d.add_argument("--hours", type=float, default=24.0, help="reset: how long the enrollment code stays valid")
     d.add_argument("--config", help=f"tenants.yaml (default: $POS_EDGE_CONFIG or ./{DEFAULT_CONFIG})")
     d.set_defaults(func=cmd_devices)
 

@@ -229,7 +229,7 @@ def _proxy_responses() -> dict[str, Any]:
         "default": {"description": "ERPNext's own answer, passed through", "headers": _headers(optional=_RATE_HEADERS),
                     "content": _PASSTHROUGH},
         **_errors(*TENANT, *JWT, *RATE, "invalid_path", "invalid_request", "proxy_not_allowed", "payload_too_large",
-                  *UPSTREAM, passthrough=True, challenge=True),
+                  "unsupported_media_type", *UPSTREAM, passthrough=True, challenge=True),
     }
 
 
@@ -252,7 +252,11 @@ def spec() -> dict[str, Any]:
                 "or one of the tenant's extra `hosts`; an unknown host is 404 `tenant_not_found`, none at all 400 "
                 "`missing_host`. /healthz, /readyz, /metrics and /openapi.json answer on any host.\n\n"
                 "Devices authenticate with the bearer JWT that `POST /gateway/device/register` returns.\n\n"
-                "Every answer carries `X-Request-ID`; every error is `application/problem+json` with a stable `code`."
+                "Every answer carries `X-Request-ID`; every error is `application/problem+json` with a stable `code`.\n\n"
+                "On any route the server itself may answer, before the request reaches the application: 431 "
+                "`headers_too_large` (request line and headers over `gateway.server.max_header_bytes` or "
+                "`max_headers`), 408 `request_timeout` (headers slower than `header_timeout`), 503 "
+                "`too_many_connections` (over `max_connections`); each closes the connection."
             ),
         },
         "servers": [{
@@ -276,12 +280,16 @@ def spec() -> dict[str, Any]:
             "/gateway/device/register": {
                 "post": {
                     "summary": "enrol a till and get its device token (re-registering retires its older tokens)",
+                    "description": "A device id that is registered already is re-registered only with proof: "
+                                   "its own token in `Authorization: Bearer` (expired or not), or the one-time "
+                                   "`enrollment_code` of `pos-edge devices reset`; else 409 `device_already_registered`.",
                     "operationId": "register_device",
                     "security": [],
                     "requestBody": _body("RegisterRequest"),
                     "responses": {
                         **_ok(201, "registered", _ref("RegisterResponse"), optional=_RATE_HEADERS),
-                        **_errors(*TENANT, *RATE, *BODY, "tenant_mismatch", "enrollment_key_invalid", "device_blocked",
+                        **_errors(*TENANT, *RATE, *BODY, "tenant_mismatch", "enrollment_key_invalid",
+                                  "enrollment_code_invalid", "device_blocked", "device_already_registered",
                                   "store_unavailable"),
                     },
                 }

@@ -74,18 +74,30 @@ class TokenService:
                 del self._verified[token]
                 raise InvalidToken("token expired", expired=True)
             return claims
+        claims = self._decode(token, check_expiry=True)
+        if len(self._verified) >= _CACHE_MAX:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    def verify_identity(self, token: str | bytes) -> dict[str, Any]:
+        """A token's claims when it is genuine (signed by one of our keys, well formed),
+        expired or not: proof, at re-registration, that the caller is the device it names."""
+        return self._decode(token, check_expiry=False)
+
+    def _decode(self, token: str | bytes, check_expiry: bool) -> dict[str, Any]:
         _check_compact(token)
         try:
             header = jwt.get_unverified_header(token)
             key = self._keys.get(header.get("kid", self._kid))
             if key is None:
                 raise InvalidToken("unknown signing key")
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=self._algorithms,
                 leeway=self._leeway,
-                options={"require": list(REQUIRED_CLAIMS)},
+                options={"require": list(REQUIRED_CLAIMS), "verify_exp": check_expiry},
             )
         except jwt.ExpiredSignatureError:
             raise InvalidToken("token expired", expired=True) from None
@@ -96,9 +108,6 @@ class TokenService:
         # PyJWT compares int(exp): "1999999999" as a string would pass. NumericDates are numbers.
         if any(k in claims and (isinstance(claims[k], bool) or not isinstance(claims[k], int | float)) for k in _TIMES):
             raise InvalidToken("malformed claims")
-        if len(self._verified) >= _CACHE_MAX:
-            self._verified.clear()
-        self._verified[token] = claims
         return claims
 
 

@@ -145,6 +145,7 @@ class Gateway:
         self.log_path = log_path
         self.url = f"http://127.0.0.1:{port}"
         self.http = httpx.Client(base_url=self.url, timeout=15)
+        self.tokens: dict[tuple[str, str], str] = {}  # the last token issued per (tenant, device)
 
     def request(self, method: str, path: str, tenant: str = "shop1", token: str | None = None, **kw: Any) -> httpx.Response:
         """Send a request with the tenant's Host (and a Bearer token when given); `headers`
@@ -156,8 +157,10 @@ class Gateway:
             headers.append(("Authorization", f"Bearer {token}"))
         return self.http.request(method, path, headers=headers, **kw)
 
-    def register(self, device_id: str = "till-1", tenant: str = "shop1", **body: Any) -> httpx.Response:
-        """POST /gateway/device/register for `device_id`."""
+    def register(self, device_id: str = "till-1", tenant: str = "shop1", proof: str | None = "last",
+                 **body: Any) -> httpx.Response:
+        """POST /gateway/device/register for `device_id`. A device registered before proves
+        it is itself with `proof`: by default the last token this helper got for it."""
         payload = {
             "device_id": device_id,
             "device_name": f"Till {device_id}",
@@ -166,7 +169,12 @@ class Gateway:
             **({"enrollment_key": "enrol-1"} if tenant == "shop1" else {}),
             **body,
         }
-        return self.request("POST", "/gateway/device/register", tenant=tenant, json=payload)
+        if proof == "last":
+            proof = self.tokens.get((tenant, device_id))
+        r = self.request("POST", "/gateway/device/register", tenant=tenant, json=payload, token=proof)
+        if r.status_code == 201:
+            self.tokens[(tenant, device_id)] = r.json()["token"]
+        return r
 
     def token(self, device_id: str = "till-1", tenant: str = "shop1") -> str:
         """Register and return the token."""

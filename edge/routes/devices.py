@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import time
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
@@ -11,7 +13,8 @@ from starlette.responses import JSONResponse, Response
 
 from edge.bodies import read_json
 from edge.problems import Problem, context_headers, validation_errors
-from edge.store import DeviceBlocked
+from edge.store import DeviceBlocked, DeviceProofRequired, EnrollmentCodeInvalid
+from edge.tokens import InvalidToken
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 
@@ -28,6 +31,8 @@ class RegisterRequest(BaseModel):
     tenant_subdomain: str = Field(min_length=1, max_length=63)
     branch_id: str = Field(min_length=1, max_length=128, pattern=ID_PATTERN)
     enrollment_key: str | None = Field(default=None, max_length=512)
+    enrollment_code: str | None = Field(default=None, max_length=64, description=(
+        "the one-time code of `pos-edge devices reset` for this device (also accepted in enrollment_key)"))
 
 
 class RegisterResponse(BaseModel):
@@ -57,17 +62,35 @@ async def register(request: Request) -> Response:
         raise Problem("validation_failed", "the registration is invalid", errors=validation_errors(exc)) from None
     if body.tenant_subdomain.lower() != tenant.key:
         raise Problem("tenant_mismatch", f"this host serves tenant {tenant.key}, not {body.tenant_subdomain}")
+    code, code_field = body.enrollment_code, "enrollment_code"
     expected = tenant.config.registration.enrollment_key
     if expected is not None:
         given = (body.enrollment_key or "").encode()
         if not hmac.compare_digest(given, expected.get_secret_value().encode()):
-            raise Problem("enrollment_key_invalid", "the enrollment key is missing or wrong")
+            if code is None and body.enrollment_key:
+                # a till whose set-up screen has only the key field: its device's code typed there
+                code, code_field = body.enrollment_key, "enrollment_key"
+            elif code is None:
+                raise Problem("enrollment_key_invalid", "the enrollment key is missing or wrong")
     try:
         device = await edge.store.register_device(
-            tenant.key, body.device_id, body.device_name, body.branch_id, time.time()
+            tenant.key, body.device_id, body.device_name, body.branch_id, time.time(),
+            proven_generation=_proven_generation(runtime, ctx, tenant.key, body.device_id),
+            code_hash=code_digest(code) if code else None,
         )
     except DeviceBlocked:
         raise Problem("device_blocked", "this device has been blocked by an administrator") from None
+    except DeviceProofRequired:
+        ctx.log.warning("device_reregistration_refused", device_id=body.device_id)
+        raise Problem("device_already_registered", f"device {body.device_id} is registered already: re-register "
+                      "with its current token (Authorization: Bearer <token>, expired or not), or with the enrollment "
+                      f"code an administrator gets from: pos-edge devices reset --tenant {tenant.key} {body.device_id}",
+                      ) from None
+    except EnrollmentCodeInvalid:
+        ctx.log.warning("enrollment_code_refused", device_id=body.device_id)
+        if code_field == "enrollment_key":
+            raise Problem("enrollment_key_invalid", "the enrollment key is missing or wrong") from None
+        raise Problem("enrollment_code_invalid", "the enrollment code is not this device's, was used, or expired") from None
     except Exception as exc:
         ctx.log.error("store_unavailable", error=type(exc).__name__)
         raise Problem("store_unavailable", "the device cannot be registered right now; retry shortly") from None
@@ -83,3 +106,24 @@ async def register(request: Request) -> Response:
         branch_id=device.branch_id,
     )
     return JSONResponse(out.model_dump(), status_code=201, headers=context_headers(ctx))
+
+
+def code_digest(code: str) -> str:
+    """How an enrollment code is stored and compared: the sha256 of its letters and digits,
+    upper-cased (typed with or without its dashes); the code itself is never kept."""
+    return hashlib.sha256("".join(c for c in code if c.isalnum()).upper().encode()).hexdigest()
+
+
+def _proven_generation(runtime: Any, ctx: Any, tenant: str, device_id: str) -> int | None:
+    """The generation of the device's own token presented with the registration (expired
+    or not), None without one: a device proves it is itself with a token we signed for it."""
+    scheme, _, token = ctx.headers.get(b"authorization", b"").partition(b" ")
+    if scheme.lower() != b"bearer" or not token.strip():
+        return None
+    try:
+        claims = runtime.services.tokens.verify_identity(token.strip())
+    except InvalidToken:
+        return None
+    if claims["tenant"] != tenant or claims["sub"] != device_id:
+        return None
+    return int(claims["gen"])

@@ -7,7 +7,7 @@ import contextlib
 import re
 import time
 
-from edge.store.base import Device, DeviceBlocked, IdempotencyRecord, Store
+from edge.store.base import Device, DeviceBlocked, DeviceProofRequired, EnrollmentCodeInvalid, IdempotencyRecord, Store
 
 
 def open_store(url: str) -> Store:
@@ -53,4 +53,4 @@ def redacted(url: str) -> str:
     return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
 
 
-__all__ = ["Device", "DeviceBlocked", "IdempotencyRecord", "Store", "open_store", "redacted", "wait_for_store"]
+__all__ = ["Device", "DeviceBlocked", "DeviceProofRequired", "EnrollmentCodeInvalid", "IdempotencyRecord", "Store", "open_store", "redacted", "wait_for_store"]

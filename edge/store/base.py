@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -12,7 +13,8 @@ DeviceStatus = Literal["active", "blocked"]
 
 @dataclass(frozen=True)
 class Device:
-    """A till registered with a tenant. `generation` increases at each registration."""
+    """A till registered with a tenant. `generation` increases at each registration
+    (and at an admin reset): tokens of an older generation no longer verify."""
 
     tenant: str
     device_id: str
@@ -22,6 +24,11 @@ class Device:
     generation: int
     registered_at: float
     updated_at: float
+    code_until: float = 0.0  # a one-time enrollment code (admin reset) is valid until then; 0: none
+
+    def code_pending(self, now: float) -> bool:
+        """An admin reset the device and its enrollment code is still valid."""
+        return self.code_until > now
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,31 @@ class IdempotencyRecord:
 
 class DeviceBlocked(Exception):
     """Registration refused: an admin blocked this device."""
+
+
+class DeviceProofRequired(Exception):
+    """Registration refused: the device is registered and the request did not prove it
+    is that device (its current token), nor bring an admin's enrollment code."""
+
+
+class EnrollmentCodeInvalid(Exception):
+    """Registration refused: the enrollment code is not this device's, was used, or expired."""
+
+
+def check_registration(status: str, generation: int, stored_code_hash: str, code_until: float, now: float,
+                       proven_generation: int | None, code_hash: str | None) -> None:
+    """Store.register_device's rule for a device in this state (stores that run it in
+    Python call this inside their transaction; the Redis store's script mirrors it)."""
+    if status == "blocked":
+        raise DeviceBlocked()
+    if stored_code_hash:  # an admin reset it: only its enrollment code re-registers it
+        if code_hash is not None and hmac.compare_digest(code_hash, stored_code_hash) and now <= code_until:
+            return
+        raise EnrollmentCodeInvalid() if code_hash is not None else DeviceProofRequired()
+    if code_hash is not None:  # no code was issued for this device
+        raise EnrollmentCodeInvalid()
+    if generation > 0 and proven_generation != generation:
+        raise DeviceProofRequired()
 
 
 class Store(Protocol):
@@ -58,12 +90,23 @@ class Store(Protocol):
         ...
 
     async def register_device(
-        self, tenant: str, device_id: str, device_name: str, branch_id: str, now: float
+        self, tenant: str, device_id: str, device_name: str, branch_id: str, now: float, *,
+        proven_generation: int | None = None, code_hash: str | None = None,
     ) -> Device:
-        """Create or update a device and bump its token generation, atomically.
+        """Create a device, or re-register one, and bump its token generation, atomically.
 
-        Raises DeviceBlocked (changing nothing) when the device is blocked.
+        A device id never registered (or only blocked/unblocked by an admin) is created.
+        An existing one is re-registered only when `proven_generation` is its current
+        generation (the caller verified a token of it), or, after an admin reset, when
+        `code_hash` is the sha256 of its enrollment code while valid (the code is then
+        used up). Changing nothing, raises DeviceBlocked for a blocked device,
+        EnrollmentCodeInvalid for a code that does not match, DeviceProofRequired otherwise.
         """
+        ...
+
+    async def reset_device(self, tenant: str, device_id: str, code_hash: str, until: float, now: float) -> Device | None:
+        """Retire the device's tokens now (generation + 1) and let it re-register once with
+        the enrollment code whose sha256 is `code_hash`, until `until`; None if no such device."""
         ...
 
     async def get_device(self, tenant: str, device_id: str) -> Device | None:

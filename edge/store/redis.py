@@ -12,20 +12,47 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from edge.store.base import Device, DeviceBlocked, DeviceStatus, IdempotencyRecord
+from edge.store.base import (
+    Device,
+    DeviceBlocked,
+    DeviceProofRequired,
+    DeviceStatus,
+    EnrollmentCodeInvalid,
+    IdempotencyRecord,
+)
 from edge.store.redis_queue import RedisQueue
 
 PREFIX = "pos-edge"
 
-# KEYS: device hash, tenant device set. ARGV: id, name, branch, now.
+# KEYS: device hash, tenant device set. ARGV: id, name, branch, now, proven generation ('' if
+# none), code hash ('' if none). -1 blocked, -2 proof required, -3 code invalid; else the record.
+# The rule is edge.store.base.check_registration's.
 _REGISTER = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'blocked' then return -1 end
-local gen = redis.call('HINCRBY', KEYS[1], 'generation', 1)
+local h = redis.call('HMGET', KEYS[1], 'status', 'generation', 'code_hash', 'code_until')
+if h[1] == 'blocked' then return -1 end
+local gen = tonumber(h[2] or '0')
+local stored = h[3] or ''
+if stored ~= '' then
+  if ARGV[6] == '' then return -2 end
+  if ARGV[6] ~= stored or tonumber(ARGV[4]) > tonumber(h[4] or '0') then return -3 end
+elseif ARGV[6] ~= '' then
+  return -3
+elseif gen > 0 and ARGV[5] ~= tostring(gen) then
+  return -2
+end
+redis.call('HINCRBY', KEYS[1], 'generation', 1)
 redis.call('HSETNX', KEYS[1], 'registered_at', ARGV[4])
 redis.call('HSET', KEYS[1], 'device_id', ARGV[1], 'device_name', ARGV[2], 'branch_id', ARGV[3],
-           'status', 'active', 'updated_at', ARGV[4])
+           'status', 'active', 'updated_at', ARGV[4], 'code_hash', '', 'code_until', 0)
 redis.call('SADD', KEYS[2], ARGV[1])
+return redis.call('HGETALL', KEYS[1])
+"""
+
+# KEYS: device hash. ARGV: code hash, until, now. 0 if no such device, else the record.
+_RESET = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'generation', 1)
+redis.call('HSET', KEYS[1], 'code_hash', ARGV[1], 'code_until', ARGV[2], 'updated_at', ARGV[3])
 return redis.call('HGETALL', KEYS[1])
 """
 
@@ -100,6 +127,7 @@ class RedisStore(RedisQueue):
             self.url, decode_responses=True, socket_connect_timeout=5, socket_timeout=10, health_check_interval=30
         )
         self._register = self._r.register_script(_REGISTER)
+        self._reset = self._r.register_script(_RESET)
         self._set_status = self._r.register_script(_SET_STATUS)
         # Bodies are bytes: idempotency records go through a client that does not decode.
         self._raw = aioredis.from_url(self.url, decode_responses=False, socket_connect_timeout=5, socket_timeout=10)
@@ -136,14 +164,24 @@ class RedisStore(RedisQueue):
         return [f"{PREFIX}:{{{tenant}}}:device:{device_id}", f"{PREFIX}:{{{tenant}}}:devices"]
 
     async def register_device(
-        self, tenant: str, device_id: str, device_name: str, branch_id: str, now: float
+        self, tenant: str, device_id: str, device_name: str, branch_id: str, now: float, *,
+        proven_generation: int | None = None, code_hash: str | None = None,
     ) -> Device:
         # The script returns the record it wrote, so concurrent registrations
         # each see their own generation.
-        flat = await self._register(keys=self._keys(tenant, device_id), args=[device_id, device_name, branch_id, now])
+        flat = await self._register(keys=self._keys(tenant, device_id), args=[
+            device_id, device_name, branch_id, now, "" if proven_generation is None else proven_generation, code_hash or ""])
         if flat == -1:
             raise DeviceBlocked(device_id)
+        if flat == -2:
+            raise DeviceProofRequired(device_id)
+        if flat == -3:
+            raise EnrollmentCodeInvalid(device_id)
         return _device(tenant, _pairs(flat))
+
+    async def reset_device(self, tenant: str, device_id: str, code_hash: str, until: float, now: float) -> Device | None:
+        flat = await self._reset(keys=self._keys(tenant, device_id)[:1], args=[code_hash, until, now])
+        return _device(tenant, _pairs(flat)) if flat else None
 
     async def get_device(self, tenant: str, device_id: str) -> Device | None:
         h = await self.redis.hgetall(self._keys(tenant, device_id)[0])
@@ -215,4 +253,5 @@ def _device(tenant: str, h: dict[str, Any]) -> Device:
         generation=int(h.get("generation", 0)),
         registered_at=float(h.get("registered_at", 0)),
         updated_at=float(h.get("updated_at", 0)),
+        code_until=float(h.get("code_until", 0)),
     )

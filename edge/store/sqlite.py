@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from edge.store.base import Device, DeviceBlocked, DeviceStatus, IdempotencyRecord
+from edge.store.base import Device, DeviceStatus, IdempotencyRecord, check_registration
 from edge.store.sqlite_queue import QUEUE_SCHEMA, SqliteQueue
 
 T = TypeVar("T")
@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS devices (
     generation INTEGER NOT NULL,
     registered_at REAL NOT NULL,
     updated_at REAL NOT NULL,
+    code_hash TEXT NOT NULL DEFAULT '',
+    code_until REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant, device_id)
 );
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -52,7 +54,11 @@ CREATE TABLE IF NOT EXISTS closures (
     PRIMARY KEY (tenant, closure_id)
 );
 """
-_COLUMNS = "tenant, device_id, device_name, branch_id, status, generation, registered_at, updated_at"
+_COLUMNS = "tenant, device_id, device_name, branch_id, status, generation, registered_at, updated_at, code_until"
+# Columns added after a table was first released: an existing file gains them at open().
+_ADDED_COLUMNS = {
+    "devices": {"code_hash": "TEXT NOT NULL DEFAULT ''", "code_until": "REAL NOT NULL DEFAULT 0"},
+}
 
 
 class SqliteStore(SqliteQueue):
@@ -87,6 +93,7 @@ class SqliteStore(SqliteQueue):
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=10000")
             conn.executescript(SCHEMA + QUEUE_SCHEMA)
+            _in_transaction(conn, _add_columns)
             self._conn = conn
 
         await asyncio.get_running_loop().run_in_executor(self._executor, connect)
@@ -107,22 +114,32 @@ class SqliteStore(SqliteQueue):
         return []  # WAL with synchronous=FULL: a committed write survives power loss
 
     async def register_device(
-        self, tenant: str, device_id: str, device_name: str, branch_id: str, now: float
+        self, tenant: str, device_id: str, device_name: str, branch_id: str, now: float, *,
+        proven_generation: int | None = None, code_hash: str | None = None,
     ) -> Device:
         def tx(c: sqlite3.Connection) -> Device:
             row = c.execute(
-                "SELECT status, generation, registered_at FROM devices WHERE tenant=? AND device_id=?",
+                "SELECT status, generation, registered_at, code_hash, code_until FROM devices WHERE tenant=? AND device_id=?",
                 (tenant, device_id),
             ).fetchone()
-            if row and row[0] == "blocked":
-                raise DeviceBlocked(device_id)
-            gen = (row[1] if row else 0) + 1
-            registered = row[2] if row else now
+            status, gen, registered, pending, until = row if row else ("active", 0, now, "", 0.0)
+            check_registration(status, gen, pending, until, now, proven_generation, code_hash)
             c.execute(
-                f"INSERT OR REPLACE INTO devices ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
-                (tenant, device_id, device_name, branch_id, "active", gen, registered, now),
+                f"INSERT OR REPLACE INTO devices ({_COLUMNS}, code_hash) VALUES (?,?,?,?,?,?,?,?,0,'')",
+                (tenant, device_id, device_name, branch_id, "active", gen + 1, registered, now),
             )
-            return Device(tenant, device_id, device_name, branch_id, "active", gen, registered, now)
+            return Device(tenant, device_id, device_name, branch_id, "active", gen + 1, registered, now)
+
+        return await self._transaction(tx)
+
+    async def reset_device(self, tenant: str, device_id: str, code_hash: str, until: float, now: float) -> Device | None:
+        def tx(c: sqlite3.Connection) -> Device | None:
+            c.execute(
+                "UPDATE devices SET generation=generation+1, code_hash=?, code_until=?, updated_at=? "
+                "WHERE tenant=? AND device_id=?", (code_hash, until, now, tenant, device_id),
+            )
+            row = c.execute(f"SELECT {_COLUMNS} FROM devices WHERE tenant=? AND device_id=?", (tenant, device_id)).fetchone()
+            return _device(row) if row else None
 
         return await self._transaction(tx)
 
@@ -145,7 +162,7 @@ class SqliteStore(SqliteQueue):
     async def set_device_status(self, tenant: str, device_id: str, status: DeviceStatus, now: float) -> Device:
         def tx(c: sqlite3.Connection) -> Device:
             c.execute(
-                f"INSERT INTO devices ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?) "
+                f"INSERT INTO devices ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,0) "
                 "ON CONFLICT (tenant, device_id) DO UPDATE SET status=excluded.status, updated_at=excluded.updated_at",
                 (tenant, device_id, "", "", status, 0, now, now),
             )
@@ -240,4 +257,14 @@ def _in_transaction(c: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]
 
 
 def _device(row: Any) -> Device:
-    return Device(row[0], row[1], row[2], row[3], row[4], int(row[5]), float(row[6]), float(row[7]))
+    return Device(row[0], row[1], row[2], row[3], row[4], int(row[5]), float(row[6]), float(row[7]), float(row[8]))
+
+
+def _add_columns(c: sqlite3.Connection) -> None:
+    """Bring a file made by an earlier release up to the current tables (in a write
+    transaction, so two processes opening it at once do not both add a column)."""
+    for table, columns in _ADDED_COLUMNS.items():
+        have = {row[1] for row in c.execute(f"PRAGMA table_info({table})")}
+        for name, ddl in columns.items():
+            if name not in have:
+                c.execute(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")

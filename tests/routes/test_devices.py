@@ -156,3 +156,98 @@ def test_device_names_must_be_printable(gateway) -> None:
     r = gateway.register(new_id(), device_name="till\x1b[31m")
     body = assert_problem(r, 422, "validation_failed")
     assert body["errors"][0]["loc"] == ["device_name"]
+
+
+def _code(out) -> str:
+    """The enrollment code printed by `pos-edge devices reset`."""
+    import re
+
+    assert out.returncode == 0, out.stderr
+    return re.search(r"code ([0-9A-F]{4}(?:-[0-9A-F]{4}){3})", out.stdout).group(1)
+
+
+def test_an_existing_device_id_cannot_be_taken_over(gateway) -> None:
+    from tests.sync.helpers import sale_txn, upload
+
+    victim = new_id()
+    token = gateway.token(victim)
+    batch = upload(gateway, token, [sale_txn()])["batch_uuid"]
+    assert_problem(gateway.register(victim, proof=None, enrollment_key="wrong"), 401, "enrollment_key_invalid")
+    body = assert_problem(gateway.register(victim, proof=None), 409, "device_already_registered")
+    assert "devices reset" in body["detail"]
+    # the victim's token still works, and nobody else got one to read its batch
+    assert gateway.request("GET", f"/sync/status/{batch}", token=token).status_code == 200
+    other = gateway.token(new_id())
+    assert_problem(gateway.register(victim, proof=other), 409, "device_already_registered")
+
+
+def test_a_device_proves_itself_with_its_token_even_expired(gateway) -> None:
+    device = new_id()
+    first = gateway.token(device)
+    second = gateway.register(device, proof=first)
+    assert second.status_code == 201, second.text
+    assert_problem(gateway.request("GET", "/erpnext/Item", token=first), 401, "unauthorized")
+    now = int(time.time())
+    expired = forge({"sub": device, "gen": 2, "iat": now - 90_000, "exp": now - 3_600})
+    assert_problem(gateway.request("GET", "/erpnext/Item", token=expired), 401, "token_expired")
+    third = gateway.register(device, proof=expired)  # a till whose token ran out re-registers with it
+    assert third.status_code == 201, third.text
+    # a token of a generation before the current one proves nothing
+    assert_problem(gateway.register(device, proof=second.json()["token"]), 409, "device_already_registered")
+    assert_problem(gateway.register(device, proof=forge({"sub": device, "gen": 3}, secret="z" * 40)),
+                   409, "device_already_registered")
+
+
+def test_open_registration_binds_identity_too(gateway) -> None:
+    device = new_id()
+    token = gateway.token(device, tenant="shop2")  # shop2 has no enrollment key
+    assert_problem(gateway.register(device, tenant="shop2", proof=None), 409, "device_already_registered")
+    assert gateway.register(device, tenant="shop2", proof=token).status_code == 201
+    # the same id in another tenant is another device
+    assert gateway.register(device, tenant="shop1", proof=None).status_code == 201
+
+
+def test_an_admin_reset_gives_a_lost_till_a_one_time_code(gateway) -> None:
+    device = new_id()
+    token = gateway.token(device)
+    code = _code(gateway.cli("devices", "reset", device, "--tenant", "shop1"))
+    time.sleep(0.3)  # the test config caches device status for 0.2 s
+    assert_problem(gateway.request("GET", "/erpnext/Item", token=token), 401, "unauthorized")  # retired at once
+    listing = gateway.cli("devices", "list", "--tenant", "shop1").stdout
+    assert any(device in line and " reset " in line for line in listing.splitlines())
+    assert_problem(gateway.register(device, proof=None), 409, "device_already_registered")
+    assert_problem(gateway.register(device, proof=token), 409, "device_already_registered")
+    assert_problem(gateway.register(device, proof=None, enrollment_code="0000-0000-0000-0000"), 401,
+                   "enrollment_code_invalid")
+    r = gateway.register(device, proof=None, enrollment_code=code.lower().replace("-", ""))
+    assert r.status_code == 201, r.text
+    assert gateway.request("GET", "/erpnext/Item", token=r.json()["token"]).status_code == 200
+    assert_problem(gateway.register(device, proof=None, enrollment_code=code), 401, "enrollment_code_invalid")
+
+
+def test_the_code_may_be_typed_in_the_enrollment_key_field(gateway) -> None:
+    device = new_id()
+    gateway.token(device)
+    code = _code(gateway.cli("devices", "reset", device, "--tenant", "shop1"))
+    assert_problem(gateway.register(device, proof=None, enrollment_key="0000-0000-0000-0000"), 401,
+                   "enrollment_key_invalid")
+    assert gateway.register(device, proof=None, enrollment_key=code).status_code == 201
+
+
+def test_an_expired_code_is_refused(gateway) -> None:
+    device = new_id()
+    gateway.token(device)
+    code = _code(gateway.cli("devices", "reset", device, "--tenant", "shop1", "--hours", "0.0003"))  # ~1 s
+    time.sleep(1.5)
+    assert_problem(gateway.register(device, proof=None, enrollment_code=code), 401, "enrollment_code_invalid")
+    out = gateway.cli("devices", "reset", "never-registered", "--tenant", "shop1")
+    assert out.returncode == 1 and "no device" in out.stderr
+
+
+def test_two_newcomers_racing_for_one_id_get_one_token(gateway) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    device = new_id()
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda _: gateway.register(device, proof=None).status_code, range(8)))
+    assert sorted(codes) == [201] + [409] * 7

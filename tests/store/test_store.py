@@ -7,14 +7,16 @@ import time
 
 import pytest
 
-from edge.store import DeviceBlocked, Store, open_store
+from edge.store import DeviceBlocked, DeviceProofRequired, EnrollmentCodeInvalid, Store, open_store
 
 
 async def test_register_creates_then_bumps_generation(store: Store, tenant: str) -> None:
     assert await store.get_device(tenant, "till-1") is None
     d1 = await store.register_device(tenant, "till-1", "Front", "main", now=100.0)
     assert (d1.generation, d1.status, d1.device_name, d1.registered_at) == (1, "active", "Front", 100.0)
-    d2 = await store.register_device(tenant, "till-1", "Front renamed", "north", now=200.0)
+    with pytest.raises(DeviceProofRequired):  # an existing device re-registers only with proof
+        await store.register_device(tenant, "till-1", "Impostor", "north", now=150.0)
+    d2 = await store.register_device(tenant, "till-1", "Front renamed", "north", now=200.0, proven_generation=1)
     assert (d2.generation, d2.branch_id, d2.device_name) == (2, "north", "Front renamed")
     assert d2.registered_at == 100.0 and d2.updated_at == 200.0
     assert await store.get_device(tenant, "till-1") == d2
@@ -28,7 +30,7 @@ async def test_blocked_devices_cannot_register(store: Store, tenant: str) -> Non
         await store.register_device(tenant, "till-1", "Front", "main", now=3.0)
     assert (await store.get_device(tenant, "till-1")).generation == 1
     await store.set_device_status(tenant, "till-1", "active", now=4.0)
-    assert (await store.register_device(tenant, "till-1", "Front", "main", now=5.0)).generation == 2
+    assert (await store.register_device(tenant, "till-1", "Front", "main", now=5.0, proven_generation=1)).generation == 2
 
 
 async def test_blocking_an_unknown_id_creates_a_blocked_placeholder(store: Store, tenant: str) -> None:
@@ -48,9 +50,37 @@ async def test_devices_are_listed_per_tenant(store: Store, tenant: str) -> None:
     assert await store.get_device(other, "till-1") is None
 
 
-async def test_concurrent_registrations_get_distinct_generations(store: Store, tenant: str) -> None:
-    results = await asyncio.gather(*(store.register_device(tenant, "till-1", "T", "main", now=float(i)) for i in range(20)))
-    assert sorted(d.generation for d in results) == list(range(1, 21))
+async def test_concurrent_registrations_one_wins(store: Store, tenant: str) -> None:
+    async def attempt(i: int, proof: int | None) -> int:
+        try:
+            return (await store.register_device(tenant, "till-1", "T", "main", now=float(i), proven_generation=proof)).generation
+        except DeviceProofRequired:
+            return 0
+
+    # a new id: one newcomer gets it
+    assert sorted(await asyncio.gather(*(attempt(i, None) for i in range(20)))) == [0] * 19 + [1]
+    # twenty re-registrations proving generation 1: compare-and-set, one moves it to 2
+    assert sorted(await asyncio.gather(*(attempt(i, 1) for i in range(20)))) == [0] * 19 + [2]
+
+
+async def test_a_reset_retires_tokens_and_admits_one_code(store: Store, tenant: str) -> None:
+    await store.register_device(tenant, "till-1", "Front", "main", now=1.0)
+    assert await store.reset_device(tenant, "nobody", "h" * 64, until=100.0, now=2.0) is None
+    reset = await store.reset_device(tenant, "till-1", "c" * 64, until=100.0, now=2.0)
+    assert reset.generation == 2 and reset.code_pending(50.0) and not reset.code_pending(100.5)
+    with pytest.raises(DeviceProofRequired):  # neither the old generation nor the new one without the code
+        await store.register_device(tenant, "till-1", "Front", "main", now=3.0, proven_generation=2)
+    with pytest.raises(EnrollmentCodeInvalid):
+        await store.register_device(tenant, "till-1", "Front", "main", now=3.0, code_hash="d" * 64)
+    with pytest.raises(EnrollmentCodeInvalid):  # expired
+        await store.register_device(tenant, "till-1", "Front", "main", now=101.0, code_hash="c" * 64)
+    back = await store.register_device(tenant, "till-1", "New till", "main", now=4.0, code_hash="c" * 64)
+    assert back.generation == 3 and not back.code_pending(4.0) and back.registered_at == 1.0
+    with pytest.raises(EnrollmentCodeInvalid):  # used up
+        await store.register_device(tenant, "till-1", "Front", "main", now=5.0, code_hash="c" * 64)
+    assert (await store.register_device(tenant, "till-1", "T", "main", now=6.0, proven_generation=3)).generation == 4
+    with pytest.raises(EnrollmentCodeInvalid):  # a code for a device that was never reset
+        await store.register_device(tenant, "till-2", "T", "main", now=7.0, code_hash="c" * 64)
 
 
 async def test_ping(store: Store) -> None:
@@ -67,6 +97,28 @@ async def test_sqlite_state_survives_reopening(tmp_path, tenant: str) -> None:
     await s.open()
     assert (await s.get_device(tenant, "till-1")).generation == 1
     await s.close()
+
+
+async def test_a_file_from_an_earlier_release_gains_the_new_columns(tmp_path, tenant: str) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)  # the devices table as the first release made it
+    old.execute("CREATE TABLE devices (tenant TEXT NOT NULL, device_id TEXT NOT NULL, device_name TEXT NOT NULL, "
+                "branch_id TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('active', 'blocked')), "
+                "generation INTEGER NOT NULL, registered_at REAL NOT NULL, updated_at REAL NOT NULL, "
+                "PRIMARY KEY (tenant, device_id))")
+    old.execute("INSERT INTO devices VALUES (?, 'till-1', 'Front', 'main', 'active', 4, 1.0, 1.0)", (tenant,))
+    old.commit()
+    old.close()
+    stores = [open_store(f"sqlite:///{path}") for _ in range(2)]
+    await asyncio.gather(*(s.open() for s in stores))  # two processes upgrading one file at once
+    try:
+        device = await stores[0].get_device(tenant, "till-1")
+        assert device.generation == 4 and device.code_until == 0.0
+        assert (await stores[1].reset_device(tenant, "till-1", "c" * 64, 10.0, 2.0)).generation == 5
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
 
 
 def test_unknown_scheme_is_refused() -> None:
