@@ -29,6 +29,7 @@ from edge.erpnext.setup import ReferenceFields
 from edge.logs import access_log
 from edge.metrics import Metrics
 from edge.openapi import openapi_json
+from edge.posting_guard import PostingGuard
 from edge.problems import Problem, problem_response
 from edge.ratelimit_storage import rate_limit_storage
 from edge.reload import ConfigWatcher, LiveConfig
@@ -58,6 +59,8 @@ class EdgeApp:
         self.live: LiveConfig | None = None
         # the invoice reference field per POS tenant, checked at start-up
         self.reference_fields = ReferenceFields(self.log)
+        # one posting per transaction, /v1 and sync workers alike
+        self.postings = PostingGuard(self.store, self.reference_fields, lambda: self.config.gateway, self.log)
         self.worker: SyncWorker | None = None
         self.starlette = Starlette(
             routes=[

@@ -109,9 +109,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     print(f"{args.path}: OK ({len(cfg.tenants)} tenant(s): {', '.join(cfg.tenants) or '-'})")
+    from edge.erpnext.setup import STANDARD_FIELDS
+
     for key, tenant in cfg.tenants.items():
         if tenant.registration.enrollment_key is None:
             print(f"  warning: tenants.{key}.registration.enrollment_key is not set: registration is open")
+        if tenant.pos_enabled and tenant.reference_field in STANDARD_FIELDS:
+            print(f"  warning: tenants.{key}.reference_field: {tenant.reference_field} is not unique in ERPNext: "
+                  "exactly-once rests on the gateway's store, and a sale whose posting outcome is unknown is posted "
+                  f"again only after erpnext.commit_grace ({tenant.erpnext.commit_grace:g} s); a unique Custom Field "
+                  "(the default, made by pos-edge erpnext setup) avoids the wait. /readyz shows each tenant's field.")
     if cfg.defaulted_variables:
         print(f"  warning: defaults used for unset variables: {', '.join(cfg.defaulted_variables)}")
     if cfg.defaulted_secrets:

@@ -117,9 +117,11 @@ class GatewayConfig(Strict):
     max_body_bytes: int = Field(default=1024 * 1024, gt=0, le=64 * 1024 * 1024,
                                 description="request bodies above this are 413 (except /sync/batch)")
     device_cache_ttl: float = Field(default=5.0, ge=0, le=5.0, description="seconds a device's status may be cached")
-    # At least a day: a record must outlive any claim's lease (6 x the ERPNext timeout + 30 s).
     idempotency_ttl: int = Field(default=7 * 24 * 3600, ge=24 * 3600,
                                  description="seconds POS idempotency records and their answers are kept (at least a day)")
+    claim_lease: float = Field(default=10.0, ge=2, le=300,
+                               description="seconds a request's or posting's claim lasts unrenewed; renewed every third "
+                                           "of it while it runs, so a crashed holder's claim is taken over this soon")
     sync: SyncConfig = Field(default_factory=SyncConfig, description="the offline-sync queue")
     server: ServerConfig = Field(default_factory=ServerConfig,
                                  description="what one client connection may cost (`pos-edge serve`)")
@@ -156,6 +158,16 @@ class ErpnextConfig(Strict):
     api_secret: SecretStr = Field(description="the API user's secret")
     timeout: float = Field(default=10.0, gt=0, le=300, description="connect and read timeout, seconds (504 beyond)")
     site_name: str | None = Field(default=None, description="Frappe site to address (sent as Host and X-Frappe-Site-Name)")
+    commit_grace: float = Field(default=150.0, gt=0, le=3600, description=(
+        "seconds after a posting whose outcome is unknown before the sale may be posted again, where the reference "
+        "field is not unique: longer than ERPNext's own request timeout (gunicorn's, 120 s by default)"))
+
+    @model_validator(mode="after")
+    def _grace_outlasts_timeout(self) -> ErpnextConfig:
+        if self.commit_grace <= self.timeout:
+            raise ValueError("commit_grace must be longer than timeout (ERPNext may still commit a post the gateway "
+                             "gave up on)")
+        return self
 
     @field_validator("url")
     @classmethod

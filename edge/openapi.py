@@ -132,9 +132,9 @@ def _ref(name: str) -> dict[str, Any]:
 _RATE_HEADERS = ("RateLimit-Policy", "RateLimit")
 # Error statuses with more headers: (always there, sometimes there).
 _ERROR_HEADERS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    409: ((), ("Retry-After",)),  # idempotency_in_progress says when to look again
+    409: ((), ("Retry-After", "Idempotent-Replayed")),  # in progress: when to look again; a replayed reference_conflict
     429: (("Retry-After", *_RATE_HEADERS), ()),
-    503: ((), ("Retry-After",)),  # store_unavailable
+    503: ((), ("Retry-After",)),  # store_unavailable, sale_outcome_unknown
 }
 
 # Codes by the step that produces them.
@@ -182,7 +182,7 @@ def _pos(model: str, view: str, summary: str, *, closure: bool = False) -> dict[
     codes = [*TENANT, *JWT, *RATE, "pos_not_configured", *BODY, "idempotency_key_reused", "idempotency_in_progress",
              "erpnext_rejected", "erpnext_conflict", "upstream_error", *UPSTREAM]
     if not closure:
-        codes.append("reference_field_missing")
+        codes += ["reference_field_missing", "reference_conflict", "sale_outcome_unknown"]
     return {
         "post": {
             "summary": summary,

@@ -31,6 +31,7 @@ CODES: dict[str, tuple[int, str]] = {
     "unsupported_media_type": (415, "Unsupported media type"),
     "idempotency_in_progress": (409, "A request with this idempotency key is still in progress"),
     "device_already_registered": (409, "Device already registered"),
+    "reference_conflict": (409, "This transaction id was posted with a different payload"),
     "erpnext_conflict": (409, "ERPNext reported a conflict"),
     "validation_failed": (422, "Validation failed"),
     "idempotency_key_reused": (422, "Idempotency key reused with a different payload"),
@@ -43,6 +44,7 @@ CODES: dict[str, tuple[int, str]] = {
     "upstream_error": (502, "ERPNext failed"),
     "store_unavailable": (503, "State store unavailable"),
     "too_many_connections": (503, "Too many connections"),
+    "sale_outcome_unknown": (503, "An earlier attempt may still be committing in ERPNext"),
     "reference_field_missing": (503, "The tenant's ERPNext lacks the invoice reference field"),
     "upstream_timeout": (504, "ERPNext timed out"),
 }

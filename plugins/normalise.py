@@ -55,6 +55,7 @@ class PosRequest:
     kind: Literal["sale", "return", "closure"]
     payload: Sale | Closure
     fingerprint: str  # sha256 of the canonical payload: same key + other payload is refused
+    txn_fingerprint: str  # of the type and payload: the same transaction through /v1 and /sync alike
     idempotency_key: str | None
     reference: str  # written to the invoice's reference field
     device: str
@@ -136,10 +137,12 @@ class NormalisePlugin:
             return _answer(ctx, Problem("validation_failed", "the Idempotency-Key is invalid", errors=[
                 {"loc": ["header", "Idempotency-Key"], "msg": "1-140 characters: letters, digits and . _ : -"}]))
         idem = header or payload.client_txn_id
+        dump = payload.model_dump()
         ctx.pos = PosRequest(
             kind=kind,
             payload=payload,
-            fingerprint=fingerprint(payload.model_dump()),
+            fingerprint=fingerprint(dump),
+            txn_fingerprint=txn_fingerprint(kind, dump),
             idempotency_key=idem or None,
             reference=reference_for(ctx.device_id or "-", payload.client_txn_id or idem or uuid.uuid4().hex),
             device=ctx.device_id or "-",
@@ -181,7 +184,7 @@ class NormalisePlugin:
             if mapping:
                 errors += _under([*at, "payload"], mapping)
                 continue
-            fp = fingerprint({"type": txn.type, "payload": payload.model_dump()})
+            fp = txn_fingerprint(txn.type, payload.model_dump())
             first = seen.get(txn.client_txn_id)
             if first is not None:
                 if first[1] != fp:
@@ -189,7 +192,8 @@ class NormalisePlugin:
                                    "msg": f"repeats transaction {first[0]}'s client_txn_id with a different payload"})
                 continue  # the same transaction twice in one upload: queued once
             seen[txn.client_txn_id] = (i, fp)
-            items.append(PosRequest(kind=txn.type, payload=payload, fingerprint=fp, idempotency_key=txn.client_txn_id,
+            items.append(PosRequest(kind=txn.type, payload=payload, fingerprint=fp, txn_fingerprint=fp,
+                                    idempotency_key=txn.client_txn_id,
                                     reference=reference_for(device, txn.client_txn_id), device=device))
         if errors:
             return self._refuse(ctx, f"{len({e['loc'][1] for e in errors})} of {len(txns)} transactions are invalid; "
@@ -241,6 +245,12 @@ def fingerprint(payload: dict[str, Any]) -> str:
     formatting (2.5 and 2.50) do not matter."""
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=_canonical)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def txn_fingerprint(kind: str, dump: dict[str, Any]) -> str:
+    """A transaction's fingerprint (`type` and validated payload), the same whether it came
+    through /v1/<type> or in a /sync/batch: posting records and sync jobs compare by it."""
+    return fingerprint({"type": kind, "payload": dump})
 
 
 def _canonical(value: Any) -> str:

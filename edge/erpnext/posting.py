@@ -120,7 +120,7 @@ class Poster:
         """
         doc = await self.document(payload, reference, device)
         if check_first:
-            existing = await self._look_up_after_unknown(reference)
+            existing = await self.look_up(reference)
             if existing is not None:
                 return existing, False
         for attempt in range(2):
@@ -131,7 +131,7 @@ class Poster:
                     continue  # never reached ERPNext: one more try is safe
                 if not exc.sent:
                     raise
-                existing = await self._look_up_after_unknown(reference)
+                existing = await self.look_up(reference)
                 if existing is not None:
                     return existing, False
                 raise
@@ -140,12 +140,12 @@ class Poster:
                     # The reference field is unique (UniqueValidationError, 417, in
                     # Frappe; DuplicateEntryError, 409, for a clashing name): an
                     # earlier attempt got through. Answer with that invoice.
-                    existing = await self._look_up_after_unknown(reference)
+                    existing = await self.look_up(reference)
                     if existing is not None:
                         return existing, False
                 if exc.exc_type is None and exc.status in (502, 503, 504):
                     # A proxy in front of ERPNext answered: the insert may have run.
-                    existing = await self._look_up_after_unknown(reference)
+                    existing = await self.look_up(reference)
                     if existing is not None:
                         return existing, False
                     raise Unreachable(f"ERPNext's proxy answered {exc.status}", sent=True, timeout=exc.status == 504) from None
@@ -155,8 +155,9 @@ class Poster:
                 raise
         raise AssertionError("unreachable")
 
-    async def _look_up_after_unknown(self, reference: str) -> dict[str, Any] | None:
-        # A failed look-up leaves the outcome unknown: never report it as "not posted".
+    async def look_up(self, reference: str) -> dict[str, Any] | None:
+        """The invoice carrying `reference`, looked for because an attempt's outcome is
+        unknown. A failed look-up leaves it unknown: Unreachable(sent=True), never "not posted"."""
         try:
             return await self.find_existing(reference)
         except (FrappeError, Unreachable) as exc:

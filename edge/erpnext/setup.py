@@ -3,7 +3,10 @@
 A real ERPNext has no field for the till's transaction id until one is made;
 filtering on a field that does not exist is an error in Frappe, so the gateway
 never guesses: it checks, and `setup` creates a unique Custom Field via REST.
-`po_no` (the standard "Customer's Purchase Order") needs nothing.
+`po_no` (the standard "Customer's Purchase Order") needs nothing, but is not
+unique (a real site took two invoices with one po_no): then only the gateway's
+posting records guard exactly-once (edge.posting_guard), which waits out
+`erpnext.commit_grace` after an outcome-unknown posting before posting again.
 """
 
 from __future__ import annotations
@@ -14,31 +17,38 @@ from typing import Any, Literal
 
 from edge.erpnext.client import ErpnextClient, FrappeError, Unreachable
 
-STANDARD_FIELDS = frozenset({"po_no"})
-FieldState = Literal["ok", "missing", "unknown"]
+STANDARD_FIELDS = frozenset({"po_no"})  # standard invoice fields usable as the reference: none is unique
+# "ok": exists and unique; "not_unique": exists, no unique index; "unknown": ERPNext could not be asked.
+FieldState = Literal["ok", "not_unique", "missing", "unknown"]
 
 
 async def reference_field_state(client: ErpnextClient, cfg: Any) -> FieldState:
-    """Whether the tenant's reference field exists on its invoice doctype."""
+    """Whether the tenant's reference field exists on its invoice doctype, and is unique."""
     if cfg.reference_field in STANDARD_FIELDS:
-        return "ok"
+        return "not_unique"
     try:
         rows = await client.find(
             "Custom Field",
             [["dt", "=", cfg.invoice_doctype], ["fieldname", "=", cfg.reference_field]],
-            ["name"],
+            ["name", "unique"],
             limit=1,
         )
     except (FrappeError, Unreachable):
         return "unknown"
-    return "ok" if rows else "missing"
+    if not rows:
+        return "missing"
+    return "ok" if int(rows[0].get("unique") or 0) else "not_unique"
 
 
 async def create_reference_field(client: ErpnextClient, cfg: Any) -> str:
     """Create the unique Custom Field if missing; returns what was done."""
     state = await reference_field_state(client, cfg)
     if state == "ok":
-        return f"{cfg.invoice_doctype}.{cfg.reference_field} already exists"
+        return f"{cfg.invoice_doctype}.{cfg.reference_field} already exists (unique)"
+    if state == "not_unique":
+        return (f"{cfg.invoice_doctype}.{cfg.reference_field} exists but is not unique: the gateway's store guards "
+                "exactly-once, and a sale whose posting outcome is unknown is posted again only after "
+                "erpnext.commit_grace; make it unique in Customize Form (or use a unique custom field) to post sooner")
     await client.insert(
         "Custom Field",
         {
@@ -76,14 +86,24 @@ class ReferenceFields:
             cfg = tenant.config
             self.states[key] = state
             if state != "ok":
-                self.log.warning(
-                    "reference_field_" + state, tenant=key, field=f"{cfg.invoice_doctype}.{cfg.reference_field}",
-                    detail=f"run: pos-edge erpnext setup --tenant {key}" if state == "missing" else "ERPNext unreachable",
-                )
+                detail = {"missing": f"run: pos-edge erpnext setup --tenant {key}",
+                          "not_unique": "exactly-once rests on the gateway's store; outcome-unknown sales wait "
+                                        f"erpnext.commit_grace ({cfg.erpnext.commit_grace:g} s) before a second post",
+                          "unknown": "ERPNext unreachable"}[state]
+                self.log.warning("reference_field_" + state, tenant=key,
+                                 field=f"{cfg.invoice_doctype}.{cfg.reference_field}", detail=detail)
+
+    def unique(self, tenant: str) -> bool:
+        """True when the tenant's reference field is known to carry a unique index."""
+        return self.states.get(tenant) == "ok"
 
     async def missing(self, tenant: Any) -> bool:
-        """True when the tenant's reference field is known to be missing."""
-        if self.states.get(tenant.key) != "missing":
+        """True when the tenant's reference field is known to be missing. A missing or
+        unknown state is looked at again, at most every `recheck` seconds: callers wait
+        for a look at a missing field (they would refuse otherwise), not at an unknown one
+        (they post anyway, taking the field as not unique meanwhile)."""
+        state = self.states.get(tenant.key)
+        if state not in ("missing", "unknown"):
             return False
         now = time.monotonic()
         pending = self._rechecks.get(tenant.key)
@@ -93,7 +113,12 @@ class ReferenceFields:
             self._recheck_at[tenant.key] = now + self.recheck
             pending = asyncio.ensure_future(reference_field_state(tenant.poster.client, tenant.config))
             self._rechecks[tenant.key] = pending
-            pending.add_done_callback(lambda _: self._rechecks.pop(tenant.key, None))
-        if pending is not None:
-            self.states[tenant.key] = await asyncio.shield(pending)
+            pending.add_done_callback(lambda done: self._settle_recheck(tenant.key, done))
+        if pending is not None and state == "missing":
+            await asyncio.shield(pending)
         return self.states[tenant.key] == "missing"
+
+    def _settle_recheck(self, tenant: str, done: asyncio.Future[FieldState]) -> None:
+        self._rechecks.pop(tenant, None)
+        if not done.cancelled() and done.exception() is None:
+            self.states[tenant] = done.result()

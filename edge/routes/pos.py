@@ -1,17 +1,23 @@
 """`POST /v1/sale`, `/v1/return`, `/v1/closure`: a till's payload becomes a
-submitted ERPNext document (or a recorded closure), at most once per
-idempotency key.
+submitted ERPNext document (or a recorded closure), at most once.
 
 Idempotency (per tenant and device): the `Idempotency-Key` header, else the
 body's `client_txn_id`. Same key and payload after completion -> the stored
 answer again (`Idempotent-Replayed: true`); another payload -> 422
 `idempotency_key_reused`; the first request still running -> 409
-`idempotency_in_progress`. Final answers (201, ERPNext's 422) are kept for
-`gateway.idempotency_ttl` (7 days); 502/504 are not, so the till can retry.
+`idempotency_in_progress`. Final answers (201, ERPNext's 422, 409
+`reference_conflict`) are kept for `gateway.idempotency_ttl` (7 days); 502/503/504
+are not, so the till can retry. The key's claim has a short lease
+(`gateway.claim_lease`) that the request renews while it runs.
+
+Under any key, a sale or return is posted through the PostingGuard: one posting per
+transaction (`<device>/<client_txn_id>`), shared with the sync workers.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import time
 from collections.abc import Awaitable
 from typing import Any
@@ -22,6 +28,8 @@ from starlette.responses import Response
 from edge.erpnext.client import FrappeError, Unreachable, to_json
 from edge.erpnext.documents import till_view
 from edge.erpnext.posting import Rejected
+from edge.leases import renewing
+from edge.posting_guard import OutcomeUnknown, PostingBusy, ReferenceConflict
 from edge.problems import Problem, context_headers, problem_body, store_unavailable
 from edge.sales import ClosureView
 
@@ -46,43 +54,50 @@ async def post_document(request: Request) -> Response:
                       f"{tenant.config.invoice_doctype}.{tenant.config.reference_field} does not exist in ERPNext; "
                       f"an administrator must run: pos-edge erpnext setup --tenant {tenant.key}")
     key = pos.idempotency_key
-    took_over = False
-    if key:
-        # The lease outlasts a full post (two attempts plus the look-up), so a
-        # live request is never taken over; a dead one is after it runs out.
-        lease = tenant.poster.client.timeout_seconds * 6 + 30
-        try:
-            owned, previous = await store.claim_idempotency(
-                tenant.key, ctx.device_id, key, pos.fingerprint, time.time(), lease, gw.idempotency_ttl, ctx.request_id
-            )
-        except Exception as exc:  # nothing is posted without the claim: safe to retry
-            raise store_unavailable(ctx, exc, f"the {pos.kind} cannot be checked against earlier attempts right now; "
-                                    "nothing was posted, retry shortly", extra={"sale_state": "not_posted"}) from None
-        if not owned:
-            assert previous is not None
-            if previous.fingerprint != pos.fingerprint:
-                raise Problem("idempotency_key_reused", f"key {key!r} was used for a different {pos.kind}")
-            if previous.state == "in_progress":
-                raise Problem("idempotency_in_progress", f"the first request with key {key!r} is still running",
-                              headers={"Retry-After": "2"})
-            media = PROBLEM if (previous.status or 0) >= 400 else JSON
-            return Response(previous.body, previous.status or 200, media_type=media,
-                            headers={**context_headers(ctx), "Idempotent-Replayed": "true"})
-        took_over = previous is not None
+    if not key:
+        status, body, _, headers = await _post(ctx, pos, tenant, False, edge)
+        return _response(ctx, status, body, headers)
     try:
-        status, body, unknown = await _post(ctx, pos, tenant, took_over, store)
+        owned, previous = await store.claim_idempotency(tenant.key, ctx.device_id, key, pos.fingerprint, time.time(),
+                                                        gw.claim_lease, gw.idempotency_ttl, ctx.request_id)
+    except Exception as exc:  # nothing is posted without the claim: safe to retry
+        raise store_unavailable(ctx, exc, f"the {pos.kind} cannot be checked against earlier attempts right now; "
+                                "nothing was posted, retry shortly", extra={"sale_state": "not_posted"}) from None
+    if not owned:
+        assert previous is not None
+        if previous.fingerprint != pos.fingerprint:
+            raise Problem("idempotency_key_reused", f"key {key!r} was used for a different {pos.kind}")
+        if previous.state == "in_progress":
+            raise Problem("idempotency_in_progress", f"the first request with key {key!r} is still running",
+                          headers={"Retry-After": "2"})
+        media = PROBLEM if (previous.status or 0) >= 400 else JSON
+        return Response(previous.body, previous.status or 200, media_type=media,
+                        headers={**context_headers(ctx), "Idempotent-Replayed": "true"})
+    mine = (tenant.key, ctx.device_id, key, ctx.request_id)
+    renew = functools.partial(store.renew_idempotency, *mine)
+    try:
+        async with renewing(renew, gw.claim_lease, ctx.log, idempotency_key=key):
+            status, body, unknown, headers = await _post(ctx, pos, tenant, previous is not None, edge)
     except BaseException:
-        if key:  # whatever happened, the next request with this key must look before posting
-            await _settle(ctx, store.abandon_idempotency(tenant.key, ctx.device_id, key, ctx.request_id))
+        # whatever happened, the next request with this key must look before posting
+        await _settle(ctx, store.abandon_idempotency(*mine))
         raise
-    if key:
-        if status in (201, 422):
-            await _settle(ctx, store.complete_idempotency(tenant.key, ctx.device_id, key, status, body, ctx.request_id))
-        elif unknown:
-            await _settle(ctx, store.abandon_idempotency(tenant.key, ctx.device_id, key, ctx.request_id))
-        else:
-            await _settle(ctx, store.release_idempotency(tenant.key, ctx.device_id, key, ctx.request_id))
-    return Response(body, status, media_type=JSON if status < 400 else PROBLEM, headers=context_headers(ctx))
+    if status in FINAL:
+        await _settle(ctx, store.complete_idempotency(tenant.key, ctx.device_id, key, status, body, ctx.request_id))
+    elif unknown:
+        await _settle(ctx, store.abandon_idempotency(*mine))
+    else:
+        await _settle(ctx, store.release_idempotency(*mine))
+    return _response(ctx, status, body, headers)
+
+
+# Answers kept for replays: the document, ERPNext's refusal, a reference posted with another payload.
+FINAL = frozenset({201, 409, 422})
+
+
+def _response(ctx: Any, status: int, body: bytes, headers: dict[str, str]) -> Response:
+    return Response(body, status, media_type=JSON if status < 400 else PROBLEM,
+                    headers={**context_headers(ctx), **headers})
 
 
 async def _settle(ctx: Any, update: Awaitable[Any]) -> None:
@@ -95,9 +110,9 @@ async def _settle(ctx: Any, update: Awaitable[Any]) -> None:
         ctx.log.error("idempotency_record_failed", error=type(exc).__name__, detail=str(exc)[:200])
 
 
-async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, store: Any) -> tuple[int, bytes, bool]:
-    """(status, body, outcome unknown)."""
-    poster = tenant.poster
+async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, edge: Any) -> tuple[int, bytes, bool, dict[str, str]]:
+    """(status, body, outcome unknown, extra headers)."""
+    poster, store = tenant.poster, edge.store
     try:
         if pos.kind == "closure":
             view = ClosureView.model_validate(await poster.close(pos.payload, pos.reference))
@@ -108,15 +123,32 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, store: Any) 
                 except Exception as exc:
                     problem = store_unavailable(ctx, exc, "the closure could not be recorded; retry shortly",
                                                 retry_after=False)
-                    return problem.status, problem_body(problem, ctx.request_id), False
+                    return problem.status, problem_body(problem, ctx.request_id), False, {}
             ctx.log.info("closure_recorded", closure=view.closure_id, invoices=view.invoice_count)
-            return 201, body, False
-        doc, created = await poster.post(pos.payload, pos.reference, pos.device, check_first=check_first)
+            return 201, body, False, {}
+        posted = await edge.postings.post(tenant, pos.payload, pos.reference, pos.device, pos.txn_fingerprint,
+                                          ctx.request_id, check_first=check_first)
+    except ReferenceConflict as exc:
+        problem = Problem("reference_conflict", f"client_txn_id {pos.payload.client_txn_id} of this device was "
+                          + (f"posted as {exc.invoice}" if exc.invoice else "sent") + " with a different payload; "
+                          "a different sale needs its own client_txn_id",
+                          extra={"invoice_id": exc.invoice, "sale_state": "not_posted"})
+        return problem.status, problem_body(problem, ctx.request_id), False, {}
+    except PostingBusy:
+        problem = Problem("idempotency_in_progress", f"this {pos.kind} is being posted by another request right now",
+                          headers={"Retry-After": "2"}, extra={"sale_state": "in_progress"})
+        return problem.status, problem_body(problem, ctx.request_id), False, problem.headers
+    except OutcomeUnknown as exc:
+        wait = max(1, math.ceil(exc.retry_at - time.time()))
+        problem = Problem("sale_outcome_unknown", f"an earlier attempt at this {pos.kind} may still be committing in "
+                          f"ERPNext; it is looked up, never posted again, until {wait} s from now: retry then",
+                          headers={"Retry-After": str(wait)}, extra={"sale_state": "unknown"})
+        return problem.status, problem_body(problem, ctx.request_id), True, problem.headers
     except Rejected as exc:
         ctx.log.info("erpnext_rejected", exc_type=exc.exc_type, reference=pos.reference)
         problem = Problem("erpnext_rejected", "; ".join(exc.messages) or "ERPNext refused the document",
                           extra={"erpnext": {"exc_type": exc.exc_type, "messages": exc.messages}, "sale_state": "not_posted"})
-        return problem.status, problem_body(problem, ctx.request_id), False
+        return problem.status, problem_body(problem, ctx.request_id), False, {}
     except Unreachable as exc:
         state = "unknown" if exc.sent else "not_posted"
         ctx.upstream_error = "timeout" if exc.timeout else "unreachable"
@@ -124,7 +156,7 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, store: Any) 
         code = "upstream_timeout" if exc.timeout else "upstream_unreachable"
         problem = Problem(code, f"ERPNext: {exc}; the {pos.kind} is {state.replace('_', ' ')}, retry with the same key",
                           extra={"sale_state": state})
-        return problem.status, problem_body(problem, ctx.request_id), exc.sent
+        return problem.status, problem_body(problem, ctx.request_id), exc.sent, {}
     except FrappeError as exc:
         ctx.log.error("erpnext_error", status=exc.status, exc_type=exc.exc_type)
         ctx.upstream_error = "auth" if exc.status in (401, 403) else f"http_{exc.status // 100}xx"
@@ -136,6 +168,7 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, store: Any) 
             code = "upstream_error"
         problem = Problem(code, "; ".join(exc.messages)[:500] if code == "erpnext_conflict" else f"ERPNext answered {exc.status}",
                           extra={"sale_state": "not_posted" if exc.status < 500 else "unknown"})
-        return problem.status, problem_body(problem, ctx.request_id), exc.status >= 500
-    ctx.log.info("invoice_posted", invoice=doc.get("name"), created=created, reference=pos.reference)
-    return 201, to_json(till_view(doc).model_dump()), False
+        return problem.status, problem_body(problem, ctx.request_id), exc.status >= 500, {}
+    doc = posted.doc or {"name": posted.invoice, "is_return": pos.kind == "return"}  # ERPNext no longer has it
+    ctx.log.info("invoice_posted", invoice=posted.invoice, created=posted.created, reference=pos.reference)
+    return 201, to_json(till_view(doc).model_dump()), False, {}

@@ -76,6 +76,9 @@ class StandIn:
         self._after_commit: list[str] = []
         # `cmd` values Frappe's pre-routing dispatch ran (the proxy.allow bypass)
         self.cmd_calls: list[str] = []
+        # the next invoice creations are held this many seconds before ERPNext commits (True)
+        # or gives up on them (False): a slow commit seen from a client that timed out
+        self._slow_commits: list[tuple[float, bool]] = []
         # invoice creations whose body contains a marker fail this many more times
         self._invoice_failures: dict[str, list[tuple[int, str, str]]] = {}
 
@@ -103,6 +106,13 @@ class StandIn:
             self.hang_seconds = hang_seconds
         self._after_commit.extend([mode] * times)
 
+    def slow_commit(self, seconds: float, times: int = 1, commit: bool = True) -> None:
+        """Hold the next `times` invoice creations `seconds` before handling them: a client
+        with a shorter timeout gives up while ERPNext is still working. `commit`: the invoice
+        is then stored (as a slow database would); else it is not (a worker killed by
+        gunicorn's timeout: rolled back). Look-ups meanwhile answer at once."""
+        self._slow_commits.extend([(seconds, commit)] * times)
+
     def docs(self, site: str, doctype: str) -> list[dict[str, Any]]:
         """The documents of `doctype` stored on `site`, oldest first (for assertions)."""
         return list(self.sites[site].docs.get(doctype, {}).values())
@@ -113,6 +123,7 @@ class StandIn:
         self.cmd_calls.clear()
         self._failures.clear()
         self._after_commit.clear()
+        self._slow_commits.clear()
         self._invoice_failures.clear()
         self.extra_headers.clear()
         self.delay = 0.0
@@ -166,6 +177,11 @@ def build_app(standin: StandIn) -> Starlette:
             return frappe_error(failure[1], failure[2] or None, failure[0])
         if request.url.path.startswith("/api/method/"):
             return _method(path, user, form or {}, site)
+        if standin._slow_commits and request.method == "POST" and unquote(path) in INVOICE_DOCTYPES:
+            seconds, commit = standin._slow_commits.pop(0)
+            await asyncio.sleep(seconds)
+            if not commit:
+                return frappe_error("InternalServerError", "the worker was killed before it committed")
         try:
             response = _resource(request.method, path, request, body, site, user)
         except FrappeError as e:

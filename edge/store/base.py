@@ -41,6 +41,20 @@ class IdempotencyRecord:
     body: bytes | None = None
 
 
+ClaimResult = Literal["new", "taken_over", "posted", "conflict", "busy"]
+SettleOutcome = Literal["posted", "unknown", "not_posted"]
+
+
+@dataclass(frozen=True)
+class Posting:
+    """The gateway's record of a transaction's posting to ERPNext, per (tenant, reference)."""
+
+    fingerprint: str  # of the payload posted under this reference
+    state: Literal["posting", "posted", "unknown"]
+    invoice: str | None  # once posted
+    unknown_since: float  # the last moment an attempt whose outcome is unknown may have sent it (0: none)
+
+
 class DeviceBlocked(Exception):
     """Registration refused: an admin blocked this device."""
 
@@ -145,6 +159,35 @@ class Store(Protocol):
     async def abandon_idempotency(self, tenant: str, device: str, key: str, owner: str) -> None:
         """End `owner`'s in-progress claim's lease now, keeping the record: the request ended with
         its outcome unknown, so the next claim takes it over and looks before posting."""
+        ...
+
+    async def renew_idempotency(self, tenant: str, device: str, key: str, owner: str, until: float) -> bool:
+        """Extend `owner`'s in-progress claim to `until` (a live request renews its claim, so
+        the lease can be short); False if it no longer holds it."""
+        ...
+
+    async def claim_posting(self, tenant: str, reference: str, fingerprint: str, owner: str, now: float, lease: float,
+                            ttl: float) -> tuple[ClaimResult, Posting | None]:
+        """Own the posting of `reference` (a transaction's `<device>/<client_txn_id>`) before
+        sending it to ERPNext, for `lease` seconds (renew_posting extends it):
+
+        ("new", None): nobody posted it: post. ("taken_over", p): an earlier attempt's
+        outcome is unknown (settled so, or its holder's lease ran out); `p.unknown_since`
+        says since when: look before posting. ("posted", p): posted as `p.invoice` with
+        this fingerprint: post nothing. ("conflict", p): posted, or being posted, with
+        another fingerprint. ("busy", p): another live attempt holds it. Records expire
+        `ttl` seconds after their last change."""
+        ...
+
+    async def renew_posting(self, tenant: str, reference: str, owner: str, until: float) -> bool:
+        """Extend `owner`'s claim on `reference`; False if it no longer holds it."""
+        ...
+
+    async def settle_posting(self, tenant: str, reference: str, owner: str, outcome: SettleOutcome, *,
+                             invoice: str | None = None, unknown_since: float = 0.0, now: float, ttl: float) -> bool:
+        """End `owner`'s claim: "posted" as `invoice`; "unknown" (an insert may have been sent at
+        `unknown_since`); or "not_posted" (nothing of it can be in ERPNext: the record goes).
+        False, changing nothing, if `owner` no longer holds the claim."""
         ...
 
     async def save_closure(self, tenant: str, closure_id: str, body: bytes, now: float) -> None:

@@ -20,6 +20,7 @@ from edge.store.base import (
     EnrollmentCodeInvalid,
     IdempotencyRecord,
 )
+from edge.store.redis_postings import RedisPostings
 from edge.store.redis_queue import RedisQueue
 
 PREFIX = "pos-edge"
@@ -107,7 +108,17 @@ return 1
 """
 
 
-class RedisStore(RedisQueue):
+# KEYS: record hash. ARGV: owner, until. 1 if the owner's in-progress claim was extended.
+_RENEW_IDEMPOTENCY = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'in_progress' or redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'lease_until', ARGV[2])
+return 1
+"""
+
+
+class RedisStore(RedisQueue, RedisPostings):
     """Store backed by a Redis database."""
 
     def __init__(self, url: str) -> None:
@@ -134,7 +145,9 @@ class RedisStore(RedisQueue):
         self._claim = self._raw.register_script(_CLAIM)
         self._complete = self._raw.register_script(_COMPLETE)
         self._if_in_progress = self._raw.register_script(_IF_IN_PROGRESS)
+        self._renew_idem = self._raw.register_script(_RENEW_IDEMPOTENCY)
         self._register_queue_scripts()
+        self._register_posting_scripts()
 
     async def close(self) -> None:
         if self._r is not None:
@@ -226,6 +239,9 @@ class RedisStore(RedisQueue):
     async def release_idempotency(self, tenant: str, device: str, key: str, owner: str) -> None:
         # Only the owner's in-progress claim is released; a completed answer stays for replays.
         await self._if_in_progress(keys=[self._idem_key(tenant, device, key)], args=["release", owner])
+
+    async def renew_idempotency(self, tenant: str, device: str, key: str, owner: str, until: float) -> bool:
+        return bool(await self._renew_idem(keys=[self._idem_key(tenant, device, key)], args=[owner, repr(until)]))
 
     async def abandon_idempotency(self, tenant: str, device: str, key: str, owner: str) -> None:
         await self._if_in_progress(keys=[self._idem_key(tenant, device, key)], args=["abandon", owner])

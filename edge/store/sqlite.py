@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from edge.store.base import Device, DeviceStatus, IdempotencyRecord, check_registration
+from edge.store.sqlite_postings import POSTINGS_SCHEMA, SqlitePostings
 from edge.store.sqlite_queue import QUEUE_SCHEMA, SqliteQueue
 
 T = TypeVar("T")
@@ -61,7 +62,7 @@ _ADDED_COLUMNS = {
 }
 
 
-class SqliteStore(SqliteQueue):
+class SqliteStore(SqliteQueue, SqlitePostings):
     """Store backed by one SQLite file."""
 
     def __init__(self, path: str) -> None:
@@ -92,7 +93,7 @@ class SqliteStore(SqliteQueue):
             # FULL: a 2xx promise must survive power loss, not only a process crash.
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=10000")
-            conn.executescript(SCHEMA + QUEUE_SCHEMA)
+            conn.executescript(SCHEMA + QUEUE_SCHEMA + POSTINGS_SCHEMA)
             _in_transaction(conn, _add_columns)
             self._conn = conn
 
@@ -219,6 +220,16 @@ class SqliteStore(SqliteQueue):
                 (tenant, device, key, owner),
             )
         )
+
+    async def renew_idempotency(self, tenant: str, device: str, key: str, owner: str, until: float) -> bool:
+        renewed: bool = await self._run(
+            lambda c: c.execute(
+                "UPDATE idempotency SET lease_until=? "
+                "WHERE tenant=? AND device=? AND key=? AND state='in_progress' AND owner=?",
+                (until, tenant, device, key, owner),
+            ).rowcount == 1
+        )
+        return renewed
 
     async def abandon_idempotency(self, tenant: str, device: str, key: str, owner: str) -> None:
         await self._run(

@@ -23,6 +23,7 @@ from edge.erpnext.client import FrappeError, Unreachable, to_json
 from edge.erpnext.posting import Rejected
 from edge.erpnext.setup import ReferenceFields
 from edge.metrics import Metrics
+from edge.posting_guard import OutcomeUnknown, PostingBusy, PostingGuard, ReferenceConflict
 from edge.sales import PAYLOAD_MODELS, ClosureView
 from edge.store.base import Store
 from edge.sync.backoff import full_jitter
@@ -43,6 +44,7 @@ class SyncWorker:
         self._runtime = runtime  # the current serving Runtime (a new one after a config reload)
         self.references = references
         self.log = log
+        self.postings = PostingGuard(store, references, lambda: self._runtime().config.gateway, log)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._inflight: dict[str, int] = {}
         self._tasks: dict[str, tuple[Job, asyncio.Task[None]]] = {}
@@ -182,7 +184,20 @@ class SyncWorker:
                 if view.closing_entry is None:  # no closing document in ERPNext: the gateway keeps the record
                     await self.store.save_closure(job.tenant, view.closure_id, to_json(view.model_dump()), time.time())
                 return JobUpdate("synced", invoice_id=view.closure_id)
-            doc, created = await poster.post(payload, job.reference, job.device, check_first=job.unknown)
+            posted = await self.postings.post(tenant, payload, job.reference, job.device, job.fingerprint,
+                                              f"{self.owner}/{job.job_id}", check_first=job.unknown, want_doc=False)
+        except ReferenceConflict as exc:
+            where = f"posted as {exc.invoice}" if exc.invoice else "being posted"
+            return JobUpdate("failed", last_error=f"reference_conflict: client_txn_id {job.client_txn_id} of this device "
+                             f"was {where} with a different payload (through /v1)")
+        except PostingBusy:
+            # A /v1 request is posting the same transaction now: look again shortly, not an attempt.
+            return JobUpdate(job.status, next_attempt_at=time.time() + DEPENDENCY_RECHECK, last_error=job.last_error,
+                             unknown=job.unknown, attempted=False)
+        except OutcomeUnknown as exc:
+            return JobUpdate("retrying", next_attempt_at=exc.retry_at, unknown=True, attempted=False,
+                             last_error="an earlier attempt may still be committing in ERPNext: looked up, not posted "
+                                        "again before the tenant's commit_grace has passed")
         except Rejected as exc:
             return JobUpdate("failed", last_error="ERPNext refused it: " + ("; ".join(exc.messages) or str(exc.exc_type)))
         except Unreachable as exc:
@@ -191,9 +206,9 @@ class SyncWorker:
             # 5xx, 429, auth: transient. (417 validation errors arrive as Rejected.)
             return self._transient(job, cfg, f"ERPNext answered {exc.status}: {'; '.join(exc.messages)[:300]}",
                                    unknown=job.unknown or exc.status >= 500)
-        if not created:
-            log.info("sync_job_found_existing", invoice=doc.get("name"))
-        return JobUpdate("synced", invoice_id=str(doc["name"]))
+        if not posted.created:
+            log.info("sync_job_found_existing", invoice=posted.invoice)
+        return JobUpdate("synced", invoice_id=posted.invoice)
 
     async def _earlier_still_queued(self, job: Job) -> bool:
         batch = await self.store.get_batch(job.tenant, job.batch_uuid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from decimal import Decimal
 
@@ -432,3 +433,50 @@ def test_money_in_other_digits_or_spellings_is_422(gateway, standin: StandIn, am
     problem = assert_problem(gateway.request("POST", "/v1/sale", token=token, json=body), 422, "validation_failed")
     assert any(e["loc"] == ["items", "0", "rate"] and "ASCII" in e["msg"] for e in problem["errors"]), problem["errors"]
     assert by_reference(standin, body["client_txn_id"]) == []
+
+
+def test_a_live_request_keeps_its_claim_and_a_crashed_ones_expires_in_seconds(gateway_factory, tmp_path,
+                                                                             standin_server, standin: StandIn) -> None:
+    from tests.conftest import start_gateway
+
+    cfg = base_config(tmp_path, standin_server.url, claim_lease=2)
+    gw = gateway_factory(cfg)
+    token = gw.token(f"till-{uuid.uuid4().hex[:6]}")
+    # A live sale slower than the lease (ERPNext answers each call in 0.8 s): a second request
+    # with the key 2.5 s in still finds it in progress, because the first one renews its claim.
+    body = sale()
+    standin.delay = 0.8
+    first: dict = {}
+    slow = threading.Thread(target=lambda: first.update(r=gw.request("POST", "/v1/sale", token=token, json=body)))
+    slow.start()
+    time.sleep(2.5)
+    assert_problem(gw.request("POST", "/v1/sale", token=token, json=body), 409, "idempotency_in_progress")
+    slow.join()
+    standin.delay = 0
+    assert first["r"].status_code == 201, first["r"].text
+    # A gateway killed mid-sale: its claim lapses within the 2 s lease, and the retry is answered.
+    body = sale()
+    standin.slow_commit(1.2)
+    crash = threading.Thread(target=lambda: _quietly(gw.request, "POST", "/v1/sale", token=token, json=body))
+    crash.start()
+    time.sleep(0.5)
+    gw.proc.kill()
+    gw.proc.wait()
+    crash.join()
+    again = start_gateway(tmp_path / "gw0", cfg, config_path=gw.config_path)
+    try:
+        started = time.monotonic()
+        while (r := again.request("POST", "/v1/sale", token=token, json=body)).status_code == 409:
+            assert time.monotonic() - started < 6, "the dead request's claim held"
+            time.sleep(0.25)
+        assert r.status_code == 201, r.text
+        assert len(by_reference(standin, body["client_txn_id"])) == 1
+    finally:
+        again.stop()
+
+
+def _quietly(call, *args, **kwargs) -> None:
+    try:
+        call(*args, **kwargs)
+    except httpx.HTTPError:
+        pass

@@ -229,3 +229,49 @@ async def test_redis_durability_warnings_name_what_a_crash_would_lose(tmp_path, 
         assert warnings == []
     else:
         assert len(warnings) == 1 and expect in warnings[0]
+
+
+async def test_posting_claims(store: Store, tenant: str) -> None:
+    ref, ttl = "till-1/tx-1", 3600.0
+    assert await store.claim_posting(tenant, ref, "fp", "o1", now=100.0, lease=10, ttl=ttl) == ("new", None)
+    result, held = await store.claim_posting(tenant, ref, "fp", "o2", now=105.0, lease=10, ttl=ttl)
+    assert result == "busy" and held.state == "posting"
+    assert (await store.claim_posting(tenant, ref, "other", "o2", now=105.0, lease=10, ttl=ttl))[0] == "conflict"
+    assert await store.renew_posting(tenant, ref, "o1", until=130.0)
+    assert not await store.renew_posting(tenant, ref, "o2", until=130.0)
+    assert (await store.claim_posting(tenant, ref, "fp", "o2", now=125.0, lease=10, ttl=ttl))[0] == "busy"  # renewed
+    # its holder died: taken over, unknown since its lease ran out
+    result, taken = await store.claim_posting(tenant, ref, "fp", "o2", now=131.0, lease=10, ttl=ttl)
+    assert result == "taken_over" and taken.unknown_since == 130.0
+    assert not await store.settle_posting(tenant, ref, "o1", "posted", invoice="X", now=132.0, ttl=ttl)  # not o1's now
+    assert await store.settle_posting(tenant, ref, "o2", "unknown", unknown_since=132.0, now=132.0, ttl=ttl)
+    result, unknown = await store.claim_posting(tenant, ref, "fp", "o3", now=133.0, lease=10, ttl=ttl)
+    assert result == "taken_over" and (unknown.state, unknown.unknown_since) == ("unknown", 132.0)
+    assert await store.settle_posting(tenant, ref, "o3", "posted", invoice="ACC-SINV-1", now=134.0, ttl=ttl)
+    result, posted = await store.claim_posting(tenant, ref, "fp", "o4", now=135.0, lease=10, ttl=ttl)
+    assert result == "posted" and posted.invoice == "ACC-SINV-1"
+    result, conflict = await store.claim_posting(tenant, ref, "other", "o4", now=135.0, lease=10, ttl=ttl)
+    assert result == "conflict" and conflict.invoice == "ACC-SINV-1"
+
+
+async def test_a_posting_known_not_to_have_happened_is_forgotten(store: Store, tenant: str) -> None:
+    ref = "till-1/tx-2"
+    await store.claim_posting(tenant, ref, "fp", "o1", now=1.0, lease=10, ttl=3600)
+    assert await store.settle_posting(tenant, ref, "o1", "not_posted", now=2.0, ttl=3600)
+    assert await store.claim_posting(tenant, ref, "another payload", "o2", now=3.0, lease=10, ttl=3600) == ("new", None)
+
+
+async def test_posting_records_expire(store: Store, tenant: str) -> None:
+    ref, now = "till-1/tx-3", time.time()
+    await store.claim_posting(tenant, ref, "fp", "o1", now=now, lease=10, ttl=1)
+    assert await store.settle_posting(tenant, ref, "o1", "posted", invoice="X", now=now, ttl=1)
+    await asyncio.sleep(2.2)
+    assert await store.claim_posting(tenant, ref, "fp", "o2", now=time.time(), lease=10, ttl=3600) == ("new", None)
+
+
+async def test_idempotency_claims_are_renewed_by_their_owner(store: Store, tenant: str) -> None:
+    await store.claim_idempotency(tenant, "till-1", "k", "fp", now=100.0, lease=2, ttl=3600, owner="o1")
+    assert await store.renew_idempotency(tenant, "till-1", "k", "o1", until=110.0)
+    assert not await store.renew_idempotency(tenant, "till-1", "k", "o2", until=110.0)
+    assert not (await store.claim_idempotency(tenant, "till-1", "k", "fp", now=105.0, lease=2, ttl=3600, owner="o2"))[0]
+    assert (await store.claim_idempotency(tenant, "till-1", "k", "fp", now=111.0, lease=2, ttl=3600, owner="o2"))[0]
