@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from edge.config import CoreTenantConfig, GatewayConfig
     from edge.devices import DeviceDirectory
     from edge.tokens import TokenService
+    from edge.unauthenticated import UnauthenticatedLimit
 
 
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,128}$")
@@ -45,6 +46,7 @@ class Services:
     tokens: TokenService
     devices: DeviceDirectory
     rate_limit_storage: Storage
+    unauthenticated: UnauthenticatedLimit
     tenants: dict[str, TenantRuntime] = field(default_factory=dict)
     log: Any = field(default_factory=lambda: structlog.get_logger("pos_edge"))
 

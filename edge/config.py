@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from limits import parse as parse_rate
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
@@ -117,6 +118,9 @@ class GatewayConfig(Strict):
     max_body_bytes: int = Field(default=1024 * 1024, gt=0, le=64 * 1024 * 1024,
                                 description="request bodies above this are 413 (except /sync/batch)")
     device_cache_ttl: float = Field(default=5.0, ge=0, le=5.0, description="seconds a device's status may be cached")
+    unauthenticated_rate_limit: str = Field(
+        default="60/minute", description="per client address: requests refused before a device is known (no tenant, "
+                                         "no or bad token, a refused registration); 429 past it")
     idempotency_ttl: int = Field(default=7 * 24 * 3600, ge=24 * 3600,
                                  description="seconds POS idempotency records and their answers are kept (at least a day)")
     claim_lease: float = Field(default=10.0, ge=2, le=300,
@@ -140,6 +144,17 @@ class GatewayConfig(Strict):
     def _store_url(cls, v: str) -> str:
         if not re.match(r"^(sqlite:///.+|rediss?://.+)$", v):
             raise ValueError("must be sqlite:///<path> or redis://host:port/db")
+        return v
+
+    @field_validator("unauthenticated_rate_limit")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        try:
+            item = parse_rate(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not a rate like '60/minute'") from None
+        if item.amount <= 0:
+            raise ValueError("the amount must be positive")
         return v
 
     @field_validator("rate_limit_storage")

@@ -180,7 +180,7 @@ _SECURED = [{"deviceToken": []}]
 
 def _pos(model: str, view: str, summary: str, *, closure: bool = False) -> dict[str, Any]:
     codes = [*TENANT, *JWT, *RATE, "pos_not_configured", *BODY, "idempotency_key_reused", "idempotency_in_progress",
-             "erpnext_rejected", "erpnext_conflict", "upstream_error", *UPSTREAM]
+             "erpnext_rejected", "erpnext_conflict", "upstream_error", "branch_not_allowed", *UPSTREAM]
     if not closure:
         codes += ["reference_field_missing", "reference_conflict", "sale_outcome_unknown"]
     return {
@@ -311,7 +311,8 @@ def spec() -> dict[str, Any]:
                                     "operationId": "get_sync_status",
                                     "parameters": {"batch_uuid": "$response.body#/batch_uuid"},
                                     "description": "follow the batch (the Location header says the same)"}}},
-                        **_errors(*TENANT, *JWT, *RATE, "pos_not_configured", *BODY, challenge=True),
+                        **_errors(*TENANT, *JWT, *RATE, "pos_not_configured", *BODY, "branch_not_allowed",
+                                  challenge=True),
                     },
                 }
             },

@@ -21,6 +21,7 @@ CODES: dict[str, tuple[int, str]] = {
     "tenant_suspended": (403, "Tenant suspended"),
     "tenant_mismatch": (403, "Tenant mismatch"),
     "proxy_not_allowed": (403, "Not allowed through the ERPNext proxy"),
+    "branch_not_allowed": (403, "Not this device's branch"),
     "tenant_not_found": (404, "Tenant not found"),
     "not_found": (404, "Not found"),
     "batch_not_found": (404, "Sync batch not found"),

@@ -20,6 +20,7 @@ from edge.erpnext.client import ErpnextClient
 from edge.erpnext.posting import Poster
 from edge.store.base import Store
 from edge.tokens import TokenService
+from edge.unauthenticated import UnauthenticatedLimit
 from edge.upstream import Upstreams, timeout_for
 
 # Which plugins guard which group of routes (the tenant plugin always runs first).
@@ -43,13 +44,16 @@ class Runtime:
     timeouts: dict[str, aiohttp.ClientTimeout]
 
     async def enter(self, ctx: Context, group: str) -> Response | None:
-        """Resolve the tenant, then run the tenant's chain for `group`."""
+        """Resolve the tenant, then run the tenant's chain for `group`. A refusal made
+        before a device is known counts against the client address's limit."""
         ctx.group = group
         response = await self.tenant_plugin.on_request(ctx)
-        if response is not None:
-            return response
-        assert ctx.tenant is not None
-        return await run_chain(ctx.tenant.chains[group], ctx)
+        if response is None:
+            assert ctx.tenant is not None
+            response = await run_chain(ctx.tenant.chains[group], ctx)
+        if response is not None and ctx.device_id is None:
+            return await self.services.unauthenticated.answer(ctx, response)
+        return response
 
 
 def build_runtime(
@@ -73,6 +77,7 @@ def build_runtime(
         tokens=TokenService(config.gateway.jwt),
         devices=DeviceDirectory(store, config.gateway.device_cache_ttl),
         rate_limit_storage=rate_limit_storage,
+        unauthenticated=UnauthenticatedLimit(rate_limit_storage, config.gateway.unauthenticated_rate_limit, log),
         log=log,
     )
     for key, tenant in config.tenants.items():

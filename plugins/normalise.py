@@ -132,6 +132,10 @@ class NormalisePlugin:
         errors = self.mapping_errors(payload, kind)
         if errors:
             return _answer(ctx, Problem("validation_failed", f"the {kind} cannot be mapped to ERPNext", errors=errors))
+        if payload.branch_id != _token_branch(ctx):
+            return _answer(ctx, Problem("branch_not_allowed", f"this device is registered for branch "
+                                        f"{_token_branch(ctx)!r}, not {payload.branch_id!r}",
+                                        errors=[{"loc": ["branch_id"], "msg": "not this device's branch"}]))
         header = ctx.headers.get(b"idempotency-key", b"").decode("latin-1").strip()
         if header and not IDEMPOTENCY_KEY.match(header):
             return _answer(ctx, Problem("validation_failed", "the Idempotency-Key is invalid", errors=[
@@ -161,6 +165,8 @@ class NormalisePlugin:
             return self._refuse(ctx, f"a batch holds 1 to {MAX_BATCH} transactions, this one {len(txns)}",
                                 [{"loc": ["transactions"], "msg": f"1 to {MAX_BATCH} transactions (got {len(txns)})"}])
         device = ctx.device_id or "-"
+        branch = _token_branch(ctx)
+        foreign: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         items: list[PosRequest] = []
         seen: dict[str, tuple[int, str]] = {}
@@ -184,6 +190,8 @@ class NormalisePlugin:
             if mapping:
                 errors += _under([*at, "payload"], mapping)
                 continue
+            if payload.branch_id != branch:
+                foreign.append({"loc": [*at, "payload", "branch_id"], "msg": "not this device's branch"})
             fp = txn_fingerprint(txn.type, payload.model_dump())
             first = seen.get(txn.client_txn_id)
             if first is not None:
@@ -198,6 +206,9 @@ class NormalisePlugin:
         if errors:
             return self._refuse(ctx, f"{len({e['loc'][1] for e in errors})} of {len(txns)} transactions are invalid; "
                                      "nothing of this batch was stored", errors)
+        if foreign:
+            return _answer(ctx, Problem("branch_not_allowed", f"this device is registered for branch {branch!r}; "
+                                        "nothing of this batch was stored", errors=foreign))
         ctx.pos = PosBatch(tuple(items))
         return None
 
@@ -234,6 +245,11 @@ _MODELS = PAYLOAD_MODELS
 def _answer(ctx: Context, problem: Problem) -> Response:
     # The rate limiter ran before this plugin: its headers go on refusals too.
     return problem_response(problem, ctx.request_id, ctx.response_headers)
+
+
+def _token_branch(ctx: Context) -> str:
+    # The branch the device registered for, as its token says (the jwt_auth plugin ran first).
+    return str((ctx.claims or {}).get("branch_id"))
 
 
 def _under(prefix: list[str], errors: list[dict[str, Any]]) -> list[dict[str, Any]]:

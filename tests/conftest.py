@@ -122,6 +122,7 @@ def base_config(tmp: Path, erp_url: str, store: str = "sqlite", **gateway: Any) 
             "store": store_url,
             "rate_limit_storage": "memory://",
             "device_cache_ttl": 0.2,
+            "unauthenticated_rate_limit": "100000/minute",  # tests fail on purpose, all from 127.0.0.1
             "jwt": {"secret": JWT_SECRET, "kid": "k1"},
             # fast retries and short leases, so back-off and crash recovery fit in a test
             "sync": {"backoff_base": 0.05, "backoff_cap": 0.2, "poll_interval": 0.05, "lease": 2},
@@ -158,20 +159,21 @@ class Gateway:
         return self.http.request(method, path, headers=headers, **kw)
 
     def register(self, device_id: str = "till-1", tenant: str = "shop1", proof: str | None = "last",
-                 **body: Any) -> httpx.Response:
+                 headers: dict[str, str] | None = None, **body: Any) -> httpx.Response:
         """POST /gateway/device/register for `device_id`. A device registered before proves
         it is itself with `proof`: by default the last token this helper got for it."""
         payload = {
             "device_id": device_id,
             "device_name": f"Till {device_id}",
             "tenant_subdomain": tenant,
-            "branch_id": "main",
+            "branch_id": next(iter(POS_MAPPING.get(tenant, POS_MAPPING["shop1"])["branches"])),  # the tenant's first
             **({"enrollment_key": "enrol-1"} if tenant == "shop1" else {}),
             **body,
         }
         if proof == "last":
             proof = self.tokens.get((tenant, device_id))
-        r = self.request("POST", "/gateway/device/register", tenant=tenant, json=payload, token=proof)
+        r = self.request("POST", "/gateway/device/register", tenant=tenant, json=payload, token=proof,
+                         headers=headers or {})
         if r.status_code == 201:
             self.tokens[(tenant, device_id)] = r.json()["token"]
         return r

@@ -54,6 +54,17 @@ async def register(request: Request) -> Response:
     denied = await runtime.enter(ctx, "register")
     if denied is not None:
         return denied
+    try:
+        return await _enrol(request, edge, runtime, ctx)
+    except Problem as problem:
+        if 400 <= problem.status < 500:  # a refused registration counts against the client's address
+            limited = await runtime.services.unauthenticated.refused(ctx)
+            if limited is not None:
+                raise limited from None
+        raise
+
+
+async def _enrol(request: Request, edge: Any, runtime: Any, ctx: Any) -> Response:
     tenant = ctx.tenant
     raw = await read_json(request.receive, ctx.headers, runtime.config.gateway.max_body_bytes)
     try:

@@ -480,3 +480,21 @@ def _quietly(call, *args, **kwargs) -> None:
         call(*args, **kwargs)
     except httpx.HTTPError:
         pass
+
+
+def test_a_sale_for_another_branch_than_the_tokens_is_403(gateway_factory, tmp_path, standin_server,
+                                                           standin: StandIn) -> None:
+    from tests.sync.helpers import sale_txn
+
+    cfg = base_config(tmp_path, standin_server.url)
+    cfg["tenants"]["shop1"]["branches"]["north"] = {"pos_profile": "Shop One Main", "warehouse": "Stores - S1"}
+    gw = gateway_factory(cfg)
+    token = gw.token(f"till-{uuid.uuid4().hex[:6]}")  # registered for branch "main"
+    body = sale(branch_id="north")
+    problem = assert_problem(gw.request("POST", "/v1/sale", token=token, json=body), 403, "branch_not_allowed")
+    assert problem["errors"] == [{"loc": ["branch_id"], "msg": "not this device's branch"}]
+    assert by_reference(standin, body["client_txn_id"]) == []
+    r = gw.request("POST", "/sync/batch", token=token, json={"transactions": [sale_txn(), sale_txn(branch_id="north")]})
+    problem = assert_problem(r, 403, "branch_not_allowed")
+    assert [e["loc"] for e in problem["errors"]] == [["transactions", "1", "payload", "branch_id"]]
+    assert gw.request("POST", "/v1/sale", token=token, json=sale()).status_code == 201

@@ -52,3 +52,12 @@ def test_po_no_is_not_unique(standin_server, erp: Erp) -> None:
     rows = erp.list("Sales Invoice", filters=[["po_no", "=", po]], fields=["name"]).json()["data"]
     assert sorted(r["name"] for r in rows) == sorted([first["name"], second["name"]])
 
+
+
+def test_the_reference_fields_uniqueness_reads_as_on_a_real_site(standin_server, erp: Erp) -> None:
+    from edge.standin.custom_fields import ensure_custom_field
+
+    ensure_custom_field(standin_server.standin.sites[SITE], "Sales Invoice", "custom_pos_edge_txn_id", unique=True)
+    for ex in HEADERS["custom_field_unique"]:
+        r = erp.http.get(ex["request"]["path"], params=ex["request"]["params"])
+        assert (r.status_code, r.json()) == (ex["status"], ex["body"]), ex["id"]
