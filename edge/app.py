@@ -35,7 +35,7 @@ from edge.ratelimit_storage import rate_limit_storage
 from edge.reload import ConfigWatcher, LiveConfig
 from edge.routes import erpnext
 from edge.routes.devices import register
-from edge.routes.health import healthz, metrics, readyz
+from edge.routes.health import MetricsListener, healthz, metrics, readyz
 from edge.routes.pos import post_document
 from edge.routes.sync import get_status, post_batch
 from edge.runtime import Runtime, build_runtime
@@ -92,6 +92,14 @@ class EdgeApp:
                                public=os.environ.get("POS_EDGE_PUBLIC") == "1")
         watcher = ConfigWatcher(cfg.source, self.live.reload, self.log)
         watcher.start()
+        listener = None
+        if (address := cfg.gateway.metrics.address()) is not None:
+            listener = MetricsListener(self, *address)
+            try:
+                await listener.start()
+            except OSError as exc:  # configured, so expected by a scraper: do not run without it
+                self.log.error("metrics_listener_failed", listen=cfg.gateway.metrics.listen, error=exc.strerror or str(exc))
+                raise
         for tenant in cfg.tenants.values():
             self.upstreams.session(tenant.erpnext.origin)
         self._startup_warnings()
@@ -116,6 +124,8 @@ class EdgeApp:
         finally:
             checks.cancel()
             await watcher.stop()
+            if listener is not None:
+                await listener.stop()
             if self.worker is not None and worker_task is not None:
                 # Postings in flight get the same grace as requests; the rest are handed back.
                 await self.worker.stop(grace=float(os.environ.get("POS_EDGE_GRACE", "30")))

@@ -104,6 +104,32 @@ class ServerConfig(Strict):
                                  description="connections per server process (503 and close above)")
 
 
+class MetricsConfig(Strict):
+    """`gateway.metrics`: where Prometheus reads /metrics (it names every tenant: keep it private)."""
+
+    listen: str | None = Field(default="127.0.0.1:9464", description=(
+        "`host:port` of a listener serving only /metrics (each server process; they share the port); null: none"))
+    token: SecretStr | None = Field(default=None, description=(
+        "if set, /metrics on the main listener answers `Authorization: Bearer <token>`; unset, it is 404 there"))
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        host, sep, port = v.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host.strip("[]"):
+            raise ValueError("must be host:port, e.g. 127.0.0.1:9464 or [::1]:9464")
+        return v
+
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) of the metrics listener, None when there is none."""
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class GatewayConfig(Strict):
     """The `gateway:` section: process-wide settings."""
 
@@ -129,6 +155,7 @@ class GatewayConfig(Strict):
     sync: SyncConfig = Field(default_factory=SyncConfig, description="the offline-sync queue")
     server: ServerConfig = Field(default_factory=ServerConfig,
                                  description="what one client connection may cost (`pos-edge serve`)")
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="who may read /metrics")
 
     @field_validator("base_domains")
     @classmethod
@@ -280,7 +307,7 @@ class ConfigError(Exception):
         return "\n".join(lines)
 
 
-SECRET_KEYS = frozenset({"secret", "api_key", "api_secret", "enrollment_key"})
+SECRET_KEYS = frozenset({"secret", "api_key", "api_secret", "enrollment_key", "token"})
 
 
 @dataclass(frozen=True)

@@ -341,8 +341,11 @@ def spec() -> dict[str, Any]:
             }},
             "/metrics": {"get": {
                 "summary": "Prometheus metrics of this process (text exposition format 0.0.4)",
+                "description": "Served on the `gateway.metrics.listen` listener; on this one only with "
+                               "`Authorization: Bearer <gateway.metrics.token>`, and 404 when no token is configured.",
                 "operationId": "metrics", "security": [],
-                "responses": _ok(200, "the metrics", {"type": "string"}, media="text/plain"),
+                "responses": {**_ok(200, "the metrics", {"type": "string"}, media="text/plain"),
+                              **_errors("not_found", "unauthorized", challenge=True)},
             }},
             "/openapi.json": {"get": {
                 "summary": "this document", "operationId": "openapi", "security": [],

@@ -92,23 +92,32 @@ class LiveConfig:
         self._tasks: set[asyncio.Future[Any]] = set()
 
     async def reload(self, reason: str, force: bool = False) -> bool:
-        """Load the file again and swap everything at once. A file that does not load
-        is refused: the running configuration stays, and the errors are logged with
-        their paths, exactly as `pos-edge check` prints them."""
+        """Load the file again, once its bytes have settled, and swap everything at once.
+        A file that does not load is refused: the running configuration stays, and the
+        errors are logged with their paths, exactly as `pos-edge check` prints them. A
+        file that would remove tenants must also still be the same one settle period
+        later: a file rewritten in place can parse, cut short, with tenants missing."""
         async with self._lock:
             path = self.config.source
-            now_digest = digest(path)
+            text = await settled(path)
+            now_digest = hashlib.sha256(text).digest() if text is not None else b""
             if now_digest == self._digest and not force:
                 return True
-            self._digest = now_digest  # the same broken bytes are reported once, not at every event
             old = self.runtime
             try:
-                cfg = config_mod.load(path)
+                cfg = _parse(path, text)
+                removed = set(old.config.tenants) - set(cfg.tenants)
+                if removed and await settled(path) != text:
+                    self.log.info("config_reload_deferred", config=path, reason=reason,
+                                  detail=f"the file changed again; it would remove {sorted(removed)}")
+                    return False  # the write goes on: its end raises another event
+                self._digest = now_digest  # the same broken bytes are reported once, not at every event
                 refusal = self._cannot_take(cfg)
                 if refusal:
                     raise config_mod.ConfigError(path, refusal)
                 runtime = build_runtime(cfg, self.store, self.limiter, old.upstreams, self.log, previous=old)
             except config_mod.ConfigError as exc:
+                self._digest = now_digest
                 errors = [f"{p}: {m}" if p else m for p, m in exc.errors]
                 self.last_reload = {"ok": False, "reason": reason, "errors": errors}
                 self.metrics.reloads.labels("failed").inc()
@@ -140,13 +149,53 @@ class LiveConfig:
     def _cannot_take(self, cfg: LoadedConfig) -> list[tuple[str, str]]:
         """What a running process cannot take from a new file."""
         out = []
-        for key in ("store", "rate_limit_storage", "server"):
-            if getattr(cfg.gateway, key) != getattr(self.config.gateway, key):
+        for key in ("store", "rate_limit_storage", "server", "metrics.listen"):
+            if _get(cfg.gateway, key) != _get(self.config.gateway, key):
                 out.append((f"gateway.{key}", "cannot change while running: restart pos-edge to use the new value"))
         if cfg.defaulted_secrets and self.public:
             out += [(p, "comes from a ${VAR:-default} in the file; serve listens beyond loopback")
                     for p in cfg.defaulted_secrets]
         return out
+
+
+SETTLE = 1.0  # seconds a file's bytes must stay the same before it is read as a new config
+_SETTLE_TRIES = 10
+
+
+async def settled(path: str) -> bytes | None:
+    """The file's bytes once two reads SETTLE seconds apart agree (None: unreadable, or
+    still changing after _SETTLE_TRIES periods)."""
+    before = _read(path)
+    for _ in range(_SETTLE_TRIES):
+        await asyncio.sleep(SETTLE)
+        now = _read(path)
+        if now is not None and now == before:
+            return now
+        before = now
+    return None
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return None
+
+
+def _parse(path: str, text: bytes | None) -> LoadedConfig:
+    if text is None:
+        raise config_mod.ConfigError(path, [("", "cannot read the file, or it kept changing for "
+                                                 f"{SETTLE * _SETTLE_TRIES:g} s")])
+    try:
+        return config_mod.parse(text.decode("utf-8"), path)
+    except UnicodeDecodeError:
+        raise config_mod.ConfigError(path, [("", "the file is not UTF-8")]) from None
+
+
+def _get(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def digest(path: str) -> bytes:

@@ -123,6 +123,7 @@ def base_config(tmp: Path, erp_url: str, store: str = "sqlite", **gateway: Any) 
             "rate_limit_storage": "memory://",
             "device_cache_ttl": 0.2,
             "unauthenticated_rate_limit": "100000/minute",  # tests fail on purpose, all from 127.0.0.1
+            "metrics": {"listen": f"127.0.0.1:{free_port()}"},
             "jwt": {"secret": JWT_SECRET, "kid": "k1"},
             # fast retries and short leases, so back-off and crash recovery fit in a test
             "sync": {"backoff_base": 0.05, "backoff_cap": 0.2, "poll_interval": 0.05, "lease": 2},
@@ -147,6 +148,7 @@ class Gateway:
         self.url = f"http://127.0.0.1:{port}"
         self.http = httpx.Client(base_url=self.url, timeout=15)
         self.tokens: dict[tuple[str, str], str] = {}  # the last token issued per (tenant, device)
+        self._metrics_listen: str | None = None
 
     def request(self, method: str, path: str, tenant: str = "shop1", token: str | None = None, **kw: Any) -> httpx.Response:
         """Send a request with the tenant's Host (and a Bearer token when given); `headers`
@@ -187,6 +189,20 @@ class Gateway:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run a `pos-edge` admin command against this gateway's config."""
         return subprocess.run([POS_EDGE, *args, "--config", str(self.config_path)], capture_output=True, text=True, timeout=30)
+
+    def metrics_listen(self) -> str:
+        """host:port of the gateway's metrics listener (gateway.metrics.listen as it started:
+        a reload cannot move it)."""
+        if self._metrics_listen is None:
+            gateway = yaml.safe_load(self.config_path.read_text()).get("gateway") or {}
+            self._metrics_listen = str((gateway.get("metrics") or {}).get("listen", "127.0.0.1:9464"))
+        return self._metrics_listen
+
+    def metrics(self) -> str:
+        """The Prometheus text from the gateway's metrics listener."""
+        r = httpx.get(f"http://{self.metrics_listen()}/metrics", timeout=10)
+        assert r.status_code == 200, r.text
+        return r.text
 
     def log_lines(self) -> list[str]:
         """What the gateway printed so far."""
@@ -235,6 +251,7 @@ def start_gateway(tmp: Path, config: dict[str, Any], env: dict[str, str] | None 
         env={**os.environ, **(env or {})},
     )
     gw = Gateway(path, port, proc, log_path)
+    gw.metrics_listen()  # read now: a test may break the file later
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:

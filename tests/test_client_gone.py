@@ -21,7 +21,7 @@ def cut_short(port: int, head: str, body: bytes) -> None:
 @pytest.mark.parametrize("path", ["/gateway/device/register", "/v1/sale", "/sync/batch", "/erpnext/Item"])
 def test_a_body_cut_short_is_499_without_traceback_or_secrets(gateway, path: str) -> None:
     token = gateway.token(f"till-cut-{path.count('/')}-{time.monotonic_ns()}")
-    before = sample(gateway.http.get("/metrics").text, "pos_edge_requests_total", status_class="5xx")
+    before = sample(gateway.metrics(), "pos_edge_requests_total", status_class="5xx")
     body = b'{"device_id": "till-x", "enrollment_key": "enrol-1", "device_name": "Cut'
     head = (f"POST {path} HTTP/1.1\r\nHost: shop1.tillking.test\r\nAuthorization: Bearer {token}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body) + 500}\r\n\r\n")
@@ -32,5 +32,5 @@ def test_a_body_cut_short_is_499_without_traceback_or_secrets(gateway, path: str
     text = "\n".join(gateway.log_lines())
     assert "unhandled_error" not in text and "Traceback" not in text and '"exception"' not in text
     assert "enrol-1" not in text and token not in text and token[:40] not in text
-    after = gateway.http.get("/metrics").text
+    after = gateway.metrics()
     assert sample(after, "pos_edge_requests_total", status_class="5xx") == before

@@ -49,6 +49,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 K8S_VERSIONS = ("1.30", kubernetes_validate.latest_version())
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 DUMMY_SECRET = "dummy-" + "x" * 58  # 64 bytes: long enough for any jwt algorithm
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 # ---------------------------------------------------------------------------
@@ -425,13 +426,19 @@ def test_ports_match_cli_and_dockerfile() -> None:
             continue
         assert args.port in IMAGE_EXPOSE, f"{doc}: --port {args.port}, the image EXPOSEs {IMAGE_EXPOSE}"
         declared = {p["containerPort"] for p in c.get("ports", [])}
-        if args.host in ("127.0.0.1", "localhost", "::1"):
-            assert not declared, f"{doc}: pos-edge listens on loopback but declares ports {declared}"
-        else:
-            assert declared == {args.port}, f"{doc}: declares {declared}, listens on {args.port}"
+        # gateway.metrics.listen: its own listener, declared only where it listens beyond loopback
+        metrics = parse_with_dummies(mounted_config(doc, c)[1]).gateway.metrics.address()
+        listening = {args.port} if args.host not in LOOPBACK else set()
+        if metrics is not None and metrics[0] not in LOOPBACK:
+            listening.add(metrics[1])
+            named = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+            assert named.get("metrics") == metrics[1], f"{doc}: name the metrics port 'metrics'"
+        assert declared == listening, f"{doc}: declares {declared}, listens on {listening}"
 
-    # every Service reaches a declared port of the pods it selects
+    # every Service reaches a declared port of the pods it selects, never the metrics port
+    # (metrics name every tenant: Prometheus reads them from the pods, not through a Service)
     for svc in by_kind("Service"):
+        assert all(p.get("targetPort") != "metrics" for p in svc.body["spec"]["ports"]), f"{svc}: exposes metrics"
         selector = svc.body["spec"]["selector"]
         pods = [d for d in WORKLOADS if selector.items() <= pod_labels(d).items()]
         assert pods, f"{svc}: selects no pod"

@@ -23,11 +23,10 @@ def sample(text: str, name: str, **labels: str) -> float:
 
 @pytest.mark.usefixtures("pos_data")
 def test_metrics_count_requests_rate_limits_upstream_errors_and_the_sync_queue(gateway, standin) -> None:
-    before = gateway.http.get("/metrics")
-    assert before.status_code == 200 and before.headers["content-type"].startswith("text/plain")
+    before = gateway.metrics()
     device = f"till-{uuid.uuid4().hex[:6]}"
     token = gateway.token(device)
-    ok = sample(before.text, "pos_edge_requests_total", tenant="shop1", route_group="erpnext", status_class="2xx")
+    ok = sample(before, "pos_edge_requests_total", tenant="shop1", route_group="erpnext", status_class="2xx")
     for _ in range(3):
         r = gateway.request("GET", "/erpnext/method/frappe.auth.get_logged_user", token=token)
         assert r.status_code == 200
@@ -39,7 +38,7 @@ def test_metrics_count_requests_rate_limits_upstream_errors_and_the_sync_queue(g
     batch = upload(gateway, token, [sale_txn()])["batch_uuid"]
     wait_batch(gateway, token, batch)
 
-    text = gateway.http.get("/metrics").text
+    text = gateway.metrics()
     assert sample(text, "pos_edge_requests_total", tenant="shop1", route_group="erpnext", status_class="2xx") >= ok + 3
     assert sample(text, "pos_edge_requests_total", tenant="shop1", route_group="sync", status_class="2xx") >= 1
     assert sample(text, "pos_edge_requests_total", tenant="-", route_group="erpnext", status_class="4xx") >= 1
@@ -65,6 +64,36 @@ def test_rate_limit_rejections_are_counted(gateway_factory, tmp_path, standin_se
     token = gw.token("till-rl")
     codes = [gw.request("GET", f"/sync/status/{uuid.uuid4()}", token=token).status_code for _ in range(4)]
     assert codes == [404, 404, 429, 429]
-    text = gw.http.get("/metrics").text
+    text = gw.metrics()
     assert sample(text, "pos_edge_rate_limited_total", tenant="shop1") == 2
     assert sample(text, "pos_edge_requests_total", tenant="shop1", route_group="sync_status", status_class="4xx") == 4
+
+
+def test_the_main_listener_serves_metrics_only_to_the_token(gateway_factory, tmp_path, standin_server) -> None:
+    import httpx
+
+    from tests.conftest import base_config
+
+    gw = gateway_factory(base_config(tmp_path, standin_server.url))
+    r = gw.http.get("/metrics")  # no token configured: only the metrics listener serves them
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    assert "pos_edge_requests_total" in gw.metrics()
+    listen = gw.metrics_listen()
+    r = httpx.get(f"http://{listen}/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert httpx.get(f"http://{listen}/healthz").status_code == 404  # nothing else there
+
+    cfg = base_config(tmp_path / "t", standin_server.url, metrics={"listen": None, "token": "metrics-token-1234"})
+    gw = gateway_factory(cfg)
+    assert gw.http.get("/metrics").status_code == 401
+    r = gw.http.get("/metrics", headers={"Authorization": "Bearer wrong"})
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+    r = gw.http.get("/metrics", headers={"Authorization": "Bearer metrics-token-1234"})
+    assert r.status_code == 200 and "pos_edge_requests_total" in r.text
+    assert all("metrics-token-1234" not in line for line in gw.log_lines())
+
+
+def test_by_default_metrics_listen_on_loopback_only() -> None:
+    from edge.config import MetricsConfig
+
+    assert MetricsConfig().address() == ("127.0.0.1", 9464) and MetricsConfig().token is None

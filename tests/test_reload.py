@@ -29,7 +29,7 @@ def write(path: Path, cfg: dict[str, Any] | str) -> None:
 
 
 def reloads(gw: Gateway, result: str) -> float:
-    return sample(gw.http.get("/metrics").text, "pos_edge_config_reloads_total", result=result)
+    return sample(gw.metrics(), "pos_edge_config_reloads_total", result=result)
 
 
 def wait_reloads(gw: Gateway, result: str, at_least: float, timeout: float = 10) -> None:
@@ -203,3 +203,46 @@ def test_a_worker_process_reloads_too(tmp_path: Path, standin_server: StandInSer
         assert '"added":["shop3"]' in worker.log.read_text()
     finally:
         assert worker.stop() == 0
+
+
+def test_a_file_rewritten_in_place_is_read_only_once_it_settles(tmp_path: Path, standin_server: StandInServer) -> None:
+    cfg = base_config(tmp_path, standin_server.url)
+    cfg["defaults"]["rate_limit"] = "1000000/minute"  # the tills below call without pause
+    gw = start_gateway(tmp_path, cfg)
+    try:
+        token = gw.token("till-2", "shop2")
+        statuses: list[int] = []
+        stop = threading.Event()
+
+        def shop2_tills() -> None:
+            with httpx.Client(base_url=gw.url, timeout=10) as http:
+                while not stop.is_set():
+                    statuses.append(http.get("/erpnext/Item", headers={
+                        "Host": f"shop2.{BASE}", "Authorization": f"Bearer {token}"}).status_code)
+
+        cfg["tenants"]["shop1"]["rate_limit"] = "777/minute"  # the change this rewrite makes
+        text = yaml.safe_dump(cfg, sort_keys=False)
+        cut = text.index("  shop2:")  # the part before shop2 is a valid config with one tenant
+        worker = threading.Thread(target=shop2_tills, daemon=True)
+        worker.start()
+        with gw.config_path.open("w") as f:  # in place: truncated, then written in two steps
+            f.write(text[:cut])
+            f.flush()
+            time.sleep(1.2)  # longer than the watcher's quiet period: the half file is seen
+            f.write(text[cut:])
+        wait_reloads(gw, "ok", 1)
+        time.sleep(0.5)
+        stop.set()
+        worker.join(timeout=10)
+        assert statuses and set(statuses) == {200}, sorted(set(statuses))
+        assert gw.request("GET", "/sync/status/x", token=gw.token("till-1")).headers["ratelimit-policy"] == \
+            '"default";q=777;w=60'
+        assert reloads(gw, "failed") == 0
+
+        # a file that stays cut short, long enough to settle twice, does remove the tenant
+        with gw.config_path.open("w") as f:
+            f.write(text[:cut])
+        wait_reloads(gw, "ok", 2)
+        assert gw.request("GET", "/erpnext/Item", tenant="shop2", token=token).status_code == 404
+    finally:
+        gw.stop()

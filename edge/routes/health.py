@@ -1,13 +1,24 @@
-"""`/healthz` (the process answers), `/readyz` (config loaded, store reachable), `/metrics`."""
+"""`/healthz` (the process answers), `/readyz` (config loaded, store reachable), `/metrics`.
+
+/metrics names every tenant and its traffic, so the main listener serves it only to
+a bearer of `gateway.metrics.token` (404 without one configured); Prometheus
+normally reads it from the separate `gateway.metrics.listen` listener
+(MetricsListener), loopback by default.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
+from typing import Any
 
+from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from edge.problems import Problem
 
 
 async def healthz(request: Request) -> Response:
@@ -36,12 +47,51 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text format; the sync queue's figures are read from the store at scrape time."""
+    """/metrics on the main listener: for a bearer of gateway.metrics.token only."""
     edge = request.app.state.edge
+    token = edge.config.gateway.metrics.token
+    if token is None:
+        raise Problem("not_found", "/metrics is served on gateway.metrics.listen, or here with gateway.metrics.token")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
+        raise Problem("unauthorized", "/metrics needs the metrics token (Authorization: Bearer <token>)",
+                      headers={"WWW-Authenticate": 'Bearer realm="pos-edge-metrics"'})
+    return Response(await metrics_text(edge), media_type=CONTENT_TYPE_LATEST)
+
+
+async def metrics_text(edge: Any) -> bytes:
+    """Prometheus text format; the sync queue's figures are read from the store at scrape time."""
     try:
         stats = await asyncio.wait_for(edge.store.queue_stats(list(edge.runtime.config.tenants), time.time()), timeout=2)
         edge.metrics.set_queue(stats)
         edge.metrics.store_up.set(1)
     except Exception:  # the rest of the metrics are still worth serving
         edge.metrics.store_up.set(0)
-    return Response(edge.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    body: bytes = edge.metrics.render()
+    return body
+
+
+class MetricsListener:
+    """A listener of its own serving only GET /metrics (aiohttp's server, on this event
+    loop). Several server processes share its port (SO_REUSEPORT): a scrape reads one."""
+
+    def __init__(self, edge: Any, host: str, port: int) -> None:
+        self._edge = edge
+        self._address = (host, port)
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        """Listen (raises OSError when the address cannot be bound)."""
+        app = web.Application()
+        app.router.add_get("/metrics", self._serve)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, *self._address, reuse_port=True).start()
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        return web.Response(body=await metrics_text(self._edge), headers={"Content-Type": CONTENT_TYPE_LATEST})
