@@ -211,6 +211,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         """Answer `problem` and close, unless a response to an earlier request on this
         connection is under way (pipelining): then only close."""
         self._cancel_timers()
+        if problem.status == 431:
+            self._log.info("request_refused", status=431, code=problem.code,
+                           client=self.client[0] if self.client else None)
         if self.cycle is None or self.cycle.response_complete:
             self.transport.write(_response(problem))
         self.transport.close()
