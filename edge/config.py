@@ -13,11 +13,12 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from limits import parse as parse_rate
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
@@ -34,6 +35,20 @@ from edge.envsubst import substitute
 TENANT_KEY = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 HOST_NAME = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 PROXY_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "*"})
+
+
+def _rate(v: str) -> str:
+    try:
+        item = parse_rate(v)
+    except ValueError:
+        raise ValueError(f"{v!r} is not a rate like '120/minute' or '10/second'") from None
+    if item.amount <= 0:
+        raise ValueError("the amount must be positive")
+    return v
+
+
+# A rate for the `limits` library: `N/second|minute|hour|day`.
+Rate = Annotated[str, AfterValidator(_rate)]
 
 
 class Strict(BaseModel):
@@ -144,7 +159,7 @@ class GatewayConfig(Strict):
     max_body_bytes: int = Field(default=1024 * 1024, gt=0, le=64 * 1024 * 1024,
                                 description="request bodies above this are 413 (except /sync/batch)")
     device_cache_ttl: float = Field(default=5.0, ge=0, le=5.0, description="seconds a device's status may be cached")
-    unauthenticated_rate_limit: str = Field(
+    unauthenticated_rate_limit: Rate = Field(
         default="60/minute", description="per client address: requests refused before a device is known (no tenant, "
                                          "no or bad token, a refused registration); 429 past it")
     idempotency_ttl: int = Field(default=7 * 24 * 3600, ge=24 * 3600,
@@ -171,17 +186,6 @@ class GatewayConfig(Strict):
     def _store_url(cls, v: str) -> str:
         if not re.match(r"^(sqlite:///.+|rediss?://.+)$", v):
             raise ValueError("must be sqlite:///<path> or redis://host:port/db")
-        return v
-
-    @field_validator("unauthenticated_rate_limit")
-    @classmethod
-    def _rate(cls, v: str) -> str:
-        try:
-            item = parse_rate(v)
-        except ValueError:
-            raise ValueError(f"{v!r} is not a rate like '60/minute'") from None
-        if item.amount <= 0:
-            raise ValueError("the amount must be positive")
         return v
 
     @field_validator("rate_limit_storage")

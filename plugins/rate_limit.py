@@ -18,10 +18,11 @@ from typing import Any, ClassVar
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MovingWindowSupport
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from edge.chain import Context, Services
+from edge.config import Rate
 from edge.problems import Problem, problem_response
 
 _BACKOFF_SECONDS = 5.0
@@ -36,18 +37,7 @@ class RateLimitPlugin:
     class Config(BaseModel):
         """`rate_limit: 120/minute` on a tenant (or under `defaults:`)."""
 
-        rate_limit: str = Field(default="120/minute", description="per device, `N/second|minute|hour|day`")
-
-        @field_validator("rate_limit")
-        @classmethod
-        def _parse(cls, v: str) -> str:
-            try:
-                item = parse(v)
-            except ValueError:
-                raise ValueError(f"{v!r} is not a rate like '120/minute' or '10/second'") from None
-            if item.amount <= 0:
-                raise ValueError("the amount must be positive")
-            return v
+        rate_limit: Rate = Field(default="120/minute", description="per device, `N/second|minute|hour|day`")
 
     def __init__(self, config: Any, services: Services) -> None:
         item: RateLimitItem = parse(config.rate_limit)
