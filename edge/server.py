@@ -74,6 +74,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False  # a request has begun and its headers are not complete
         self._in_body = False  # headers complete, body still coming
         self._head_began = False  # the current read began a request
+        self._idle_since = 0.0  # when the connection last had no request under way
         self._head_bytes = 0  # exact: request line and complete headers so far
         self._head_read = 0  # bytes read while the head was incomplete (bounds what httptools buffers)
         self._header_count = 0
@@ -95,6 +96,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         # uvicorn arms its keep-alive timer only after a response: a connection that
         # never sends a byte would stay open for good.
+        self._idle_since = self.loop.time()
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -140,6 +142,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             if self._body_timer is not None:
                 self._body_timer.cancel()
             self._body_timer = self.loop.call_later(self._limits.body_timeout, self._body_timed_out)
+        elif not self._in_head and (self.cycle is None or self.cycle.response_complete) \
+                and self.timeout_keep_alive_task is None and not self.transport.is_closing():
+            # Bytes that began no request (the blank lines HTTP lets precede one): still idle,
+            # since the same moment as before them.
+            self.timeout_keep_alive_task = self.loop.call_at(self._idle_since + self.timeout_keep_alive,
+                                                             self.timeout_keep_alive_handler)
 
     # --- parser callbacks --------------------------------------------------------
 
@@ -176,6 +184,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._head_timer.cancel()
             self._head_timer = None
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        self._idle_since = self.loop.time()
+        super().on_response_complete()
 
     def on_message_complete(self) -> None:
         self._in_body = False

@@ -94,6 +94,19 @@ def test_a_connection_that_sends_nothing_is_closed(gw: Gateway) -> None:
         assert 0.8 <= time.monotonic() - t0 < 4
 
 
+def test_blank_lines_do_not_keep_a_connection_open(gw: Gateway) -> None:
+    with connect(gw) as s:
+        t0 = time.monotonic()
+        try:
+            for _ in range(30):  # CRLFs before a request line are allowed, and begin nothing
+                s.sendall(b"\r\n")
+                time.sleep(0.2)
+        except OSError:
+            pass
+        assert read_all(s) == b""
+        assert time.monotonic() - t0 < 3
+
+
 def test_a_kept_alive_connection_is_closed_when_idle(gw: Gateway) -> None:
     with connect(gw) as s:
         s.sendall(b"GET /healthz HTTP/1.1\r\n" + HOST + b"\r\n")
