@@ -96,7 +96,12 @@ class PostingGuard:
         result, record = await self.store.claim_posting(key, reference, fingerprint, owner, time.time(), lease, ttl)
         if result == "posted":
             assert record is not None and record.invoice
-            doc = await poster.client.get_doc(tenant.config.invoice_doctype, record.invoice) if want_doc else None
+            doc = None
+            if want_doc:
+                try:
+                    doc = await poster.client.get_doc(tenant.config.invoice_doctype, record.invoice)
+                except (FrappeError, Unreachable) as exc:  # posted all the same: answer without ERPNext's figures
+                    self.log.warning("posted_invoice_unreadable", invoice=record.invoice, error=type(exc).__name__)
             return Posted(record.invoice, doc, False)
         if result == "conflict":
             raise ReferenceConflict(reference, record.invoice if record else None)

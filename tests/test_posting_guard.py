@@ -158,3 +158,26 @@ def test_a_sync_upload_of_another_body_fails_with_the_conflict(gw: Gateway, stan
     assert job["status"] == "failed" and job["attempts"] == 1
     assert "reference_conflict" in job["last_error"] and invoice in job["last_error"]
     assert len(by_po_no(standin, body["client_txn_id"])) == 1
+
+
+def test_a_second_key_meeting_a_posting_under_way_is_told_to_retry_not_refused_for_good(gw: Gateway,
+                                                                                        standin: StandIn) -> None:
+    import threading
+
+    token = gw.token(f"till-{uuid.uuid4().hex[:6]}")
+    body = sale()
+    standin.delay = 0.6  # each ERPNext call: the first request posts for ~2 s
+    first: dict[str, Any] = {}
+    t = threading.Thread(target=lambda: first.update(r=gw.request("POST", "/v1/sale", token=token, json=body,
+                                                                    headers={"Idempotency-Key": "first"})))
+    t.start()
+    time.sleep(1.0)
+    busy = gw.request("POST", "/v1/sale", token=token, json=body, headers={"Idempotency-Key": "second"})
+    problem = assert_problem(busy, 409, "idempotency_in_progress")
+    assert problem["sale_state"] == "in_progress" and busy.headers["retry-after"] == "2"
+    t.join()
+    standin.delay = 0
+    assert first["r"].status_code == 201, first["r"].text
+    again = gw.request("POST", "/v1/sale", token=token, json=body, headers={"Idempotency-Key": "second"})
+    assert again.status_code == 201 and "idempotent-replayed" not in again.headers
+    assert again.json()["invoice_id"] == first["r"].json()["invoice_id"] and posts(standin) == 1

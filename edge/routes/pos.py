@@ -20,7 +20,7 @@ import functools
 import math
 import time
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -77,22 +77,24 @@ async def post_document(request: Request) -> Response:
     renew = functools.partial(store.renew_idempotency, *mine)
     try:
         async with renewing(renew, gw.claim_lease, ctx.log, idempotency_key=key):
-            status, body, unknown, headers = await _post(ctx, pos, tenant, previous is not None, edge)
+            status, body, outcome, headers = await _post(ctx, pos, tenant, previous is not None, edge)
     except BaseException:
         # whatever happened, the next request with this key must look before posting
         await _settle(ctx, store.abandon_idempotency(*mine))
         raise
-    if status in FINAL:
+    if outcome == "final":
         await _settle(ctx, store.complete_idempotency(tenant.key, ctx.device_id, key, status, body, ctx.request_id))
-    elif unknown:
+    elif outcome == "unknown":
         await _settle(ctx, store.abandon_idempotency(*mine))
     else:
         await _settle(ctx, store.release_idempotency(*mine))
     return _response(ctx, status, body, headers)
 
 
-# Answers kept for replays: the document, ERPNext's refusal, a reference posted with another payload.
-FINAL = frozenset({201, 409, 422})
+# How a request's key is settled: "final" answers are kept for replays (the document,
+# ERPNext's refusal, a reference posted with another payload); after "unknown" the next
+# request looks in ERPNext first; after "retry" it simply runs again.
+Outcome = Literal["final", "unknown", "retry"]
 
 
 def _response(ctx: Any, status: int, body: bytes, headers: dict[str, str]) -> Response:
@@ -110,8 +112,8 @@ async def _settle(ctx: Any, update: Awaitable[Any]) -> None:
         ctx.log.error("idempotency_record_failed", error=type(exc).__name__, detail=str(exc)[:200])
 
 
-async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, edge: Any) -> tuple[int, bytes, bool, dict[str, str]]:
-    """(status, body, outcome unknown, extra headers)."""
+async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, edge: Any) -> tuple[int, bytes, Outcome, dict[str, str]]:
+    """(status, body, outcome, extra headers)."""
     poster, store = tenant.poster, edge.store
     try:
         if pos.kind == "closure":
@@ -123,9 +125,9 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, edge: Any) -
                 except Exception as exc:
                     problem = store_unavailable(ctx, exc, "the closure could not be recorded; retry shortly",
                                                 retry_after=False)
-                    return problem.status, problem_body(problem, ctx.request_id), False, {}
+                    return problem.status, problem_body(problem, ctx.request_id), "retry", {}
             ctx.log.info("closure_recorded", closure=view.closure_id, invoices=view.invoice_count)
-            return 201, body, False, {}
+            return 201, body, "final", {}
         posted = await edge.postings.post(tenant, pos.payload, pos.reference, pos.device, pos.txn_fingerprint,
                                           ctx.request_id, check_first=check_first)
     except ReferenceConflict as exc:
@@ -133,22 +135,22 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, edge: Any) -
                           + (f"posted as {exc.invoice}" if exc.invoice else "sent") + " with a different payload; "
                           "a different sale needs its own client_txn_id",
                           extra={"invoice_id": exc.invoice, "sale_state": "not_posted"})
-        return problem.status, problem_body(problem, ctx.request_id), False, {}
+        return problem.status, problem_body(problem, ctx.request_id), "final", {}
     except PostingBusy:
         problem = Problem("idempotency_in_progress", f"this {pos.kind} is being posted by another request right now",
                           headers={"Retry-After": "2"}, extra={"sale_state": "in_progress"})
-        return problem.status, problem_body(problem, ctx.request_id), False, problem.headers
+        return problem.status, problem_body(problem, ctx.request_id), "retry", problem.headers
     except OutcomeUnknown as exc:
         wait = max(1, math.ceil(exc.retry_at - time.time()))
         problem = Problem("sale_outcome_unknown", f"an earlier attempt at this {pos.kind} may still be committing in "
                           f"ERPNext; it is looked up, never posted again, until {wait} s from now: retry then",
                           headers={"Retry-After": str(wait)}, extra={"sale_state": "unknown"})
-        return problem.status, problem_body(problem, ctx.request_id), True, problem.headers
+        return problem.status, problem_body(problem, ctx.request_id), "unknown", problem.headers
     except Rejected as exc:
         ctx.log.info("erpnext_rejected", exc_type=exc.exc_type, reference=pos.reference)
         problem = Problem("erpnext_rejected", "; ".join(exc.messages) or "ERPNext refused the document",
                           extra={"erpnext": {"exc_type": exc.exc_type, "messages": exc.messages}, "sale_state": "not_posted"})
-        return problem.status, problem_body(problem, ctx.request_id), False, {}
+        return problem.status, problem_body(problem, ctx.request_id), "final", {}
     except Unreachable as exc:
         state = "unknown" if exc.sent else "not_posted"
         ctx.upstream_error = "timeout" if exc.timeout else "unreachable"
@@ -156,7 +158,7 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, edge: Any) -
         code = "upstream_timeout" if exc.timeout else "upstream_unreachable"
         problem = Problem(code, f"ERPNext: {exc}; the {pos.kind} is {state.replace('_', ' ')}, retry with the same key",
                           extra={"sale_state": state})
-        return problem.status, problem_body(problem, ctx.request_id), exc.sent, {}
+        return problem.status, problem_body(problem, ctx.request_id), "unknown" if exc.sent else "retry", {}
     except FrappeError as exc:
         ctx.log.error("erpnext_error", status=exc.status, exc_type=exc.exc_type)
         ctx.upstream_error = "auth" if exc.status in (401, 403) else f"http_{exc.status // 100}xx"
@@ -168,7 +170,7 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, edge: Any) -
             code = "upstream_error"
         problem = Problem(code, "; ".join(exc.messages)[:500] if code == "erpnext_conflict" else f"ERPNext answered {exc.status}",
                           extra={"sale_state": "not_posted" if exc.status < 500 else "unknown"})
-        return problem.status, problem_body(problem, ctx.request_id), exc.status >= 500, {}
+        return problem.status, problem_body(problem, ctx.request_id), "unknown" if exc.status >= 500 else "retry", {}
     doc = posted.doc or {"name": posted.invoice, "is_return": pos.kind == "return"}  # ERPNext no longer has it
     ctx.log.info("invoice_posted", invoice=posted.invoice, created=posted.created, reference=pos.reference)
-    return 201, to_json(till_view(doc).model_dump()), False, {}
+    return 201, to_json(till_view(doc).model_dump()), "final", {}
