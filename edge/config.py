@@ -115,6 +115,8 @@ class ServerConfig(Strict):
                                   description="seconds from a request's first byte to its last header (408 after)")
     body_timeout: float = Field(default=30.0, gt=0, le=3600,
                                 description="seconds without a byte while a request body is read (then closed)")
+    min_body_rate: int = Field(default=240, ge=0, le=10_000_000,
+                               description="bytes/s a request body must average after its first 5 s (then closed); 0: any")
     max_connections: int = Field(default=2048, ge=1, le=1_000_000,
                                  description="connections per server process (503 and close above)")
 

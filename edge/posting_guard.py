@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,10 @@ class ReferenceConflict(Exception):
 
 class PostingBusy(Exception):
     """Another live attempt is posting this reference now."""
+
+
+class ClaimLost(PostingBusy):
+    """This attempt's claim ran out and another attempt took it over: nothing was sent."""
 
 
 class OutcomeUnknown(Exception):
@@ -130,7 +134,8 @@ class PostingGuard:
                 elif result == "taken_over":
                     check_first = True  # a unique field: look, then post (the index refuses a duplicate)
                 sending = True
-                doc, created = await poster.post(payload, reference, device, check_first=check_first)
+                doc, created = await poster.post(payload, reference, device, check_first=check_first,
+                                                 before_send=functools.partial(self._fence, renew, lease, reference))
                 outcome, invoice = "posted", str(doc["name"])
                 return Posted(invoice, doc, created)
             except BaseException as exc:
@@ -141,6 +146,17 @@ class PostingGuard:
                 raise
             finally:
                 await asyncio.shield(self._settle(key, reference, owner, outcome, invoice, unknown_since, ttl))
+
+    @staticmethod
+    async def _fence(renew: Callable[[float], Awaitable[bool]], lease: float, reference: str) -> None:
+        """Right before an insert is sent: still the holder? A holder whose lease ran out
+        (a stalled store, a paused process) may have been taken over, and must not send."""
+        try:
+            held = await renew(time.time() + lease)
+        except Exception:  # the store cannot say: never send unguarded
+            held = False
+        if not held:
+            raise ClaimLost(reference)
 
     async def _settle(self, tenant: str, reference: str, owner: str, outcome: SettleOutcome, invoice: str | None,
                       unknown_since: float, ttl: float) -> None:
@@ -157,7 +173,7 @@ class PostingGuard:
 
 def _may_have_reached_erpnext(exc: BaseException) -> bool:
     """Whether a posting that failed so may have been committed all the same."""
-    if isinstance(exc, Rejected):  # ERPNext (or its master data) refused the document
+    if isinstance(exc, Rejected | ClaimLost):  # refused by ERPNext (or its master data); or never sent
         return False
     if isinstance(exc, Unreachable):
         return exc.sent

@@ -52,6 +52,9 @@ def limits() -> ServerConfig:
     return _limits
 
 
+_RATE_GRACE = 5.0  # seconds of a body before its average rate is held to min_body_rate (Kestrel's rule)
+
+
 class _Refuse(Exception):
     """Raised from a parser callback to stop parsing and answer `problem`."""
 
@@ -75,6 +78,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_body = False  # headers complete, body still coming
         self._head_began = False  # the current read began a request
         self._idle_since = 0.0  # when the connection last had no request under way
+        self._body_began = False  # the current read completed a request's headers
+        self._body_started = 0.0
+        self._body_read = 0  # bytes read while a body was under way (its framing and trailers too)
+        self._body_delivered = 0  # of which body
         self._head_bytes = 0  # exact: request line and complete headers so far
         self._head_read = 0  # bytes read while the head was incomplete (bounds what httptools buffers)
         self._header_count = 0
@@ -139,6 +146,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             if self._head_timer is None:
                 self._head_timer = self.loop.call_later(self._limits.header_timeout, self._head_timed_out)
         if self._in_body:
+            if self._body_began:
+                self._body_began = False
+            else:
+                self._body_read += len(data)
+            if self._body_too_costly():
+                return
             if self._body_timer is not None:
                 self._body_timer.cancel()
             self._body_timer = self.loop.call_later(self._limits.body_timeout, self._body_timed_out)
@@ -166,6 +179,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             raise _Refuse(_too_large(self._limits))
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:
+            # A trailer field of a chunked body: never a header of the request (uvicorn would
+            # append it to the scope's headers after the application read them).
+            return
         self._head_bytes += len(name) + len(value) + 4
         self._header_count += 1
         if self._head_bytes > self._max_bytes or self._header_count > self._max_headers:
@@ -179,6 +196,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._in_body = True
+        self._body_began = True
+        self._body_started = self.loop.time()
+        self._body_read = self._body_delivered = 0
         self._head_read = 0
         if self._head_timer is not None:
             self._head_timer.cancel()
@@ -188,6 +208,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         self._idle_since = self.loop.time()
         super().on_response_complete()
+        if self._in_body and not self.transport.is_closing():
+            # Answered before its body was read (a refusal): the rest of the body is of no
+            # use, and reading it would let the client keep the connection at its own pace.
+            self.transport.close()
+
+    def on_body(self, body: bytes) -> None:
+        self._body_delivered += len(body)
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._in_body = False
@@ -197,6 +225,22 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     # --- refusals ----------------------------------------------------------------
+
+    def _body_too_costly(self) -> bool:
+        """Refuse a body whose framing and trailers outgrow it (httptools buffers a trailer
+        whole), or that arrives slower than `min_body_rate` after a grace period."""
+        lim = self._limits
+        if self._body_read - self._body_delivered > lim.max_header_bytes + self._body_delivered:
+            self._refuse(Problem("headers_too_large", "the chunk framing and trailers outgrow the body"))
+            return True
+        elapsed = self.loop.time() - self._body_started
+        if lim.min_body_rate and elapsed > _RATE_GRACE and not self.flow.read_paused \
+                and self._body_delivered < lim.min_body_rate * elapsed:
+            self._log.info("client_timed_out", phase="body_rate", min_rate=lim.min_body_rate,
+                           client=self.client[0] if self.client else None)
+            self.transport.close()  # the application reading it sees the disconnect (a 499)
+            return True
+        return False
 
     def _head_timed_out(self) -> None:
         self._head_timer = None

@@ -181,3 +181,47 @@ def test_a_second_key_meeting_a_posting_under_way_is_told_to_retry_not_refused_f
     again = gw.request("POST", "/v1/sale", token=token, json=body, headers={"Idempotency-Key": "second"})
     assert again.status_code == 201 and "idempotent-replayed" not in again.headers
     assert again.json()["invoice_id"] == first["r"].json()["invoice_id"] and posts(standin) == 1
+
+
+async def test_a_holder_whose_claim_was_taken_over_never_sends(tmp_path, standin_server, standin: StandIn) -> None:
+    """The fence before each insert: a holder that stalled past its lease (a paused process,
+    a stalled store) finds its claim taken over and sends nothing."""
+    import functools
+
+    from edge.config import ErpnextConfig
+    from edge.erpnext.client import ErpnextClient
+    from edge.erpnext.posting import Poster
+    from edge.posting_guard import ClaimLost, PostingGuard
+    from edge.sales import Sale
+    from edge.store import open_store
+    from edge.upstream import Upstreams
+    from tests.conftest import CREDS, POS_MAPPING
+
+    store = open_store(f"sqlite:///{tmp_path}/fence.db")
+    await store.open()
+    upstreams = Upstreams(pool_size=4)
+    try:
+        key, secret = CREDS["shop1"]
+        erp = ErpnextConfig(url=standin_server.url, site_name="shop1.erp.test", api_key=key, api_secret=secret)
+        from plugins.normalise import NormalisePlugin
+
+        mapping = NormalisePlugin.Config.model_validate({**POS_MAPPING["shop1"], "reference_field": "po_no"})
+        poster = Poster(ErpnextClient(upstreams, erp), mapping)
+        body = sale()
+        reference = f"till-fence/{body['client_txn_id']}"
+        now = time.time()
+        assert (await store.claim_posting("shop1", reference, "fp", "A", now - 10, 2, 3600))[0] == "new"  # A, stalled
+        assert (await store.claim_posting("shop1", reference, "fp", "B", now, 10, 3600))[0] == "taken_over"
+        fence = functools.partial(PostingGuard._fence, functools.partial(store.renew_posting, "shop1", reference, "A"),
+                                  10, reference)
+        with pytest.raises(ClaimLost):
+            await poster.post(Sale.model_validate(body), reference, "till-fence", before_send=fence)
+        assert posts(standin) == 0 and by_po_no(standin, body["client_txn_id"]) == []
+        # the holder itself passes its fence, and sends
+        ours = functools.partial(PostingGuard._fence, functools.partial(store.renew_posting, "shop1", reference, "B"),
+                                 10, reference)
+        doc, created = await poster.post(Sale.model_validate(body), reference, "till-fence", before_send=ours)
+        assert created and posts(standin) == 1
+    finally:
+        await upstreams.close()
+        await store.close()

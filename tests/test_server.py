@@ -16,7 +16,7 @@ from tests.conftest import Gateway, base_config, start_gateway
 
 HOST = b"Host: shop1.tillking.test\r\n"
 LIMITS = {"max_header_bytes": 4096, "max_headers": 20, "idle_timeout": 1.0, "header_timeout": 1.5,
-          "body_timeout": 1.0, "max_connections": 40}
+          "body_timeout": 1.0, "max_connections": 40, "min_body_rate": 50}
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +205,27 @@ def test_the_default_header_limit_is_32_kib(gateway: Gateway) -> None:
         with connect(gateway) as s:
             s.sendall(b"GET /healthz HTTP/1.1\r\n" + HOST + b"X-Pad: " + b"a" * size + b"\r\nConnection: close\r\n\r\n")
             assert read_all(s).startswith(b"HTTP/1.1 " + status)
+
+
+def test_a_body_slower_than_the_minimum_rate_is_cut_off(gw: Gateway) -> None:
+    with connect(gw) as s:
+        s.sendall(b"POST /gateway/device/register HTTP/1.1\r\n" + HOST + b"Content-Type: application/json\r\n"
+                  b"Content-Length: 100000\r\n\r\n")
+        t0 = time.monotonic()
+        try:
+            for _ in range(40):  # 10 bytes every 0.5 s (20 B/s, under the 50 B/s minimum), never a 1 s pause
+                s.sendall(b" " * 10)
+                time.sleep(0.5)
+        except OSError:
+            pass
+        assert read_all(s) == b""
+        assert 5 <= time.monotonic() - t0 < 9
+
+
+def test_an_answer_before_the_body_closes_the_connection(gw: Gateway) -> None:
+    with connect(gw) as s:  # no token: refused before the body is read
+        s.sendall(b"POST /v1/sale HTTP/1.1\r\n" + HOST + b"Content-Type: application/json\r\n"
+                  b"Content-Length: 100000\r\n\r\n{")
+        t0 = time.monotonic()
+        data = read_all(s)
+    assert data.startswith(b"HTTP/1.1 401") and time.monotonic() - t0 < 0.9  # closed, not kept for the body

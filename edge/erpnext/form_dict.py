@@ -76,8 +76,10 @@ def body_names(content_type: bytes | None, body: bytes) -> set[str]:
     if request.is_json:
         try:
             data = json.loads(request.get_data(as_text=True))
-        except (ValueError, RecursionError):  # not JSON after all: Frappe answers an error, runs nothing
-            return set()
+        except (ValueError, RecursionError):
+            # Not necessarily unreadable to Frappe (another Python may recurse deeper):
+            # what cannot be checked is not forwarded.
+            raise UnreadableBody("the JSON body cannot be parsed") from None
         return {str(k) for k in data} if isinstance(data, dict) else set()
     try:
         return set(request.form.keys()) | set(request.files.keys())

@@ -8,6 +8,7 @@ transaction's reference already exists, and that invoice is returned instead.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -106,7 +107,8 @@ class Poster:
         return await self.client.get_doc(self.cfg.invoice_doctype, rows[0]["name"])
 
     async def post(
-        self, payload: Sale, reference: str, device: str, *, check_first: bool = False
+        self, payload: Sale, reference: str, device: str, *, check_first: bool = False,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Create and submit the invoice; returns (document, created_now).
 
@@ -117,6 +119,7 @@ class Poster:
         (yet) there the answer is Unreachable(sent=True), "outcome unknown": ERPNext
         may still be committing it, and only a later request, looking first, may
         post again. Raises Rejected when ERPNext (or its master data) says no.
+        `before_send` runs right before each insert is sent (and may raise to stop it).
         """
         doc = await self.document(payload, reference, device)
         if check_first:
@@ -124,6 +127,8 @@ class Poster:
             if existing is not None:
                 return existing, False
         for attempt in range(2):
+            if before_send is not None:
+                await before_send()
             try:
                 return await self.client.insert(self.cfg.invoice_doctype, doc), True
             except Unreachable as exc:

@@ -75,19 +75,19 @@ async def _enrol(request: Request, edge: Any, runtime: Any, ctx: Any) -> Respons
         raise Problem("tenant_mismatch", f"this host serves tenant {tenant.key}, not {body.tenant_subdomain}")
     code, code_field = body.enrollment_code, "enrollment_code"
     expected = tenant.config.registration.enrollment_key
-    if expected is not None:
-        given = (body.enrollment_key or "").encode()
-        if not hmac.compare_digest(given, expected.get_secret_value().encode()):
-            if code is None and body.enrollment_key:
-                # a till whose set-up screen has only the key field: its device's code typed there
-                code, code_field = body.enrollment_key, "enrollment_key"
-            elif code is None:
-                raise Problem("enrollment_key_invalid", "the enrollment key is missing or wrong")
+    key_ok = expected is None or hmac.compare_digest((body.enrollment_key or "").encode(),
+                                                     expected.get_secret_value().encode())
+    if code is None and body.enrollment_key and not (expected is not None and key_ok) \
+            and await _code_pending(edge.store, ctx, tenant.key, body.device_id):
+        # a till whose set-up screen has only the key field: its device's code typed there
+        code, code_field = body.enrollment_key, "enrollment_key"
+    elif code is None and not key_ok:
+        raise Problem("enrollment_key_invalid", "the enrollment key is missing or wrong")
+    proven, proof_jti = _proof(runtime, ctx, tenant.key, body.device_id)
     try:
         device = await edge.store.register_device(
             tenant.key, body.device_id, body.device_name, body.branch_id, time.time(),
-            proven_generation=_proven_generation(runtime, ctx, tenant.key, body.device_id),
-            code_hash=code_digest(code) if code else None,
+            proven_generation=proven, proof_jti=proof_jti, code_hash=code_digest(code) if code else None,
         )
     except DeviceBlocked:
         raise Problem("device_blocked", "this device has been blocked by an administrator") from None
@@ -125,16 +125,26 @@ def code_digest(code: str) -> str:
     return hashlib.sha256("".join(c for c in code if c.isalnum()).upper().encode()).hexdigest()
 
 
-def _proven_generation(runtime: Any, ctx: Any, tenant: str, device_id: str) -> int | None:
-    """The generation of the device's own token presented with the registration (expired
-    or not), None without one: a device proves it is itself with a token we signed for it."""
+def _proof(runtime: Any, ctx: Any, tenant: str, device_id: str) -> tuple[int | None, str]:
+    """(generation, jti) of the device's own token presented with the registration (expired
+    or not), (None, "") without one: a device proves it is itself with a token we signed for it."""
     scheme, _, token = ctx.headers.get(b"authorization", b"").partition(b" ")
     if scheme.lower() != b"bearer" or not token.strip():
-        return None
+        return None, ""
     try:
         claims = runtime.services.tokens.verify_identity(token.strip())
     except InvalidToken:
-        return None
+        return None, ""
     if claims["tenant"] != tenant or claims["sub"] != device_id:
-        return None
-    return int(claims["gen"])
+        return None, ""
+    return int(claims["gen"]), str(claims["jti"])
+
+
+async def _code_pending(store: Any, ctx: Any, tenant: str, device_id: str) -> bool:
+    """Whether an admin reset the device and its enrollment code is still valid."""
+    try:
+        device = await store.get_device(tenant, device_id)
+    except Exception as exc:
+        ctx.log.error("store_unavailable", error=type(exc).__name__)
+        raise Problem("store_unavailable", "the device cannot be registered right now; retry shortly") from None
+    return device is not None and device.code_pending(time.time())

@@ -164,6 +164,9 @@ async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, c
             "proxy_not_allowed",
             f"{method} {rule_target(method, target, qs)} is not in this tenant's proxy.allow list",
         )
+    # The headers as they were before the body: a server that filed a chunked body's trailers
+    # among them (uvicorn's own protocol does) must not add fields that were never checked.
+    raw_headers = list(scope["headers"])
     body = await read_body(receive, ctx.headers, runtime.config.gateway.max_body_bytes)
     if method in _READS:
         body = b""  # Frappe reads form_dict from a body on any method: a read stays a read
@@ -171,7 +174,7 @@ async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, c
         _refuse_cmd(ctx, qs, body)
 
     erp = tenant.config.erpnext
-    headers = request_headers(scope["headers"], connection_named(ctx.values(b"connection")))
+    headers = request_headers(raw_headers, connection_named(ctx.values(b"connection")))
     headers.extend(ctx.upstream_headers)
     site = erp.site_name
     if site:

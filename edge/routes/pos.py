@@ -25,6 +25,7 @@ from typing import Any, Literal
 from starlette.requests import Request
 from starlette.responses import Response
 
+from edge.chain import new_request_id
 from edge.erpnext.client import FrappeError, Unreachable, to_json
 from edge.erpnext.documents import till_view
 from edge.erpnext.posting import Rejected
@@ -54,12 +55,15 @@ async def post_document(request: Request) -> Response:
                       f"{tenant.config.invoice_doctype}.{tenant.config.reference_field} does not exist in ERPNext; "
                       f"an administrator must run: pos-edge erpnext setup --tenant {tenant.key}")
     key = pos.idempotency_key
+    # Claims are owned by this attempt: an id of the gateway's own, never the till's
+    # X-Request-ID (a retry that sends the same one is another attempt).
+    owner = new_request_id()
     if not key:
-        status, body, _, headers = await _post(ctx, pos, tenant, False, edge)
+        status, body, _, headers = await _post(ctx, pos, tenant, False, edge, owner)
         return _response(ctx, status, body, headers)
     try:
         owned, previous = await store.claim_idempotency(tenant.key, ctx.device_id, key, pos.fingerprint, time.time(),
-                                                        gw.claim_lease, gw.idempotency_ttl, ctx.request_id)
+                                                        gw.claim_lease, gw.idempotency_ttl, owner)
     except Exception as exc:  # nothing is posted without the claim: safe to retry
         raise store_unavailable(ctx, exc, f"the {pos.kind} cannot be checked against earlier attempts right now; "
                                 "nothing was posted, retry shortly", extra={"sale_state": "not_posted"}) from None
@@ -73,17 +77,17 @@ async def post_document(request: Request) -> Response:
         media = PROBLEM if (previous.status or 0) >= 400 else JSON
         return Response(previous.body, previous.status or 200, media_type=media,
                         headers={**context_headers(ctx), "Idempotent-Replayed": "true"})
-    mine = (tenant.key, ctx.device_id, key, ctx.request_id)
+    mine = (tenant.key, ctx.device_id, key, owner)
     renew = functools.partial(store.renew_idempotency, *mine)
     try:
         async with renewing(renew, gw.claim_lease, ctx.log, idempotency_key=key):
-            status, body, outcome, headers = await _post(ctx, pos, tenant, previous is not None, edge)
+            status, body, outcome, headers = await _post(ctx, pos, tenant, previous is not None, edge, owner)
     except BaseException:
         # whatever happened, the next request with this key must look before posting
         await _settle(ctx, store.abandon_idempotency(*mine))
         raise
     if outcome == "final":
-        await _settle(ctx, store.complete_idempotency(tenant.key, ctx.device_id, key, status, body, ctx.request_id))
+        await _settle(ctx, store.complete_idempotency(*mine[:3], status, body, owner))
     elif outcome == "unknown":
         await _settle(ctx, store.abandon_idempotency(*mine))
     else:
@@ -112,7 +116,8 @@ async def _settle(ctx: Any, update: Awaitable[Any]) -> None:
         ctx.log.error("idempotency_record_failed", error=type(exc).__name__, detail=str(exc)[:200])
 
 
-async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, edge: Any) -> tuple[int, bytes, Outcome, dict[str, str]]:
+async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, edge: Any,
+                owner: str) -> tuple[int, bytes, Outcome, dict[str, str]]:
     """(status, body, outcome, extra headers)."""
     poster, store = tenant.poster, edge.store
     try:
@@ -129,7 +134,7 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, edge: Any) -
             ctx.log.info("closure_recorded", closure=view.closure_id, invoices=view.invoice_count)
             return 201, body, "final", {}
         posted = await edge.postings.post(tenant, pos.payload, pos.reference, pos.device, pos.txn_fingerprint,
-                                          ctx.request_id, check_first=check_first)
+                                          owner, check_first=check_first)
     except ReferenceConflict as exc:
         problem = Problem("reference_conflict", f"client_txn_id {pos.payload.client_txn_id} of this device was "
                           + (f"posted as {exc.invoice}" if exc.invoice else "sent") + " with a different payload; "

@@ -58,6 +58,7 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     site: str | None
+    raw_headers: list[tuple[bytes, bytes]] = field(default_factory=list)  # as sent, repeats included
 
 
 class StandIn:
@@ -154,7 +155,7 @@ def build_app(standin: StandIn) -> Starlette:
         site = standin.site_for(request)
         standin.requests.append(
             Recorded(request.method, request.url.path, request.url.query, dict(request.headers), body,
-                     site.name if site else None)
+                     site.name if site else None, list(request.headers.raw))
         )
         if standin.delay:
             await asyncio.sleep(standin.delay)

@@ -68,20 +68,30 @@ class EnrollmentCodeInvalid(Exception):
     """Registration refused: the enrollment code is not this device's, was used, or expired."""
 
 
+REPLAY_WINDOW = 600.0  # seconds a re-registration can be repeated with the same proof (its answer was lost)
+
+
 def check_registration(status: str, generation: int, stored_code_hash: str, code_until: float, now: float,
-                       proven_generation: int | None, code_hash: str | None) -> None:
+                       proven_generation: int | None, code_hash: str | None, *, proof_jti: str = "",
+                       stored_proof_jti: str = "", updated_at: float = 0.0) -> bool:
     """Store.register_device's rule for a device in this state (stores that run it in
-    Python call this inside their transaction; the Redis store's script mirrors it)."""
+    Python call this inside their transaction; the Redis store's script mirrors it).
+    True: a repeat of the last re-registration (same proof token, within REPLAY_WINDOW),
+    whose answer the till may not have received: nothing changes, it gets a token again."""
     if status == "blocked":
         raise DeviceBlocked()
     if stored_code_hash:  # an admin reset it: only its enrollment code re-registers it
         if code_hash is not None and hmac.compare_digest(code_hash, stored_code_hash) and now <= code_until:
-            return
+            return False
         raise EnrollmentCodeInvalid() if code_hash is not None else DeviceProofRequired()
     if code_hash is not None:  # no code was issued for this device
         raise EnrollmentCodeInvalid()
     if generation > 0 and proven_generation != generation:
+        if (proven_generation == generation - 1 and proof_jti and proof_jti == stored_proof_jti
+                and now - updated_at <= REPLAY_WINDOW):
+            return True
         raise DeviceProofRequired()
+    return False
 
 
 class Store(Protocol):
@@ -105,16 +115,18 @@ class Store(Protocol):
 
     async def register_device(
         self, tenant: str, device_id: str, device_name: str, branch_id: str, now: float, *,
-        proven_generation: int | None = None, code_hash: str | None = None,
+        proven_generation: int | None = None, proof_jti: str = "", code_hash: str | None = None,
     ) -> Device:
         """Create a device, or re-register one, and bump its token generation, atomically.
 
         A device id never registered (or only blocked/unblocked by an admin) is created.
         An existing one is re-registered only when `proven_generation` is its current
-        generation (the caller verified a token of it), or, after an admin reset, when
-        `code_hash` is the sha256 of its enrollment code while valid (the code is then
-        used up). Changing nothing, raises DeviceBlocked for a blocked device,
-        EnrollmentCodeInvalid for a code that does not match, DeviceProofRequired otherwise.
+        generation (the caller verified a token of it; `proof_jti` is that token's jti),
+        or, after an admin reset, when `code_hash` is the sha256 of its enrollment code
+        while valid (the code is then used up). The same proof again within REPLAY_WINDOW
+        of its re-registration returns the device unchanged (the till lost the answer).
+        Changing nothing, raises DeviceBlocked for a blocked device, EnrollmentCodeInvalid
+        for a code that does not match, DeviceProofRequired otherwise.
         """
         ...
 

@@ -13,6 +13,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from edge.store.base import (
+    REPLAY_WINDOW,
     Device,
     DeviceBlocked,
     DeviceProofRequired,
@@ -26,10 +27,10 @@ from edge.store.redis_queue import RedisQueue
 PREFIX = "pos-edge"
 
 # KEYS: device hash, tenant device set. ARGV: id, name, branch, now, proven generation ('' if
-# none), code hash ('' if none). -1 blocked, -2 proof required, -3 code invalid; else the record.
-# The rule is edge.store.base.check_registration's.
+# none), code hash ('' if none), proof jti ('' if none), replay window. -1 blocked, -2 proof
+# required, -3 code invalid; else the record. The rule is edge.store.base.check_registration's.
 _REGISTER = """
-local h = redis.call('HMGET', KEYS[1], 'status', 'generation', 'code_hash', 'code_until')
+local h = redis.call('HMGET', KEYS[1], 'status', 'generation', 'code_hash', 'code_until', 'proof_jti', 'updated_at')
 if h[1] == 'blocked' then return -1 end
 local gen = tonumber(h[2] or '0')
 local stored = h[3] or ''
@@ -39,12 +40,18 @@ if stored ~= '' then
 elseif ARGV[6] ~= '' then
   return -3
 elseif gen > 0 and ARGV[5] ~= tostring(gen) then
+  if ARGV[5] == tostring(gen - 1) and ARGV[7] ~= '' and ARGV[7] == (h[5] or '')
+     and tonumber(ARGV[4]) - tonumber(h[6] or '0') <= tonumber(ARGV[8]) then
+    return redis.call('HGETALL', KEYS[1])
+  end
   return -2
 end
+local jti = ''
+if ARGV[5] ~= '' then jti = ARGV[7] end
 redis.call('HINCRBY', KEYS[1], 'generation', 1)
 redis.call('HSETNX', KEYS[1], 'registered_at', ARGV[4])
 redis.call('HSET', KEYS[1], 'device_id', ARGV[1], 'device_name', ARGV[2], 'branch_id', ARGV[3],
-           'status', 'active', 'updated_at', ARGV[4], 'code_hash', '', 'code_until', 0)
+           'status', 'active', 'updated_at', ARGV[4], 'code_hash', '', 'code_until', 0, 'proof_jti', jti)
 redis.call('SADD', KEYS[2], ARGV[1])
 return redis.call('HGETALL', KEYS[1])
 """
@@ -178,12 +185,13 @@ class RedisStore(RedisQueue, RedisPostings):
 
     async def register_device(
         self, tenant: str, device_id: str, device_name: str, branch_id: str, now: float, *,
-        proven_generation: int | None = None, code_hash: str | None = None,
+        proven_generation: int | None = None, proof_jti: str = "", code_hash: str | None = None,
     ) -> Device:
         # The script returns the record it wrote, so concurrent registrations
         # each see their own generation.
         flat = await self._register(keys=self._keys(tenant, device_id), args=[
-            device_id, device_name, branch_id, now, "" if proven_generation is None else proven_generation, code_hash or ""])
+            device_id, device_name, branch_id, now, "" if proven_generation is None else proven_generation,
+            code_hash or "", proof_jti, REPLAY_WINDOW])
         if flat == -1:
             raise DeviceBlocked(device_id)
         if flat == -2:

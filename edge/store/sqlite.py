@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS devices (
     updated_at REAL NOT NULL,
     code_hash TEXT NOT NULL DEFAULT '',
     code_until REAL NOT NULL DEFAULT 0,
+    proof_jti TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (tenant, device_id)
 );
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -58,7 +59,8 @@ CREATE TABLE IF NOT EXISTS closures (
 _COLUMNS = "tenant, device_id, device_name, branch_id, status, generation, registered_at, updated_at, code_until"
 # Columns added after a table was first released: an existing file gains them at open().
 _ADDED_COLUMNS = {
-    "devices": {"code_hash": "TEXT NOT NULL DEFAULT ''", "code_until": "REAL NOT NULL DEFAULT 0"},
+    "devices": {"code_hash": "TEXT NOT NULL DEFAULT ''", "code_until": "REAL NOT NULL DEFAULT 0",
+                "proof_jti": "TEXT NOT NULL DEFAULT ''"},
 }
 
 
@@ -116,18 +118,22 @@ class SqliteStore(SqliteQueue, SqlitePostings):
 
     async def register_device(
         self, tenant: str, device_id: str, device_name: str, branch_id: str, now: float, *,
-        proven_generation: int | None = None, code_hash: str | None = None,
+        proven_generation: int | None = None, proof_jti: str = "", code_hash: str | None = None,
     ) -> Device:
         def tx(c: sqlite3.Connection) -> Device:
             row = c.execute(
-                "SELECT status, generation, registered_at, code_hash, code_until FROM devices WHERE tenant=? AND device_id=?",
-                (tenant, device_id),
+                "SELECT status, generation, registered_at, code_hash, code_until, proof_jti, updated_at "
+                "FROM devices WHERE tenant=? AND device_id=?", (tenant, device_id),
             ).fetchone()
-            status, gen, registered, pending, until = row if row else ("active", 0, now, "", 0.0)
-            check_registration(status, gen, pending, until, now, proven_generation, code_hash)
+            status, gen, registered, pending, until, last_jti, updated = row if row else ("active", 0, now, "", 0.0, "", 0.0)
+            if check_registration(status, gen, pending, until, now, proven_generation, code_hash, proof_jti=proof_jti,
+                                  stored_proof_jti=last_jti, updated_at=updated):
+                return _device(c.execute(f"SELECT {_COLUMNS} FROM devices WHERE tenant=? AND device_id=?",
+                                         (tenant, device_id)).fetchone())
             c.execute(
-                f"INSERT OR REPLACE INTO devices ({_COLUMNS}, code_hash) VALUES (?,?,?,?,?,?,?,?,0,'')",
-                (tenant, device_id, device_name, branch_id, "active", gen + 1, registered, now),
+                f"INSERT OR REPLACE INTO devices ({_COLUMNS}, code_hash, proof_jti) VALUES (?,?,?,?,?,?,?,?,0,'',?)",
+                (tenant, device_id, device_name, branch_id, "active", gen + 1, registered, now,
+                 proof_jti if proven_generation is not None else ""),
             )
             return Device(tenant, device_id, device_name, branch_id, "active", gen + 1, registered, now)
 

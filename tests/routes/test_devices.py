@@ -251,3 +251,28 @@ def test_two_newcomers_racing_for_one_id_get_one_token(gateway) -> None:
     with ThreadPoolExecutor(8) as pool:
         codes = list(pool.map(lambda _: gateway.register(device, proof=None).status_code, range(8)))
     assert sorted(codes) == [201] + [409] * 7
+
+
+def test_a_reregistration_whose_answer_was_lost_can_be_repeated(gateway) -> None:
+    device = new_id()
+    first = gateway.token(device)
+    lost = gateway.register(device, proof=first)  # the till never got this answer
+    assert lost.status_code == 201
+    again = gateway.register(device, proof=first)  # so it asks again, with the same token
+    assert again.status_code == 201, again.text
+    assert jwt.decode(again.json()["token"], JWT_SECRET, algorithms=["HS256"])["gen"] == \
+        jwt.decode(lost.json()["token"], JWT_SECRET, algorithms=["HS256"])["gen"]
+    assert gateway.request("GET", "/erpnext/Item", token=again.json()["token"]).status_code == 200
+    # another token of that older generation is no proof
+    now = int(time.time())
+    other = forge({"sub": device, "gen": 1, "jti": "another", "iat": now, "exp": now + 600})
+    assert_problem(gateway.register(device, proof=other), 409, "device_already_registered")
+
+
+def test_on_an_open_tenant_the_code_may_be_typed_in_the_key_field(gateway) -> None:
+    device = new_id()
+    gateway.token(device, tenant="shop2")
+    code = _code(gateway.cli("devices", "reset", device, "--tenant", "shop2"))
+    assert gateway.register(device, tenant="shop2", proof=None, enrollment_key=code).status_code == 201
+    # a key sent to an open tenant by a new till is ignored, as before
+    assert gateway.register(new_id(), tenant="shop2", proof=None, enrollment_key="whatever").status_code == 201

@@ -150,3 +150,34 @@ def test_answers_do_not_name_the_server_behind(gw, standin: StandIn) -> None:
     r = gw.request("GET", "/erpnext/Item", token=gw.token(new_id()))
     assert r.status_code == 200
     assert not {"server", "set-cookie", "x-frappe-site-name", "x-powered-by", "via", "x_backend"} & set(r.headers.keys())
+
+
+def test_a_trailer_never_becomes_a_request_header(gw, standin: StandIn) -> None:
+    import socket
+    import time
+
+    token = gw.token(new_id())
+    body = b"cmd=frappe.client.delete&doctype=Item&name=ITEM-shop1"
+    head = (f"POST /erpnext/Item HTTP/1.1\r\nHost: shop1.tillking.test\r\nAuthorization: Bearer {token}\r\n"
+            "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
+    before = len(standin.requests)
+    with socket.create_connection(("127.0.0.1", gw.port)) as s:
+        s.sendall(head + b"%x\r\n%s\r\n" % (len(body), body))
+        time.sleep(0.3)  # the gateway has read the headers and started on the request
+        s.sendall(b"0\r\nContent-Type: application/x-www-form-urlencoded\r\nX-Trailer: 1\r\n\r\n")
+        while s.recv(65536):
+            pass
+    assert standin.cmd_calls == []
+    seen = standin.requests[before:]
+    assert seen, "forwarded with its own Content-Type"
+    assert all(sum(name.lower() == b"content-type" for name, _ in r.raw_headers) == 1 for r in seen)
+    assert all(r.headers.get("content-type") == "text/plain" and "x-trailer" not in r.headers for r in seen)
+
+
+def test_json_too_deep_to_check_is_refused(gw, standin: StandIn) -> None:
+    before = len(standin.requests)
+    deep = b'{"cmd": "frappe.client.get_list", "doctype": "User", "x": ' + b"[" * 3000 + b"]" * 3000 + b"}"
+    r = gw.request("POST", "/erpnext/Item", token=gw.token(new_id()), content=deep,
+                   headers={"Content-Type": "application/json"})
+    assert_problem(r, 400, "invalid_request")
+    assert len(standin.requests) == before and standin.cmd_calls == []
