@@ -66,6 +66,17 @@ Date = Annotated[date, _ISO, _temporal_schema("date", "2026-01-31")]
 Time = Annotated[time, _ISO, _temporal_schema("time", "14:05:00")]
 DateTime = Annotated[datetime, _ISO, _temporal_schema("date-time", "2026-01-31T22:00:00+01:00")]
 Code = Annotated[str, Field(min_length=1, max_length=140)]
+
+
+def id_text(value: Any) -> Any:
+    """Ids compared as text: the Till King contract sends a branch as `1` or `"1"` alike."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+# A branch id: text, or an integer read as its text.
+BranchId = Annotated[str, BeforeValidator(id_text), Field(min_length=1, max_length=140)]
 # Answers carry money as JSON numbers (edge.erpnext.client.to_json), not strings.
 Amount = Annotated[Decimal, WithJsonSchema({"type": "number"})]
 
@@ -96,7 +107,8 @@ class Payment(_Payload):
 
     method: Code
     amount: Money
-    reference: str | None = Field(default=None, max_length=140)
+    reference: str | None = Field(default=None, max_length=140, description="e.g. a mobile-money transaction id: "
+                                                                          "the payment row's reference_no")
 
 
 _SALE_EXAMPLE: dict[str, Any] = {
@@ -114,7 +126,7 @@ class Sale(_Payload):
     items: list[SaleItem] = Field(min_length=1, max_length=500)
     payments: list[Payment] = Field(default_factory=list, max_length=20)
     customer: str | None = Field(default=None, max_length=140)
-    branch_id: Code
+    branch_id: BranchId | None = Field(default=None, description="the device's branch when left out")
     till_id: Code
     client_txn_id: str | None = Field(default=None, pattern=TXN_ID)
     posting_date: Date | None = None
@@ -169,7 +181,7 @@ class Closure(_Payload):
         "period_start": "2026-01-01T06:00:00Z", "period_end": "2026-01-01T22:00:00Z",
         "balances": [{"method": "cash", "opening_amount": "50.00", "closing_amount": "55.00"}]}]})
 
-    branch_id: Code
+    branch_id: BranchId | None = Field(default=None, description="the device's branch when left out")
     till_id: Code
     client_txn_id: str | None = Field(default=None, pattern=TXN_ID)
     period_start: DateTime

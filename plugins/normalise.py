@@ -30,7 +30,7 @@ from starlette.responses import Response
 from edge.bodies import read_json
 from edge.chain import Context, Services
 from edge.problems import Problem, problem_response, validation_errors
-from edge.sales import MAX_BATCH, PAYLOAD_MODELS, Closure, Sale, SyncTransaction, reference_for
+from edge.sales import MAX_BATCH, PAYLOAD_MODELS, BranchId, Closure, Sale, SyncTransaction, reference_for
 
 # The reference field: the standard po_no, or a Custom Field (Frappe names them custom_*).
 FIELDNAME = re.compile(r"^(po_no|custom_[a-z0-9_]{1,132})$")
@@ -83,8 +83,9 @@ class NormalisePlugin:
         default_customer: str | None = Field(default=None, description="used when a sale names no customer")
         payment_methods: dict[str, str] = Field(
             default_factory=dict, description="till method -> ERPNext Mode of Payment (an unknown method is 422)")
-        branches: dict[str, Branch] = Field(
-            default_factory=dict, description="branch_id -> where its sales land (an unknown branch is 422)")
+        branches: dict[BranchId, Branch] = Field(
+            default_factory=dict, description="branch_id -> where its sales land (an unknown branch is 422); "
+                                              "an integer key is its text (`1:` is branch \"1\")")
         item_codes: dict[str, str] = Field(default_factory=dict, description="till item code -> ERPNext item_code")
         update_stock: bool = Field(default=True, description="invoices move stock out of the branch's warehouse")
         ignore_pricing_rule: bool = Field(default=False, description="ERPNext applies no pricing rules to till prices")
@@ -129,12 +130,17 @@ class NormalisePlugin:
             payload = _MODELS[kind].model_validate(raw)
         except ValidationError as exc:
             return _answer(ctx, Problem("validation_failed", f"the {kind} is invalid", errors=validation_errors(exc)))
+        branch = _token_branch(ctx)
+        if payload.branch_id is None:
+            if branch is None:
+                return _answer(ctx, Problem("validation_failed", f"the {kind} names no branch", errors=[_NO_BRANCH]))
+            payload = payload.model_copy(update={"branch_id": branch})
         errors = self.mapping_errors(payload, kind)
         if errors:
             return _answer(ctx, Problem("validation_failed", f"the {kind} cannot be mapped to ERPNext", errors=errors))
-        if payload.branch_id != _token_branch(ctx):
+        if branch is not None and payload.branch_id != branch:
             return _answer(ctx, Problem("branch_not_allowed", f"this device is registered for branch "
-                                        f"{_token_branch(ctx)!r}, not {payload.branch_id!r}",
+                                        f"{branch!r}, not {payload.branch_id!r}",
                                         errors=[{"loc": ["branch_id"], "msg": "not this device's branch"}]))
         header = ctx.headers.get(b"idempotency-key", b"").decode("latin-1").strip()
         if header and not IDEMPOTENCY_KEY.match(header):
@@ -186,11 +192,16 @@ class NormalisePlugin:
             except ValidationError as exc:
                 errors += _under([*at, "payload"], validation_errors(exc))
                 continue
+            if payload.branch_id is None:
+                if branch is None:
+                    errors += _under([*at, "payload"], [_NO_BRANCH])
+                    continue
+                payload = payload.model_copy(update={"branch_id": branch})
             mapping = self.mapping_errors(payload, txn.type)
             if mapping:
                 errors += _under([*at, "payload"], mapping)
                 continue
-            if payload.branch_id != branch:
+            if branch is not None and payload.branch_id != branch:
                 foreign.append({"loc": [*at, "payload", "branch_id"], "msg": "not this device's branch"})
             fp = txn_fingerprint(txn.type, payload.model_dump())
             first = seen.get(txn.client_txn_id)
@@ -247,9 +258,14 @@ def _answer(ctx: Context, problem: Problem) -> Response:
     return problem_response(problem, ctx.request_id, ctx.response_headers)
 
 
-def _token_branch(ctx: Context) -> str:
-    # The branch the device registered for, as its token says (the jwt_auth plugin ran first).
-    return str((ctx.claims or {}).get("branch_id"))
+_NO_BRANCH = {"loc": ["branch_id"], "msg": "required: this device was registered without a branch"}
+
+
+def _token_branch(ctx: Context) -> str | None:
+    """The branch the device registered for, as its token says (the jwt_auth plugin ran
+    first); None for a device registered without one (it names its branch per sale)."""
+    branch = (ctx.claims or {}).get("branch_id")
+    return str(branch) if branch not in (None, "") else None
 
 
 def _under(prefix: list[str], errors: list[dict[str, Any]]) -> list[dict[str, Any]]:

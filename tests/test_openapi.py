@@ -42,7 +42,8 @@ def test_every_public_endpoint_is_described(spec) -> None:
     closure = spec["paths"]["/v1/closure"]["post"]
     assert closure["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Closure"}
     assert set(spec["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]) == set(CODES)
-    assert {"period_start", "period_end", "balances", "branch_id"} <= set(spec["components"]["schemas"]["Closure"]["required"])
+    assert {"period_start", "period_end", "balances"} <= set(spec["components"]["schemas"]["Closure"]["required"])
+    assert "branch_id" not in spec["components"]["schemas"]["Sale"]["required"]  # the device's branch when left out
 
 
 @pytest.mark.usefixtures("pos_data")

@@ -46,10 +46,15 @@ def invoice(payload: Sale, cfg: Any, reference: str, accounts: dict[str, str], c
                 "mode_of_payment": cfg.payment_methods[p.method],
                 "amount": sign * p.amount,
                 "account": accounts[cfg.payment_methods[p.method]],
+                **({"reference_no": p.reference} if p.reference else {}),
             }
             for p in payload.payments
         ],
     }
+    if cfg.invoice_doctype == "POS Invoice":
+        # Unlike a Sales Invoice, a POS Invoice does not total its payments itself: without
+        # paid_amount ERPNext answers 500 (a TypeError in validate_full_payment).
+        doc["paid_amount"] = sign * payload.paid()
     if payload.posting_date is not None:
         # Without set_posting_time ERPNext stamps "now": an offline sale would get the upload's date.
         doc["set_posting_time"] = 1

@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from edge.bodies import read_json
 from edge.problems import Problem, context_headers, validation_errors
+from edge.sales import id_text
 from edge.store import DeviceBlocked, DeviceProofRequired, EnrollmentCodeInvalid
 from edge.tokens import InvalidToken
 
@@ -29,7 +30,9 @@ class RegisterRequest(BaseModel):
     device_id: str = Field(min_length=1, max_length=128, pattern=ID_PATTERN)
     device_name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
     tenant_subdomain: str = Field(min_length=1, max_length=63)
-    branch_id: str = Field(min_length=1, max_length=128, pattern=ID_PATTERN)
+    branch_id: Annotated[str, BeforeValidator(id_text), Field(min_length=1, max_length=128, pattern=ID_PATTERN)] | None = Field(
+        default=None, description="the till's branch: text or an integer (compared as text); null: none yet, the till then "
+                    "names the branch on each sale")
     enrollment_key: str | None = Field(default=None, max_length=512)
     enrollment_code: str | None = Field(default=None, max_length=64, description=(
         "the one-time code of `pos-edge devices reset` for this device (also accepted in enrollment_key)"))
@@ -43,7 +46,7 @@ class RegisterResponse(BaseModel):
     expires_at: str
     tenant_name: str
     device_id: str
-    branch_id: str
+    branch_id: str | None
 
 
 async def register(request: Request) -> Response:
@@ -86,7 +89,7 @@ async def _enrol(request: Request, edge: Any, runtime: Any, ctx: Any) -> Respons
     proven, proof_jti = _proof(runtime, ctx, tenant.key, body.device_id)
     try:
         device = await edge.store.register_device(
-            tenant.key, body.device_id, body.device_name, body.branch_id, time.time(),
+            tenant.key, body.device_id, body.device_name, body.branch_id or "", time.time(),
             proven_generation=proven, proof_jti=proof_jti, code_hash=code_digest(code) if code else None,
         )
     except DeviceBlocked:
@@ -114,7 +117,7 @@ async def _enrol(request: Request, edge: Any, runtime: Any, ctx: Any) -> Respons
         expires_at=expires.isoformat().replace("+00:00", "Z"),
         tenant_name=tenant.config.name,
         device_id=device.device_id,
-        branch_id=device.branch_id,
+        branch_id=device.branch_id or None,
     )
     return JSONResponse(out.model_dump(), status_code=201, headers=context_headers(ctx))
 

@@ -92,3 +92,18 @@ def test_offline_sale_keeps_its_time() -> None:
     doc = invoice(sale, CFG, "r", ACCOUNTS, "Walk-in Customer")
     assert (doc["posting_date"], doc["posting_time"], doc["set_posting_time"]) == ("2026-11-20", "18:45:10", 1)
     assert sale.posting_time == time(18, 45, 10)
+
+
+def test_a_pos_invoice_carries_paid_amount_and_payment_references() -> None:
+    # A real ERPNext 15 answers 500 (TypeError in validate_full_payment) for a POS Invoice
+    # without paid_amount (tests/fixtures/real_erpnext/pos/pos_invoice.json, pinv-e3).
+    cfg = CFG.model_copy(update={"invoice_doctype": "POS Invoice"})
+    sale = Sale.model_validate({"items": [{"item_code": "cof", "qty": 2, "rate": "2.50"}], "branch_id": "main",
+                                "till_id": "t", "payments": [{"method": "cash", "amount": "3"},
+                                                             {"method": "momo", "amount": "2", "reference": "MM-REF-1"}]})
+    doc = invoice(sale, cfg, "t/1", ACCOUNTS, "Walk-in Customer")
+    assert doc["paid_amount"] == Decimal("5")
+    assert [p.get("reference_no") for p in doc["payments"]] == [None, "MM-REF-1"]
+    ret = Return.model_validate({**sale.model_dump(), "return_against": "X"})
+    assert invoice(ret, cfg, "t/2", ACCOUNTS, "Walk-in Customer")["paid_amount"] == Decimal("-5")
+    assert "paid_amount" not in invoice(sale, CFG, "t/3", ACCOUNTS, "Walk-in Customer")  # Sales Invoice totals itself

@@ -498,3 +498,33 @@ def test_a_sale_for_another_branch_than_the_tokens_is_403(gateway_factory, tmp_p
     problem = assert_problem(r, 403, "branch_not_allowed")
     assert [e["loc"] for e in problem["errors"]] == [["transactions", "1", "payload", "branch_id"]]
     assert gw.request("POST", "/v1/sale", token=token, json=sale()).status_code == 201
+
+
+def test_till_king_registrations_with_a_null_or_integer_branch(gateway_factory, tmp_path, standin_server,
+                                                                standin: StandIn) -> None:
+    import yaml
+
+    cfg = base_config(tmp_path, standin_server.url)
+    cfg["tenants"]["shop1"]["branches"] = {1: {"pos_profile": "Shop One Main", "warehouse": "Stores - S1"},
+                                           "main": cfg["tenants"]["shop1"]["branches"]["main"]}
+    gw = gateway_factory(cfg)
+    assert "1:" in gw.config_path.read_text() and 1 in yaml.safe_load(gw.config_path.read_text())["tenants"]["shop1"][
+        "branches"]  # an integer key, as an admin writes it
+    # the contract's registration bodies, literally: branch_id null, and branch_id 1
+    none = gw.register(f"till-{uuid.uuid4().hex[:6]}", branch_id=None, device_name="Till 1 Front")
+    one = gw.register(f"till-{uuid.uuid4().hex[:6]}", branch_id=1)
+    assert (none.status_code, one.status_code) == (201, 201), (none.text, one.text)
+    assert none.json()["branch_id"] is None and one.json()["branch_id"] == "1"
+    # a till registered with a branch need not repeat it; an integer names the same branch
+    body = sale()
+    del body["branch_id"]
+    r = gw.request("POST", "/v1/sale", token=one.json()["token"], json=body)
+    assert r.status_code == 201, r.text
+    assert gw.request("POST", "/v1/sale", token=one.json()["token"], json=sale(branch_id=1)).status_code == 201
+    assert_problem(gw.request("POST", "/v1/sale", token=one.json()["token"], json=sale(branch_id="main")),
+                   403, "branch_not_allowed")
+    # a till with no branch names one on each sale
+    problem = assert_problem(gw.request("POST", "/v1/sale", token=none.json()["token"], json=body),
+                             422, "validation_failed")
+    assert problem["errors"] == [{"loc": ["branch_id"], "msg": "required: this device was registered without a branch"}]
+    assert gw.request("POST", "/v1/sale", token=none.json()["token"], json=sale(branch_id="main")).status_code == 201
