@@ -22,12 +22,12 @@ from edge.standin.documents import (
     link_exists,
     missing_message,
     money,
-    now,
     num,
     raise_invalid_links,
     raise_missing,
     to_date,
 )
+from edge.standin.clock import now_text
 from edge.standin.errors import FrappeError
 from edge.standin.meta import keep_known
 from edge.standin.naming import next_name, series_for
@@ -44,7 +44,7 @@ def insert_closing_entry(site: StandInSite, data: dict[str, Any], user: str) -> 
     docstatus = cint(doc.get("docstatus"))
     if docstatus not in (0, 1):
         raise FrappeError("DocstatusTransitionError", f"Cannot change docstatus from 0 to {docstatus}")
-    stamp = now()
+    stamp = now_text(site)
     posting_date = to_date(doc.get("posting_date"))
     series = series_for(DOCTYPE, doc.get("naming_series"))
     missing = [(f, missing_message(DOCTYPE, label)) for f, label in (

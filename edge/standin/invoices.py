@@ -31,10 +31,11 @@ this order and the first failure wins:
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from edge.standin.clock import local_now, now_text, nowtime_text, today
 from edge.standin.documents import (
     child_row,
     cint,
@@ -42,7 +43,6 @@ from edge.standin.documents import (
     link_exists,
     missing_message,
     money,
-    now,
     num,
     raise_invalid_links,
     raise_missing,
@@ -106,7 +106,7 @@ def update_invoice(site: StandInSite, doctype: str, current: dict[str, Any], dat
             if key not in ("docstatus", "name", "doctype", "modified") and value != current.get(key):
                 raise FrappeError("UpdateAfterSubmitError", f"Not allowed to change {key} after submission")
         if new == 2:
-            current.update({"docstatus": 2, "modified": now(), "modified_by": user})
+            current.update({"docstatus": 2, "modified": now_text(site), "modified_by": user})
             for table in CHILD_TABLES[doctype]:
                 for row in current.get(table) or []:
                     row["docstatus"] = 2
@@ -131,7 +131,7 @@ def compute_status(site: StandInSite, doctype: str, doc: dict[str, Any]) -> str:
         return "Cancelled"
     outstanding = money(doc.get("outstanding_amount"))
     total = money(doc.get("rounded_total") or doc.get("grand_total"))
-    overdue = outstanding > 0 and to_date(doc.get("due_date")) < date.today()
+    overdue = outstanding > 0 and to_date(doc.get("due_date"), today(site)) < today(site)
     is_return = cint(doc.get("is_return"))
     if doctype == "POS Invoice":
         if doc.get("consolidated_invoice"):
@@ -167,7 +167,7 @@ def _build(site: StandInSite, doctype: str, doc: dict[str, Any], user: str, docs
            existing: dict[str, Any] | None) -> dict[str, Any]:
     is_pos = cint(doc.get("is_pos", 1 if doctype == "POS Invoice" else 0))
     is_return = cint(doc.get("is_return"))
-    posting_date, posting_time = _posting(doc)
+    posting_date, posting_time = _posting(site, doc)
     series = series_for(doctype, doc.get("naming_series"))
     name = existing["name"] if existing else next_name(site, series, posting_date, consume=False)
     payments_in = [dict(p) for p in doc.get("payments") or []] if is_pos else []
@@ -188,7 +188,7 @@ def _build(site: StandInSite, doctype: str, doc: dict[str, Any], user: str, docs
 
     if not existing:
         name = next_name(site, series, posting_date)
-    stamp = now()
+    stamp = now_text(site)
     company = site.docs["Company"][doc["company"]]
     customer = site.docs["Customer"][doc["customer"]]
     currency = company.get("default_currency")
@@ -239,12 +239,12 @@ def _build(site: StandInSite, doctype: str, doc: dict[str, Any], user: str, docs
     return out
 
 
-def _posting(doc: dict[str, Any]) -> tuple[date, str]:
-    """validate_auto_set_posting_time: keep the given date/time only with set_posting_time."""
-    stamp = datetime.now()
+def _posting(site: StandInSite, doc: dict[str, Any]) -> tuple[date, str]:
+    """validate_auto_set_posting_time: keep the given date/time only with set_posting_time;
+    otherwise the site's local now (clock.py)."""
     if cint(doc.get("set_posting_time")) and doc.get("posting_date"):
-        return to_date(doc["posting_date"], stamp.date()), str(doc.get("posting_time") or "00:00:00")
-    return stamp.date(), stamp.strftime("%H:%M:%S.%f")
+        return to_date(doc["posting_date"], today(site)), str(doc.get("posting_time") or "00:00:00")
+    return local_now(site).date(), nowtime_text(site)
 
 
 def _check_mandatory(doctype: str, doc: dict[str, Any], name: str, is_return: int,

@@ -10,7 +10,7 @@ to their `dt`. Doctypes not listed here stay schemaless, as before.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from edge.standin.errors import FrappeError
 
@@ -113,12 +113,13 @@ def keep_known(site: StandInSite, doctype: str, data: dict[str, Any]) -> dict[st
     return out
 
 
-def raise_invalid_field(fieldname: str) -> None:
+def raise_invalid_field(fieldname: str) -> NoReturn:
     """frappe.desk.reportview.raise_invalid_field."""
     raise FrappeError("DataError", f"Field not permitted in query: {fieldname}")
 
 
-def _allowed(site: StandInSite, doctype: str, fieldname: str) -> bool:
+def allowed(site: StandInSite, doctype: str, fieldname: str) -> bool:
+    """Whether `fieldname` may be queried on `doctype` (any field of a schemaless doctype)."""
     known = fieldnames(site, doctype)
     return known is None or fieldname in STANDARD_FIELDS or fieldname in known
 
@@ -131,11 +132,11 @@ def check_query(site: StandInSite, doctype: str, fields: list[Any], filters: lis
         name = str(f).split(" as ")[0].split(" AS ")[0].strip().strip("`")
         if name == "*" or "." in name:  # "*" and child-table columns are not checked here
             continue
-        if "," in name or "/*" in name or "#" in name or not _allowed(site, doctype, name):
+        if "," in name or "/*" in name or "#" in name or not allowed(site, doctype, name):
             raise_invalid_field(name)
     for flt in filters:
         if len(flt) == 4:  # [doctype, fieldname, op, value]
-            if not _allowed(site, str(flt[0]), str(flt[1])):
+            if not allowed(site, str(flt[0]), str(flt[1])):
                 raise_invalid_field(str(flt[1]))
-        elif not _allowed(site, doctype, str(flt[0])):
+        elif not allowed(site, doctype, str(flt[0])):
             raise_invalid_field(str(flt[0]))

@@ -80,7 +80,7 @@ def test_unknown_fields_in_the_body_are_ignored(erp: Erp) -> None:
 
 def test_unknown_mode_of_payment_is_accepted(erp: Erp) -> None:
     doc = erp.create(payments=[{"mode_of_payment": "Bitcoin", "amount": 6.2, "account": "Cash - S1"}])
-    assert doc["payments"][0]["mode_of_payment"] == "Bitcoin" and doc["payments"][0]["type"] is None
+    assert doc["payments"][0]["mode_of_payment"] == "Bitcoin" and "type" not in doc["payments"][0]  # null: left out
     assert erp.get("Sales Invoice", doc["name"]).json()["data"]["status"] == "Paid"
 
 
@@ -229,6 +229,17 @@ def test_naming_series_per_doctype_and_year(erp: Erp) -> None:
     assert all(d["name"].startswith("ACC-SINV-2019-") for d in old)
     assert int(old[1]["name"][-5:]) == int(old[0]["name"][-5:]) + 1
     assert (old[0]["posting_date"], old[0]["posting_time"], old[0]["set_posting_time"]) == ("2019-06-30", "23:59:59", 1)
+
+
+def test_a_posting_time_reads_back_as_frappe_writes_it(erp: Erp) -> None:
+    odd = erp.create(set_posting_time=1, posting_date="2018-02-03", posting_time="9:5:7")
+    assert odd["posting_time"] == "9:5:7"  # the insert answers what was sent
+    assert erp.get("Sales Invoice", odd["name"]).json()["data"]["posting_time"] == "9:05:07"
+    late = erp.create(set_posting_time=1, posting_date="2018-02-03", posting_time="23:30:01.5")
+    assert erp.get("Sales Invoice", late["name"]).json()["data"]["posting_time"] == "23:30:1.5"
+    rows = erp.list("Sales Invoice", [["posting_date", "=", "2018-02-03"], ["posting_time", ">=", "10:00:00"]],
+                    ["name", "posting_time"]).json()["data"]  # compared as times, not as text
+    assert rows == [{"name": late["name"], "posting_time": "23:30:1.5"}]
 
 
 def test_posting_date_is_stamped_without_set_posting_time(erp: Erp) -> None:
