@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 
 # The doctypes the stand-in serves under /api/resource (others: "DocType X not found").
 KNOWN_DOCTYPES = frozenset({
-    "Company", "Cost Center", "Custom Field", "Customer", "Item", "Mode of Payment", "POS Closing Entry",
-    "POS Invoice", "POS Opening Entry", "POS Profile", "Price List", "Sales Invoice", "User", "Warehouse",
+    "Bin", "Company", "Cost Center", "Currency", "Custom Field", "Customer", "Global Defaults", "Item",
+    "Mode of Payment", "POS Closing Entry", "POS Invoice", "POS Opening Entry",
+    "POS Profile", "Price List", "Sales Invoice", "System Settings", "User", "Warehouse",
 })
 
 # frappe/model/__init__.py: default_fields, optional_fields, child_table_fields
@@ -39,7 +40,8 @@ INVOICE_FIELDS = frozenset({
     "base_discount_amount", "grand_total", "base_grand_total", "rounding_adjustment", "rounded_total",
     "base_rounded_total", "paid_amount", "base_paid_amount", "change_amount", "base_change_amount",
     "account_for_change_amount", "write_off_amount", "outstanding_amount", "status", "remarks", "po_no",
-    "po_date", "amended_from",
+    "po_date", "amended_from", "is_consolidated", "disable_rounded_total", "update_outstanding_for_self",
+    "base_rounding_adjustment", "base_write_off_amount",
 })
 INVOICE_ITEM_FIELDS = frozenset({
     "item_code", "item_name", "description", "qty", "uom", "stock_uom", "conversion_factor", "stock_qty",
@@ -47,6 +49,11 @@ INVOICE_ITEM_FIELDS = frozenset({
     "base_amount", "base_net_rate", "base_net_amount", "warehouse", "cost_center", "income_account",
 })
 PAYMENT_FIELDS = frozenset({"mode_of_payment", "amount", "base_amount", "account", "type", "default", "reference_no"})
+OPENING_FIELDS = frozenset({
+    "period_start_date", "period_end_date", "status", "posting_date", "set_posting_date", "company", "pos_profile",
+    "pos_closing_entry", "user", "balance_details", "amended_from",
+})
+OPENING_DETAIL_FIELDS = frozenset({"mode_of_payment", "opening_amount"})
 CLOSING_FIELDS = frozenset({
     "naming_series", "period_start_date", "period_end_date", "posting_date", "posting_time", "pos_opening_entry",
     "status", "company", "pos_profile", "user", "payment_reconciliation", "pos_transactions", "grand_total",
@@ -67,12 +74,14 @@ CUSTOM_FIELD_FIELDS = frozenset({
 SCHEMAS: dict[str, frozenset[str]] = {
     "Sales Invoice": INVOICE_FIELDS,
     "POS Invoice": INVOICE_FIELDS | {"consolidated_invoice"},
-    "Sales Invoice Item": INVOICE_ITEM_FIELDS,
-    "POS Invoice Item": INVOICE_ITEM_FIELDS,
+    "Sales Invoice Item": INVOICE_ITEM_FIELDS | {"sales_invoice_item", "pos_invoice", "pos_invoice_item"},
+    "POS Invoice Item": INVOICE_ITEM_FIELDS | {"pos_invoice_item"},
     "Sales Invoice Payment": PAYMENT_FIELDS,
     "POS Closing Entry": CLOSING_FIELDS,
     "POS Closing Entry Detail": CLOSING_DETAIL_FIELDS,
     "POS Invoice Reference": CLOSING_INVOICE_FIELDS,
+    "POS Opening Entry": OPENING_FIELDS,
+    "POS Opening Entry Detail": OPENING_DETAIL_FIELDS,
     "Custom Field": CUSTOM_FIELD_FIELDS,
 }
 # parent doctype -> table fieldname -> child doctype
@@ -81,6 +90,7 @@ CHILD_TABLES: dict[str, dict[str, str]] = {
     "POS Invoice": {"items": "POS Invoice Item", "payments": "Sales Invoice Payment"},
     "POS Closing Entry": {"payment_reconciliation": "POS Closing Entry Detail",
                           "pos_transactions": "POS Invoice Reference"},
+    "POS Opening Entry": {"balance_details": "POS Opening Entry Detail"},
 }
 
 
