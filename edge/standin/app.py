@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from edge.standin import faults
 from edge.standin.clock import local_now, now_text, utc_now
-from edge.standin.closing import insert_closing_entry
+from edge.standin.closing import get_pos_invoices, insert_closing_entry
 from edge.standin.custom_fields import insert_custom_field
 from edge.standin.errors import FrappeError, frappe_error, server_messages
 from edge.standin.form import make_form_dict
@@ -36,11 +36,13 @@ GUEST_METHODS = frozenset({"frappe.ping"})
 class StandInSite:
     """One Frappe site: its API users, its documents and its clock.
 
-    A rule of the real ERPNext that the gateway does not meet yet is off by default
-    and on for a site imitating the real one (seed_real.py): `strict_paid_amount`: a
-    submitted POS Invoice without paid_amount is a 500 TypeError (off: the payment
-    rows' sum stands in for it). `clock` returns the current instant (aware, UTC);
-    tests may pin it.
+    Two rules of the real ERPNext that the gateway does not meet yet are off by
+    default and on for a site imitating the real one (seed_real.py):
+    `strict_paid_amount`: a submitted POS Invoice without paid_amount is a 500
+    TypeError (off: the payment rows' sum stands in for it); `strict_closing`:
+    a POS Closing Entry must name an Open POS Opening Entry (off: one without
+    pos_opening_entry is accepted with the pos_profile and period sent).
+    `clock` returns the current instant (aware, UTC); tests may pin it.
     """
 
     name: str
@@ -50,6 +52,7 @@ class StandInSite:
     series: dict[str, int] = field(default_factory=dict)  # naming series prefix -> current (Frappe's tabSeries)
     clock: Callable[[], datetime] = utc_now
     strict_paid_amount: bool = False
+    strict_closing: bool = False
 
     def insert(self, doctype: str, doc: dict[str, Any], user: str = "Administrator") -> dict[str, Any]:
         """Store a new document the way Frappe's insert() leaves it."""
@@ -269,6 +272,11 @@ def _method(dotted: Any, user: str, args: dict[str, Any], site: StandInSite) -> 
         if docs.pop(str(args.get("name")), None) is None:
             return frappe_error("DoesNotExistError", f"{doctype} {args.get('name')} not found")
         return JSONResponse({"message": None})
+    if dotted == "erpnext.accounts.doctype.pos_closing_entry.pos_closing_entry.get_pos_invoices":
+        try:
+            return JSONResponse({"message": get_pos_invoices(site, args)})
+        except FrappeError as e:
+            return e.response()
     return frappe_error("ValidationError", f"Failed to get method for command {dotted}")
 
 
@@ -324,8 +332,7 @@ def _resource(method: str, path: str, request: Request, body: bytes, site: Stand
 
 
 def _answer(doc: dict[str, Any], notes: list[str] | None = None) -> JSONResponse:
-    """A document answer (Frappe leaves null fields out: as_dict(no_nulls=True)), with the
-    messages printed on the way (`_server_messages`)."""
+    """A document answer (nulls left out), with the messages printed on the way (`_server_messages`)."""
     body: dict[str, Any] = {"data": answer_doc(doc)}
     if notes:
         body["_server_messages"] = server_messages(notes)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 # The doctypes the stand-in serves under /api/resource (others: "DocType X not found").
 KNOWN_DOCTYPES = frozenset({
     "Bin", "Company", "Cost Center", "Currency", "Custom Field", "Customer", "Global Defaults", "Item",
-    "Mode of Payment", "POS Closing Entry", "POS Invoice", "POS Opening Entry",
+    "Mode of Payment", "POS Closing Entry", "POS Invoice", "POS Invoice Merge Log", "POS Opening Entry",
     "POS Profile", "Price List", "Sales Invoice", "System Settings", "User", "Warehouse",
 })
 
@@ -54,6 +54,10 @@ OPENING_FIELDS = frozenset({
     "pos_closing_entry", "user", "balance_details", "amended_from",
 })
 OPENING_DETAIL_FIELDS = frozenset({"mode_of_payment", "opening_amount"})
+MERGE_LOG_FIELDS = frozenset({
+    "posting_date", "posting_time", "merge_invoices_based_on", "pos_closing_entry", "customer", "customer_group",
+    "pos_invoices", "consolidated_invoice", "consolidated_credit_note", "amended_from",
+})
 CLOSING_FIELDS = frozenset({
     "naming_series", "period_start_date", "period_end_date", "posting_date", "posting_time", "pos_opening_entry",
     "status", "company", "pos_profile", "user", "payment_reconciliation", "pos_transactions", "grand_total",
@@ -82,6 +86,7 @@ SCHEMAS: dict[str, frozenset[str]] = {
     "POS Invoice Reference": CLOSING_INVOICE_FIELDS,
     "POS Opening Entry": OPENING_FIELDS,
     "POS Opening Entry Detail": OPENING_DETAIL_FIELDS,
+    "POS Invoice Merge Log": MERGE_LOG_FIELDS,
     "Custom Field": CUSTOM_FIELD_FIELDS,
 }
 # parent doctype -> table fieldname -> child doctype
@@ -91,6 +96,7 @@ CHILD_TABLES: dict[str, dict[str, str]] = {
     "POS Closing Entry": {"payment_reconciliation": "POS Closing Entry Detail",
                           "pos_transactions": "POS Invoice Reference"},
     "POS Opening Entry": {"balance_details": "POS Opening Entry Detail"},
+    "POS Invoice Merge Log": {"pos_invoices": "POS Invoice Reference"},
 }
 
 

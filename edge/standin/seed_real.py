@@ -7,8 +7,8 @@ System Settings time zone Africa/Kampala and "Banker's Rounding", customer
 "Walk-in Customer", items POSHO-5KG (24000), SUGAR-1KG (5000) and SALT-1KG
 (1500, never stocked), POS Profiles "Shop One Main" and "Shop One Counter",
 modes of payment Cash -> "Cash - S1" and Mobile Money -> "Mobile Money - S1".
-The API user is Administrator. The real ERPNext's rule that the gateway does
-not meet yet is on (StandInSite strict_paid_amount).
+The API user is Administrator. The real ERPNext's rules that the gateway does
+not meet yet are on (StandInSite strict_paid_amount, strict_closing).
 
 Stock in "Stores - S1" is the site's as the recording began: masters.py
 received 5000 of each item on 2026-11-01; 64 POSHO-5KG had been sold before
@@ -33,7 +33,8 @@ MODES = {"Cash": "Cash - S1", "Mobile Money": "Mobile Money - S1"}
 
 def real_like_site(name: str, api_key: str, api_secret: str) -> StandInSite:
     """A new site named `name` (its Host) with the real site's master data; `api_key:api_secret` is Administrator."""
-    site = StandInSite(name, users={api_key: (api_secret, "Administrator")}, strict_paid_amount=True)
+    site = StandInSite(name, users={api_key: (api_secret, "Administrator")}, strict_paid_amount=True,
+                       strict_closing=True)
     for profile in PROFILES:
         seed_pos(site, COMPANY, suffix="S1", pos_profile=profile, currency="UGX", customers=("Walk-in Customer",),
                  items=ITEMS, modes_of_payment=MODES, stock=STOCK, time_zone="Africa/Kampala",
