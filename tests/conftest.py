@@ -341,4 +341,6 @@ def pos_data(standin_server: StandInServer) -> None:
 
     sites = standin_server.standin.sites
     seed_pos(sites["shop1.erp.test"], "Shop One Ltd", suffix="S1", pos_profile="Shop One Main", invoice_doctype="Sales Invoice")
-    seed_pos(sites["shop2.erp.test"], "Shop Two Ltd", suffix="S2", pos_profile="Shop Two Front", invoice_doctype="POS Invoice")
+    # POS Invoices need an open POS Opening Entry; the gateway does not open shifts yet
+    seed_pos(sites["shop2.erp.test"], "Shop Two Ltd", suffix="S2", pos_profile="Shop Two Front", invoice_doctype="POS Invoice",
+             open_shift=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,13 +17,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edge.standin import faults
-from edge.standin.closing import insert_closing_entry
+from edge.standin.clock import local_now, now_text, utc_now
+from edge.standin.closing import get_pos_invoices, insert_closing_entry
 from edge.standin.custom_fields import insert_custom_field
-from edge.standin.errors import FrappeError, frappe_error
+from edge.standin.errors import FrappeError, frappe_error, server_messages
 from edge.standin.form import make_form_dict
 from edge.standin.invoices import INVOICE_DOCTYPES, insert_invoice, update_invoice
 from edge.standin.listing import get_list
 from edge.standin.meta import KNOWN_DOCTYPES
+from edge.standin.opening import insert_opening_entry
+from edge.standin.reading import answer_doc, read_doc
 
 # Methods that Frappe whitelists with allow_guest=True.
 GUEST_METHODS = frozenset({"frappe.ping"})
@@ -30,18 +34,30 @@ GUEST_METHODS = frozenset({"frappe.ping"})
 
 @dataclass
 class StandInSite:
-    """One Frappe site: its API users and its documents."""
+    """One Frappe site: its API users, its documents and its clock.
+
+    Two rules of the real ERPNext that the gateway does not meet yet are off by
+    default and on for a site imitating the real one (seed_real.py):
+    `strict_paid_amount`: a submitted POS Invoice without paid_amount is a 500
+    TypeError (off: the payment rows' sum stands in for it); `strict_closing`:
+    a POS Closing Entry must name an Open POS Opening Entry (off: one without
+    pos_opening_entry is accepted with the pos_profile and period sent).
+    `clock` returns the current instant (aware, UTC); tests may pin it.
+    """
 
     name: str
     users: dict[str, tuple[str, str]] = field(default_factory=dict)  # api_key -> (api_secret, user)
     docs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # doctype -> name -> doc
     _counter: itertools.count = field(default_factory=lambda: itertools.count(1))
     series: dict[str, int] = field(default_factory=dict)  # naming series prefix -> current (Frappe's tabSeries)
+    clock: Callable[[], datetime] = utc_now
+    strict_paid_amount: bool = False
+    strict_closing: bool = False
 
     def insert(self, doctype: str, doc: dict[str, Any], user: str = "Administrator") -> dict[str, Any]:
         """Store a new document the way Frappe's insert() leaves it."""
-        now = datetime.now().isoformat(sep=" ")
-        name = doc.get("name") or f"{_abbr(doctype)}-{datetime.now():%Y}-{next(self._counter):05d}"
+        now = now_text(self)
+        name = doc.get("name") or f"{_abbr(doctype)}-{local_now(self):%Y}-{next(self._counter):05d}"
         stored = {**doc, "name": name, "doctype": doctype, "owner": user, "creation": now, "modified": now,
                   "modified_by": user, "docstatus": int(doc.get("docstatus", 0))}
         self.docs.setdefault(doctype, {})[name] = stored
@@ -256,6 +272,11 @@ def _method(dotted: Any, user: str, args: dict[str, Any], site: StandInSite) -> 
         if docs.pop(str(args.get("name")), None) is None:
             return frappe_error("DoesNotExistError", f"{doctype} {args.get('name')} not found")
         return JSONResponse({"message": None})
+    if dotted == "erpnext.accounts.doctype.pos_closing_entry.pos_closing_entry.get_pos_invoices":
+        try:
+            return JSONResponse({"message": get_pos_invoices(site, args)})
+        except FrappeError as e:
+            return e.response()
     return frappe_error("ValidationError", f"Failed to get method for command {dotted}")
 
 
@@ -276,34 +297,46 @@ def _resource(method: str, path: str, request: Request, body: bytes, site: Stand
             data = _json(body)
             if not isinstance(data, dict):
                 return frappe_error("ValidationError", "Invalid request body")
+            notes: list[str] = []
             if doctype in INVOICE_DOCTYPES:
-                return JSONResponse({"data": insert_invoice(site, doctype, data, user)[1]})
+                return _answer(insert_invoice(site, doctype, data, user, notes)[1], notes)
+            if doctype == "POS Opening Entry":
+                return _answer(insert_opening_entry(site, data, user))
             if doctype == "POS Closing Entry":
-                return JSONResponse({"data": insert_closing_entry(site, data, user)})
+                return _answer(insert_closing_entry(site, data, user))
             if doctype == "Custom Field":
-                return JSONResponse({"data": insert_custom_field(site, data, user)})
+                return _answer(insert_custom_field(site, data, user))
             if data.get("name") in docs:
                 return frappe_error("DuplicateEntryError", f"{doctype} {data['name']} already exists")
-            return JSONResponse({"data": site.insert(doctype, data, user)})
+            return _answer(site.insert(doctype, data, user))
         return frappe_error("ValidationError", f"Method {method} not allowed on a list")
     doc = docs.get(name)
     if doc is None:
         return frappe_error("DoesNotExistError", f"{doctype} {name} not found")
     if method == "GET":
-        return JSONResponse({"data": doc})
+        return JSONResponse({"data": read_doc(doc, drop_nulls=True)})
     if method == "PUT":
         data = _json(body)
         if not isinstance(data, dict):
             return frappe_error("ValidationError", "Invalid request body")
         if doctype in INVOICE_DOCTYPES:
-            return JSONResponse({"data": update_invoice(site, doctype, doc, data, user)})
+            notes = []
+            return _answer(update_invoice(site, doctype, doc, data, user, notes), notes)
         doc.update({k: v for k, v in data.items() if k not in ("name", "doctype", "owner", "creation")})
-        doc["modified"] = datetime.now().isoformat(sep=" ")
-        return JSONResponse({"data": doc})
+        doc["modified"] = now_text(site)
+        return _answer(doc)
     if method == "DELETE":
         del docs[name]
         return JSONResponse({"data": "ok"}, status_code=202)
     return frappe_error("ValidationError", f"Method {method} not allowed")
+
+
+def _answer(doc: dict[str, Any], notes: list[str] | None = None) -> JSONResponse:
+    """A document answer (nulls left out), with the messages printed on the way (`_server_messages`)."""
+    body: dict[str, Any] = {"data": answer_doc(doc)}
+    if notes:
+        body["_server_messages"] = server_messages(notes)
+    return JSONResponse(body)
 
 
 def _json(body: bytes) -> Any:

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 from edge.standin.documents import (
     cint,
     missing_message,
-    now,
     raise_invalid_links,
     raise_missing,
 )
+from edge.standin.clock import now_text
 from edge.standin.errors import FrappeError
 from edge.standin.meta import KNOWN_DOCTYPES, STANDARD_FIELDS, fieldnames, keep_known
 
@@ -47,7 +47,7 @@ def insert_custom_field(site: StandInSite, data: dict[str, Any], user: str) -> d
     existing = (fieldnames(site, dt) or frozenset()) | STANDARD_FIELDS
     if fieldname in existing:
         raise FrappeError("ValidationError", f"A field with the name <strong>{fieldname}</strong> already exists in {dt}")
-    stamp = now()
+    stamp = now_text(site)
     stored = {
         "name": f"{dt}-{fieldname}", "owner": user, "creation": stamp, "modified": stamp, "modified_by": user,
         "docstatus": 0, "idx": 0, "doctype": "Custom Field",

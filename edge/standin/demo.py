@@ -25,6 +25,8 @@ def demo_standin() -> StandIn:
         key = os.environ.get(f"{shop.upper()}_ERPNEXT_API_KEY", f"demo-{shop}-key")
         secret = os.environ.get(f"{shop.upper()}_ERPNEXT_API_SECRET", f"demo-{shop}-secret")
         site = StandInSite(f"{shop}.erp.local", users={key: (secret, f"pos-edge@{shop}.example")})
-        seed_pos(site, company, suffix=suffix, pos_profile=profile, modes_of_payment=modes, invoice_doctype=txn_doctype)
+        # a POS Invoice needs an open shift (POS Opening Entry); the gateway does not open one yet
+        seed_pos(site, company, suffix=suffix, pos_profile=profile, modes_of_payment=modes, invoice_doctype=txn_doctype,
+                 open_shift=txn_doctype == "POS Invoice")
         sites.append(site)
     return StandIn(sites)

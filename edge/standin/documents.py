@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -14,11 +14,6 @@ if TYPE_CHECKING:
     from edge.standin.app import StandInSite
 
 CENT = Decimal("0.01")
-
-
-def now() -> str:
-    """frappe.utils.now(): local time as 'YYYY-MM-DD HH:MM:SS.ffffff'."""
-    return datetime.now().isoformat(sep=" ")
 
 
 def cint(value: Any) -> int:

@@ -34,6 +34,17 @@ STATUS = {
     "DuplicateEntryError": 409,
     "TooManyRequestsError": 429,
     "InternalServerError": 500,
+    # erpnext's own ValidationError subclasses the stand-in raises
+    "PartialPaymentValidationError": 417,
+    "StockOverReturnError": 417,
+    "NegativeStockError": 417,
+}
+
+# Where erpnext defines an exception class (the traceback's last line names its module).
+MODULES = {
+    "PartialPaymentValidationError": "erpnext.accounts.doctype.pos_invoice.pos_invoice",
+    "StockOverReturnError": "erpnext.controllers.sales_and_purchase_return",
+    "NegativeStockError": "erpnext.stock.stock_ledger",
 }
 
 # Python built-ins that escape ERPNext controllers: no msgprint, status 500, and
@@ -73,18 +84,26 @@ class FrappeError(Exception):
         builtin = self.exc_type in BUILTIN_EXCEPTIONS
         exception = self.exception
         if exception is None:
-            prefix = self.exc_type if builtin else f"frappe.exceptions.{self.exc_type}"
-            exception = prefix + (f": {self.message}" if self.message else "")
+            module = "" if builtin else MODULES.get(self.exc_type, "frappe.exceptions") + "."
+            exception = module + self.exc_type + (f": {self.message}" if self.message else "")
         body: dict[str, object] = {"exc_type": self.exc_type, "exception": exception}
         if self.messages is not None:
             shown = list(self.messages)
         else:
             shown = [self.message] if self.message and not builtin else []
         if shown:
-            entries = [{"message": m, "title": self.title or "Message", "indicator": "red", "raise_exception": 1,
-                        **({"as_list": 1} if isinstance(m, list) else {})} for m in shown]
-            body["_server_messages"] = json.dumps([json.dumps(e) for e in entries])
+            body["_server_messages"] = server_messages(shown, self.title, raise_exception=True)
         return JSONResponse(body, status_code=self.status or STATUS.get(self.exc_type, 500))
+
+
+def server_messages(messages: Sequence[str | list[str]], title: str | None = None, *,
+                    raise_exception: bool = False) -> str:
+    """`_server_messages` for msgprints: a JSON list of JSON objects. A message that did not
+    raise can still ride on a 200 answer (a return row without its sales_invoice_item, ret-b)."""
+    entries = [{"message": m, "title": title or "Message", "indicator": "red" if raise_exception else "blue",
+                **({"raise_exception": 1} if raise_exception else {}),
+                **({"as_list": 1} if isinstance(m, list) else {})} for m in messages]
+    return json.dumps([json.dumps(e) for e in entries])
 
 
 def frappe_error(exc_type: str, message: str | None = None, status: int | None = None, **kw: Any) -> JSONResponse:

@@ -1,10 +1,10 @@
 """Sales Invoice and POS Invoice: insert, save/submit/cancel by PUT, and status, as ERPNext 15 does them.
 
-A small, faithful subset (no taxes, pricing rules, stock or GL). The checks run in
+A small, faithful subset (no taxes, pricing rules or GL). The checks run in
 this order and the first failure wins:
 
-1. mandatory fields: customer, company, items (item_code, qty), payments' mode of
-   payment, return_against for a return -> MandatoryError 417
+1. mandatory fields: customer, company, items (item_code, qty), payments' mode
+   of payment, return_against for a return -> MandatoryError 417
    (frappe Document._validate_mandatory)
 2. a POS Invoice must have is_pos (pos_invoice.py validate)
 3. unknown customer: with is_pos and a POS Profile, ERPNext's set_pos_fields does
@@ -14,36 +14,50 @@ this order and the first failure wins:
 5. other links (company, pos_profile, selling_price_list, cost_center,
    set_warehouse, rows' warehouse/cost_center) -> LinkValidationError 417
    (Document._validate_links, all broken links in one message)
-6. returns: return_against must be a submitted invoice of the same doctype,
-   returned items must be in it, quantities negative
-   (controllers/sales_and_purchase_return.py, pos_invoice.py validate_return_items_qty)
-7. payments: amounts positive (negative for a return) -> "Row #n (Payment Table): ..."
+6. returns (returns.py): rows linked to the original's rows are checked,
+   unlinked ones only get a message on the 200 answer
+7. a POS Invoice needs a submitted, Open POS Opening Entry for its pos_profile:
+   417 "No open POS Opening Entry found for POS Profile <strong>X</strong>."
+   title "POS Opening Entry Missing", before any payment check (recorded
+   pinv-a/pinv-b; opening.py)
+8. payments: amounts positive (negative for a return) -> "Row #n (Payment Table): ..."
    (sales_invoice.py verify_payment_amount_is_positive/negative, pos_invoice.py)
-8. payment accounts: a POS Invoice fills them in validate and a Sales Invoice in
+9. payment accounts: a POS Invoice fills them in validate and a Sales Invoice in
    before_save (set_account_for_mode_of_payment -> get_bank_cash_account, which
    throws for a mode with no account for the company). Inserting a Sales Invoice
    with docstatus 1 runs before_submit instead of before_save, so a row left
    without account reaches the GL Entry: "Account is required" (gl_entry.py
    check_mandatory). A mode of payment is not otherwise validated.
-9. a unique Custom Field value already used -> UniqueValidationError 417
-   ("<Label> must be unique", BaseDocument.show_unique_validation_message)
+10. a submitted POS Invoice's stock availability (stock.py, recorded stk-d)
+11. a submitted POS Invoice's payment (validate_full_payment): no paid_amount in
+    the body is 500 TypeError "'<' not supported between instances of 'NoneType'
+    and 'float'" (recorded pinv-e3) on a site made with strict_paid_amount=True;
+    on other sites (the gateway does not send it yet) the sum of the payment rows
+    stands in for it. Paid below the total, with the POS Profile's
+    allow_partial_payment off, is 417 PartialPaymentValidationError "Partial
+    Payment in POS Invoice is not allowed." (pinv-e2); a return must be paid exactly.
+12. a unique Custom Field value already used -> UniqueValidationError 417
+    ("<Label> must be unique", BaseDocument.show_unique_validation_message)
+13. a submitted Sales Invoice with update_stock selling more than the warehouse
+    holds -> NegativeStockError 417 (stock.py, recorded stk-a/stk-c)
+
+Without set_posting_time the posting date and time are the site's local now
+(clock.py; recorded pt-c1); with it they are kept as sent ("9:5:7" stays so in
+the insert answer, reading.py formats it on a read). Totals: totals.py.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from edge.standin.clock import local_now, now_text, nowtime_text, today
 from edge.standin.documents import (
-    child_row,
     cint,
     dec,
     link_exists,
     missing_message,
     money,
-    now,
-    num,
     raise_invalid_links,
     raise_missing,
     to_date,
@@ -51,12 +65,15 @@ from edge.standin.documents import (
 from edge.standin.errors import FrappeError
 from edge.standin.meta import CHILD_TABLES, custom_fields, keep_known
 from edge.standin.naming import next_name, series_for
+from edge.standin.opening import open_entries
+from edge.standin.returns import check_return
+from edge.standin.stock import check_negative_stock, check_pos_availability, post_stock
+from edge.standin.totals import PAYMENT_DOCTYPE, compute_totals
 
 if TYPE_CHECKING:
     from edge.standin.app import StandInSite
 
 INVOICE_DOCTYPES = frozenset({"Sales Invoice", "POS Invoice"})
-PAYMENT_DOCTYPE = "Sales Invoice Payment"
 
 # (fieldname, link doctype, label) as in sales_invoice.json / sales_invoice_item.json
 PARENT_LINKS = (
@@ -72,28 +89,29 @@ ROW_LINKS = (("warehouse", "Warehouse", "Warehouse"), ("cost_center", "Cost Cent
 # --- entry points -------------------------------------------------------------------------
 
 
-def insert_invoice(site: StandInSite, doctype: str, data: dict[str, Any],
-                   user: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def insert_invoice(site: StandInSite, doctype: str, data: dict[str, Any], user: str,
+                   notes: list[str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """POST /api/resource/<doctype>: validate, name, total and store.
 
-    Returns (stored document, create response). The response's `status` is the
-    stale "Draft": ERPNext's set_status returns early while the document is new,
+    Returns (stored document, create response). A Sales Invoice's response has the
+    stale `status` "Draft": its set_status returns early while the document is new,
     so insert() answers with the default even when it submitted; the stored
-    document (what a later GET reads) has the real status.
+    document (what a later GET reads) has the real status. A POS Invoice sets its
+    status again on submit, so it answers "Paid" (recorded pinv-e1). Messages
+    printed without raising (an unlinked return row) are appended to `notes`.
     """
     doc = keep_known(site, doctype, data)
     docstatus = cint(doc.get("docstatus"))
     if docstatus not in (0, 1):
         raise FrappeError("DocstatusTransitionError", f"Cannot change docstatus from 0 to {docstatus}")
-    stored = _build(site, doctype, doc, user, docstatus, existing=None)
-    site.docs.setdefault(doctype, {})[stored["name"]] = stored
-    refresh_status(site, doctype, stored)
-    response = {**stored, "status": "Draft"}
+    stored = _build(site, doctype, doc, user, docstatus, existing=None, notes=notes if notes is not None else [])
+    _store(site, doctype, stored)
+    response = {**stored, "status": "Draft"} if doctype == "Sales Invoice" else dict(stored)
     return stored, response
 
 
 def update_invoice(site: StandInSite, doctype: str, current: dict[str, Any], data: dict[str, Any],
-                   user: str) -> dict[str, Any]:
+                   user: str, notes: list[str] | None = None) -> dict[str, Any]:
     """PUT /api/resource/<doctype>/<name>: save a draft, submit it (docstatus 1) or cancel (docstatus 2)."""
     changes = keep_known(site, doctype, data)
     old, new = cint(current.get("docstatus")), cint(changes.get("docstatus", current.get("docstatus")))
@@ -106,33 +124,47 @@ def update_invoice(site: StandInSite, doctype: str, current: dict[str, Any], dat
             if key not in ("docstatus", "name", "doctype", "modified") and value != current.get(key):
                 raise FrappeError("UpdateAfterSubmitError", f"Not allowed to change {key} after submission")
         if new == 2:
-            current.update({"docstatus": 2, "modified": now(), "modified_by": user})
+            current.update({"docstatus": 2, "modified": now_text(site), "modified_by": user})
             for table in CHILD_TABLES[doctype]:
                 for row in current.get(table) or []:
                     row["docstatus"] = 2
+            if doctype == "Sales Invoice":
+                post_stock(site, current, sign=+1)
             refresh_status(site, doctype, current)
         return current
     if new == 2:
         raise FrappeError("DocstatusTransitionError", "Cannot change docstatus from 0 to 2")
     merged = {k: v for k, v in current.items() if k not in ("status", "docstatus")}
     merged.update({k: v for k, v in changes.items() if k not in ("name", "doctype", "owner", "creation")})
-    stored = _build(site, doctype, merged, user, new, existing=current)
-    site.docs[doctype][stored["name"]] = stored
-    refresh_status(site, doctype, stored)
+    stored = _build(site, doctype, merged, user, new, existing=current, notes=notes if notes is not None else [])
+    _store(site, doctype, stored)
     return stored
 
 
+def _store(site: StandInSite, doctype: str, stored: dict[str, Any]) -> None:
+    site.docs.setdefault(doctype, {})[stored["name"]] = stored
+    if doctype == "Sales Invoice" and cint(stored["docstatus"]) == 1:
+        post_stock(site, stored)
+    refresh_status(site, doctype, stored)
+
+
 def compute_status(site: StandInSite, doctype: str, doc: dict[str, Any]) -> str:
-    """The status ERPNext's set_status gives a saved invoice (sales_invoice.py / pos_invoice.py)."""
+    """The status ERPNext's set_status gives a saved invoice (sales_invoice.py / pos_invoice.py).
+
+    A submitted Sales Invoice credit note keeps "Draft" (recorded ret-b-get, ret-h2:
+    its status is never set again after the insert); a POS Invoice return is "Return"
+    (pos_invoice.py on_submit, not recorded)."""
     docstatus = cint(doc.get("docstatus"))
     if docstatus == 0:
         return "Draft"
     if docstatus == 2:
         return "Cancelled"
+    is_return = cint(doc.get("is_return"))
+    if doctype == "Sales Invoice" and is_return:
+        return "Draft"
     outstanding = money(doc.get("outstanding_amount"))
     total = money(doc.get("rounded_total") or doc.get("grand_total"))
-    overdue = outstanding > 0 and to_date(doc.get("due_date")) < date.today()
-    is_return = cint(doc.get("is_return"))
+    overdue = outstanding > 0 and to_date(doc.get("due_date"), today(site)) < today(site)
     if doctype == "POS Invoice":
         if doc.get("consolidated_invoice"):
             return "Consolidated"
@@ -156,18 +188,19 @@ def refresh_status(site: StandInSite, doctype: str, doc: dict[str, Any]) -> None
     """Store the real status on `doc` and on the invoice it returns against (on_submit/on_cancel)."""
     doc["status"] = compute_status(site, doctype, doc)
     original = site.docs.get(doctype, {}).get(doc.get("return_against") or "")
-    if cint(doc.get("is_return")) and original is not None:
-        original["status"] = compute_status(site, doctype, original)
+    if cint(doc.get("is_return")) and cint(doc.get("docstatus")) and original is not None:
+        # the payment ledger updates the original's outstanding and status (db_set: modified too)
+        original.update({"status": compute_status(site, doctype, original), "modified": now_text(site)})
 
 
 # --- the pipeline -------------------------------------------------------------------------
 
 
 def _build(site: StandInSite, doctype: str, doc: dict[str, Any], user: str, docstatus: int,
-           existing: dict[str, Any] | None) -> dict[str, Any]:
+           existing: dict[str, Any] | None, notes: list[str]) -> dict[str, Any]:
     is_pos = cint(doc.get("is_pos", 1 if doctype == "POS Invoice" else 0))
     is_return = cint(doc.get("is_return"))
-    posting_date, posting_time = _posting(doc)
+    posting_date, posting_time = _posting(site, doc)
     series = series_for(doctype, doc.get("naming_series"))
     name = existing["name"] if existing else next_name(site, series, posting_date, consume=False)
     payments_in = [dict(p) for p in doc.get("payments") or []] if is_pos else []
@@ -182,13 +215,12 @@ def _build(site: StandInSite, doctype: str, doc: dict[str, Any], user: str, docs
             raise FrappeError("DoesNotExistError", f"Item {row['item_code']} not found")
     _check_links(site, doc)
     if is_return:
-        _check_return(site, doctype, doc)
+        check_return(site, doctype, doc, notes)
+    if doctype == "POS Invoice":
+        _check_opening_entry(site, (profile or {}).get("name") or doc.get("pos_profile"))
     _check_payments(site, doctype, doc, is_pos, is_return, docstatus, payments_in)
-    _check_unique(site, doctype, doc, name)
 
-    if not existing:
-        name = next_name(site, series, posting_date)
-    stamp = now()
+    stamp = now_text(site)
     company = site.docs["Company"][doc["company"]]
     customer = site.docs["Customer"][doc["customer"]]
     currency = company.get("default_currency")
@@ -231,20 +263,33 @@ def _build(site: StandInSite, doctype: str, doc: dict[str, Any], user: str, docs
         "po_date": doc.get("po_date"),
         "amended_from": doc.get("amended_from"),
     }
-    if doctype == "POS Invoice":
+    if doctype == "Sales Invoice":
+        out["is_consolidated"] = cint(doc.get("is_consolidated"))
+        out["update_outstanding_for_self"] = 1
+    else:
         out["consolidated_invoice"] = doc.get("consolidated_invoice")
     for fieldname in custom_fields(site, doctype):
         out[fieldname] = doc.get(fieldname)
-    _totals(site, doctype, out, doc, profile, payments_in)
+    compute_totals(site, doctype, out, doc, profile, payments_in)
+    if doctype == "POS Invoice" and docstatus == 1:
+        check_pos_availability(site, out)
+        _check_full_payment(out, profile)
+    _check_unique(site, doctype, doc, name)
+    if doctype == "Sales Invoice" and docstatus == 1:
+        check_negative_stock(site, doctype, out, name)
+    if not existing:
+        out["name"] = next_name(site, series, posting_date)
+        for table in CHILD_TABLES[doctype]:
+            for row in out.get(table) or []:
+                row["parent"] = out["name"]
     return out
 
 
-def _posting(doc: dict[str, Any]) -> tuple[date, str]:
+def _posting(site: StandInSite, doc: dict[str, Any]) -> tuple[date, str]:
     """validate_auto_set_posting_time: keep the given date/time only with set_posting_time."""
-    stamp = datetime.now()
     if cint(doc.get("set_posting_time")) and doc.get("posting_date"):
-        return to_date(doc["posting_date"], stamp.date()), str(doc.get("posting_time") or "00:00:00")
-    return stamp.date(), stamp.strftime("%H:%M:%S.%f")
+        return to_date(doc["posting_date"], today(site)), str(doc.get("posting_time") or "00:00:00")
+    return local_now(site).date(), nowtime_text(site)
 
 
 def _check_mandatory(doctype: str, doc: dict[str, Any], name: str, is_return: int,
@@ -295,22 +340,11 @@ def _check_links(site: StandInSite, doc: dict[str, Any]) -> None:
     raise_invalid_links(invalid)
 
 
-def _check_return(site: StandInSite, doctype: str, doc: dict[str, Any]) -> None:
-    against = doc["return_against"]
-    original = site.docs.get(doctype, {}).get(against)
-    if original is None or cint(original.get("docstatus")) != 1 or cint(original.get("is_return")):
-        raise_invalid_links([f"Return Against: {against}"])
-    returnable = {row["item_code"] for row in original.get("items") or []}
-    for idx, row in enumerate(doc["items"], 1):
-        if dec(row["qty"]) > 0:
-            if doctype == "POS Invoice":
-                raise FrappeError("ValidationError", title="Invalid Item", message=(
-                    f"Row #{idx}: You cannot add postive quantities in a return invoice. "
-                    f"Please remove item <strong>{row['item_code']}</strong> to complete the return."))
-            raise FrappeError("ValidationError", f"Row #{idx}: Quantity must be negative for return")
-        if row["item_code"] not in returnable:
-            raise FrappeError("ValidationError",
-                              f"Row # {idx}: Returned Item {row['item_code']} does not exist in {doctype} {against}")
+def _check_opening_entry(site: StandInSite, pos_profile: str | None) -> None:
+    """pos_invoice.py validate_pos_opening_entry (see opening.open_entries)."""
+    if not open_entries(site, pos_profile):
+        raise FrappeError("ValidationError", title="POS Opening Entry Missing",
+                          message=f"No open POS Opening Entry found for POS Profile <strong>{pos_profile}</strong>.")
 
 
 def _check_payments(site: StandInSite, doctype: str, doc: dict[str, Any], is_pos: int, is_return: int, docstatus: int,
@@ -335,6 +369,18 @@ def _check_payments(site: StandInSite, doctype: str, doc: dict[str, Any], is_pos
     for row in payments:  # set_account_for_mode_of_payment
         if not row.get("account"):
             row["account"] = _mode_account(site, row["mode_of_payment"], doc["company"])
+
+
+def _check_full_payment(out: dict[str, Any], profile: dict[str, Any] | None) -> None:
+    """pos_invoice.py validate_full_payment, for a submitted POS Invoice."""
+    total = dec(out["rounded_total"]) or dec(out["grand_total"])
+    if out["paid_amount"] is None:
+        raise FrappeError("TypeError", "'<' not supported between instances of 'NoneType' and 'float'")
+    if cint((profile or {}).get("allow_partial_payment")):
+        return
+    paid = dec(out["paid_amount"])
+    if (out["is_return"] and paid != total) or paid < total:
+        raise FrappeError("PartialPaymentValidationError", "Partial Payment in POS Invoice is not allowed.")
 
 
 def _mode_account(site: StandInSite, mode: str, company: str) -> str:
@@ -362,98 +408,3 @@ def _check_unique(site: StandInSite, doctype: str, doc: dict[str, Any], name: st
 def _has_submitted_return(site: StandInSite, doctype: str, name: str) -> bool:
     return any(cint(d.get("is_return")) and d.get("return_against") == name and cint(d.get("docstatus")) == 1
                for d in site.docs.get(doctype, {}).values())
-
-
-# --- totals (erpnext/controllers/taxes_and_totals.py, without taxes) ------------------------
-
-
-def _totals(site: StandInSite, doctype: str, out: dict[str, Any], doc: dict[str, Any], profile: dict[str, Any] | None,
-            payments_in: list[dict[str, Any]]) -> None:
-    item_doctype = CHILD_TABLES[doctype]["items"]
-    rows: list[dict[str, Any]] = []
-    amounts: list[Decimal] = []
-    for idx, row in enumerate(doc["items"], 1):
-        item = site.docs["Item"][row["item_code"]]
-        qty = dec(row["qty"])
-        price_list_rate = money(row.get("price_list_rate") or item.get("standard_rate"))
-        discount_pct = dec(row.get("discount_percentage"))
-        rate = money(row.get("rate"))
-        if discount_pct == 100:
-            rate = Decimal("0.00")
-        elif not rate:  # calculate_item_values: no rate -> price_list_rate less the row discount
-            rate = money(price_list_rate * (1 - discount_pct / 100))
-        amount = money(qty * rate)
-        amounts.append(amount)
-        rows.append(child_row(out, "items", item_doctype, idx, {
-            "item_code": item["name"],
-            "item_name": row.get("item_name") or item.get("item_name") or item["name"],
-            "description": row.get("description") or item.get("description") or item.get("item_name") or item["name"],
-            "qty": float(qty),
-            "uom": row.get("uom") or item.get("stock_uom") or "Nos",
-            "stock_uom": item.get("stock_uom") or "Nos",
-            "conversion_factor": 1.0,
-            "stock_qty": float(qty),
-            "price_list_rate": num(price_list_rate),
-            "discount_percentage": float(discount_pct),
-            "rate": num(rate),
-            "amount": num(amount),
-            "base_rate": num(rate),
-            "base_amount": num(amount),
-            "warehouse": row.get("warehouse") or doc.get("set_warehouse") or (profile or {}).get("warehouse"),
-            "cost_center": row.get("cost_center") or out.get("cost_center"),
-        }))
-    total = sum(amounts, Decimal("0.00"))
-    # apply_discount_amount: the percentage wins over a given amount; spread over rows, rest on the last
-    pct = dec(doc.get("additional_discount_percentage"))
-    discount = money(total * pct / 100) if pct else money(doc.get("discount_amount"))
-    spread = Decimal("0.00")
-    for i, (row, amount) in enumerate(zip(rows, amounts)):
-        share = discount - spread if i == len(rows) - 1 else (money(discount * amount / total) if total else Decimal(0))
-        spread += share
-        net_amount = amount - share
-        qty = dec(row["qty"])
-        row.update({"net_amount": num(net_amount), "base_net_amount": num(net_amount),
-                    "net_rate": num(money(net_amount / qty)) if qty else row["rate"]})
-        row["base_net_rate"] = row["net_rate"]
-    net_total = total - discount
-    grand_total = net_total
-    rounded_total = money(grand_total)  # as with disable_rounded_total or a 0.01 smallest fraction
-
-    payments = []
-    for idx, row in enumerate(payments_in, 1):
-        mop = site.docs.get("Mode of Payment", {}).get(row["mode_of_payment"]) or {}
-        amount = money(row.get("amount"))
-        payments.append(child_row(out, "payments", PAYMENT_DOCTYPE, idx, {
-            "default": cint(row.get("default")),
-            "mode_of_payment": row["mode_of_payment"],
-            "amount": num(amount),
-            "base_amount": num(amount),
-            "account": row.get("account"),
-            "type": mop.get("type"),
-            "reference_no": row.get("reference_no"),
-        }))
-    paid = sum((dec(p["amount"]) for p in payments), Decimal("0.00"))
-    change = Decimal("0.00")
-    if out["is_pos"] and not out["is_return"] and paid > rounded_total:
-        # calculate_change_amount (Sales Invoice: only with a Cash row); POS Invoice validate_change_amount
-        if doctype == "POS Invoice" or any(p["type"] == "Cash" for p in payments):
-            change = paid - rounded_total
-    outstanding = rounded_total - (paid - change)
-    out.update({
-        "total_qty": float(sum((dec(r["qty"]) for r in rows), Decimal(0))),
-        "total": num(total), "base_total": num(total),
-        "net_total": num(net_total), "base_net_total": num(net_total),
-        "apply_discount_on": "Grand Total",
-        "additional_discount_percentage": float(pct),
-        "discount_amount": num(discount), "base_discount_amount": num(discount),
-        "grand_total": num(grand_total), "base_grand_total": num(grand_total),
-        "rounding_adjustment": 0.0,
-        "rounded_total": num(rounded_total), "base_rounded_total": num(rounded_total),
-        "paid_amount": num(paid), "base_paid_amount": num(paid),
-        "change_amount": num(change), "base_change_amount": num(change),
-        "write_off_amount": 0.0,
-        "outstanding_amount": num(outstanding),
-        "status": "Draft",
-        "items": rows,
-        "payments": payments,
-    })

@@ -1,11 +1,23 @@
-"""GET /api/resource/<doctype>: frappe.client.get_list (fields, filters, order_by, limit_start, limit_page_length).
+"""GET /api/resource/<doctype>: frappe.client.get_list (fields, filters, group_by, order_by, limit_start,
+limit_page_length or limit).
 
-Filters come as a list of [field, op, value] or [doctype, field, op, value] (a
-child doctype filters on its rows: a parent matches when one row does), or as a
-dict {field: value | [op, value]}. Comparisons follow MariaDB: strings compare
-case-insensitively, numbers and numeric strings compare as numbers, NULL is ''
-(Frappe wraps columns in ifnull). Unknown fields of a modelled doctype are refused
-before the query runs (meta.check_query, DataError 417).
+Filters come as a list of [field, op, value] or [doctype, field, op, value],
+or as a dict {field: value | [op, value]}. A filter, field, group_by or
+order_by on a child doctype joins its table (selecting.py): answer rows, and
+the paging over them, are per joined row (recorded lst-d1/lst-d2: page 2
+of a two-payment invoice holds its two payment rows). Comparisons follow
+MariaDB: strings compare case-insensitively, numbers and numeric strings as
+numbers, NULL as '' (Frappe wraps columns in ifnull); Time, Date and Datetime
+fields compare as values (reading.py). `between` on a Time field is a 500
+TypeError on the recorded site (pt-b4: Frappe parses the list as a date).
+Unknown fields of a modelled doctype are refused before the query runs
+(meta.check_query, DataError 417).
+
+Without order_by the rows come in ascending name order (the table's primary
+key; recorded lst-f/lst-f2, although Sales Invoice's meta says modified
+desc), a joined table's rows in their idx order; grouped rows in ascending
+group order (MariaDB sorts GROUP BY). Values read back as from the database
+(reading.read_value: "9:05:07").
 """
 
 from __future__ import annotations
@@ -13,15 +25,29 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import JSONResponse, Response
 
-from edge.standin.errors import frappe_error
-from edge.standin.meta import CHILD_TABLES, check_query
+from edge.standin.documents import dec
+from edge.standin.errors import FrappeError, frappe_error
+from edge.standin.meta import CHILD_TABLES, allowed, check_query, raise_invalid_field
+from edge.standin.reading import DATETIME_FIELDS, TIME_FIELDS, read_value, sort_value
+from edge.standin.selecting import (
+    Column,
+    Selected,
+    check_ambiguous,
+    child_doctypes,
+    parse_column,
+    parse_field,
+    parse_order,
+)
 
 if TYPE_CHECKING:
     from edge.standin.app import StandInSite
+
+Row = dict[str | None, dict[str, Any] | None]  # None -> the parent document, child doctype -> its row
 
 
 def get_list(site: StandInSite, doctype: str, docs: dict[str, dict[str, Any]], q: Mapping[str, str]) -> Response:
@@ -40,30 +66,115 @@ def get_list(site: StandInSite, doctype: str, docs: dict[str, dict[str, Any]], q
     if not isinstance(fields, list) or not isinstance(filters, list) or not all(
             isinstance(f, list) and len(f) in (3, 4) for f in filters):
         return frappe_error("ValidationError", "Invalid list parameters")
-    check_query(site, doctype, fields, filters)
-    order_field, _, direction = (q.get("order_by") or "modified desc").replace("`", "").partition(" ")
-    order_field = order_field.split(".")[-1]
-    rows = sorted(docs.values(), key=lambda d: _sort_key(d.get(order_field)), reverse=direction.strip().lower() != "asc")
-    tables = {child: field for field, child in CHILD_TABLES.get(doctype, {}).items()}
-    for flt in filters:
-        if len(flt) == 4 and flt[0] in tables:
-            table, (field_name, op, value) = tables[flt[0]], flt[1:]
-            rows = [d for d in rows if any(_match(r.get(field_name), op, value) for r in d.get(table) or [])]
-            continue
-        field_name, op, value = flt[-3:]
-        rows = [d for d in rows if _match(d.get(field_name), op, value)]
+    try:
+        rows = _query(site, doctype, docs, [str(f) for f in fields], filters, q)
+    except FrappeError as e:
+        return e.response()
     page = rows[start: start + length] if length else rows[start:]
-    if fields == ["*"]:
+    return JSONResponse({"data": page})
+
+
+def _query(site: StandInSite, doctype: str, docs: dict[str, dict[str, Any]], fields: list[str],
+           filters: list[list[Any]], q: Mapping[str, str]) -> list[dict[str, Any]]:
+    check_query(site, doctype, [f for f in fields if "." not in f and "(" not in f], filters)
+    star = fields == ["*"]
+    selected = [] if star else [parse_field(doctype, f) for f in fields]
+    for column in (s.column for s in selected if s.column and s.column.table):
+        if not allowed(site, column.table, column.field):
+            raise_invalid_field(column.field)
+    conditions = [_condition(doctype, f) for f in filters]
+    group = [parse_column(doctype, g) for g in str(q.get("group_by") or "").split(",") if g.strip()]
+    order = parse_order(doctype, str(q.get("order_by") or ""))
+    joined = {c.table for c in [*(s.column for s in selected if s.column), *(c for c, _, _ in conditions),
+                                *group, *(c for c, _ in order)] if c is not None and c.table}
+    check_ambiguous(selected, joined)
+
+    rows = [r for d in sorted(docs.values(), key=lambda d: str(d.get("name"))) for r in _join(doctype, d, joined)]
+    rows = [r for r in rows if all(_match(c.field, _value(r, c), op, value) for c, op, value in conditions)]
+    if star:
         tables = CHILD_TABLES.get(doctype, {})
-        return JSONResponse({"data": [{k: v for k, v in d.items() if k not in tables} for d in page]})
-    names = [str(f).split(" as ")[-1].strip().strip("`") for f in fields]
-    sources = [str(f).split(" as ")[0].strip().strip("`") for f in fields]
-    return JSONResponse({"data": [{n: d.get(s) for n, s in zip(names, sources)} for d in page]})
+        rows = _ordered(rows, order)
+        return [{k: read_value(k, v) for k, v in r[None].items() if k not in tables} for r in rows if r[None]]
+    if group or any(s.function for s in selected):
+        return _grouped(rows, selected, group, order)
+    return [{s.key: read_value(s.column.field, _value(r, s.column)) for s in selected if s.column}
+            for r in _ordered(rows, order)]
 
 
-def _sort_key(value: Any) -> tuple[int, Any]:
+def _join(doctype: str, doc: dict[str, Any], joined: set[str]) -> list[Row]:
+    rows: list[Row] = [{None: doc}]
+    tables = child_doctypes(doctype)
+    for child in sorted(joined):
+        children = sorted(doc.get(tables[child]) or [], key=lambda r: r.get("idx") or 0) or [None]
+        rows = [{**r, child: c} for r in rows for c in children]
+    return rows
+
+
+def _value(row: Row, column: Column) -> Any:
+    source = row.get(column.table)
+    return None if source is None else source.get(column.field)
+
+
+def _condition(doctype: str, flt: list[Any]) -> tuple[Column, str, Any]:
+    if len(flt) == 4:
+        table, field, op, value = flt
+        column = Column(None if table == doctype else str(table), str(field))
+        if column.table and column.table not in child_doctypes(doctype):
+            raise FrappeError("DataError", f"Field not permitted in query: {field}")
+        return column, str(op), value
+    field, op, value = flt
+    return parse_column(doctype, str(field)), str(op), value
+
+
+def _ordered(rows: list[Row], order: list[tuple[Column, bool]]) -> list[Row]:
+    for column, descending in reversed(order):  # stable sorts, last key first
+        rows = sorted(rows, key=lambda r, c=column: _sort_key(c.field, _value(r, c)), reverse=descending)
+    return rows
+
+
+def _grouped(rows: list[Row], selected: list[Selected], group: list[Column],
+             order: list[tuple[Column, bool]]) -> list[dict[str, Any]]:
+    groups: dict[tuple[Any, ...], list[Row]] = {}
+    for r in rows:
+        groups.setdefault(tuple(_value(r, c) for c in group), []).append(r)
+    if not group and not groups:
+        groups[()] = []  # an aggregate without group_by answers one row, even over nothing
+    keys = sorted(groups, key=lambda k: [_sort_key(c.field, v) for c, v in zip(group, k)])
+    out = []
+    for key in keys:
+        members = groups[key]
+        out.append({s.key: _aggregate(s, members) if s.function else
+                    read_value(s.column.field, _value(members[0], s.column) if members and s.column else None)
+                    for s in selected})
+    for column, descending in reversed(order):  # by the answer key that selects the column
+        answer_key = next((s.key for s in selected if s.column == column and not s.function), column.field)
+        out = sorted(out, key=lambda o, k=answer_key, f=column.field: _sort_key(f, o.get(k)), reverse=descending)
+    return out
+
+
+def _aggregate(sel: Selected, rows: list[Row]) -> Any:
+    values = [_value(r, sel.column) if sel.column else 1 for r in rows]
+    present = [v for v in values if v is not None]
+    if sel.function == "count":
+        return len(present)
+    if not present:
+        return None
+    numbers = [dec(v) for v in present]
+    if sel.function == "sum":
+        return float(sum(numbers, Decimal(0)))
+    if sel.function == "avg":
+        return float(sum(numbers, Decimal(0)) / len(numbers))
+    return float(min(numbers) if sel.function == "min" else max(numbers))
+
+
+def _sort_key(field: str, value: Any) -> tuple[int, Any]:
+    typed = sort_value(field, value)
+    if typed is not None:
+        return (1, typed)
+    if value is None:
+        return (0, 0)  # NULL sorts first in ascending order
     number = _number(value)
-    return (0, number) if number is not None else (1, str(value or ""))
+    return (1, number) if number is not None else (2, str(value).casefold())
 
 
 def _number(value: Any) -> float | None:
@@ -82,10 +193,14 @@ def _eq(actual: Any, value: Any) -> bool:
     return str("" if actual is None else actual).casefold() == str("" if value is None else value).casefold()
 
 
-def _cmp(actual: Any, value: Any) -> int:
-    a, b = _number(actual), _number(value)
-    if a is None or b is None:
-        a, b = str(actual or ""), str(value or "")  # type: ignore[assignment]
+def _cmp(field: str, actual: Any, value: Any) -> int:
+    a_typed, b_typed = sort_value(field, actual), sort_value(field, value)
+    if a_typed is not None and b_typed is not None:
+        a, b = a_typed, b_typed
+    else:
+        a, b = _number(actual), _number(value)  # type: ignore[assignment]
+        if a is None or b is None:
+            a, b = str(actual or ""), str(value or "")  # type: ignore[assignment]
     return (a > b) - (a < b)  # type: ignore[operator]
 
 
@@ -94,12 +209,13 @@ def _like(actual: Any, pattern: Any) -> bool:
     return re.fullmatch(regex, str(actual or ""), re.IGNORECASE | re.DOTALL) is not None
 
 
-def _match(actual: Any, op: str, value: Any) -> bool:
+def _match(field: str, actual: Any, op: str, value: Any) -> bool:
     op = str(op).lower()
     if op in ("=", "=="):
-        return _eq(actual, value)
+        typed = sort_value(field, actual), sort_value(field, value)
+        return typed[0] == typed[1] if None not in typed else _eq(actual, value)
     if op == "!=":
-        return not _eq(actual, value)
+        return not _match(field, actual, "=", value)
     if op in ("in", "not in"):
         values = value if isinstance(value, list) else str(value).split(",")
         found = any(_eq(actual, v) for v in values)
@@ -107,11 +223,23 @@ def _match(actual: Any, op: str, value: Any) -> bool:
     if op in ("like", "not like"):
         return _like(actual, value) if op == "like" else not _like(actual, value)
     if op in (">", "<", ">=", "<="):
-        c = _cmp(actual, value)
+        c = _cmp(field, actual, value)
         return {">": c > 0, "<": c < 0, ">=": c >= 0, "<=": c <= 0}[op]
     if op == "is":
         is_set = actual not in (None, "")
         return is_set if value == "set" else not is_set
-    if op == "between" and isinstance(value, list) and len(value) == 2:
-        return _cmp(actual, value[0]) >= 0 and _cmp(actual, value[1]) <= 0
+    if op == "between":
+        return _between(field, actual, value)
     return False
+
+
+def _between(field: str, actual: Any, value: Any) -> bool:
+    if field in TIME_FIELDS:
+        # frappe.model.db_query get_between_date_filter hands the list to dateutil's parser
+        raise FrappeError("TypeError", exception="TypeError: Parser must be a string or character stream, not list")
+    if not isinstance(value, list) or len(value) != 2:
+        return False
+    low, high = value
+    if field in DATETIME_FIELDS and len(str(high).strip()) == 10:
+        high = f"{str(high).strip()} 23:59:59.999999"  # a bare date as the upper bound covers the whole day
+    return _cmp(field, actual, low) >= 0 and _cmp(field, actual, high) <= 0

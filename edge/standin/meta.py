@@ -10,7 +10,7 @@ to their `dt`. Doctypes not listed here stay schemaless, as before.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from edge.standin.errors import FrappeError
 
@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 
 # The doctypes the stand-in serves under /api/resource (others: "DocType X not found").
 KNOWN_DOCTYPES = frozenset({
-    "Company", "Cost Center", "Custom Field", "Customer", "Item", "Mode of Payment", "POS Closing Entry",
-    "POS Invoice", "POS Opening Entry", "POS Profile", "Price List", "Sales Invoice", "User", "Warehouse",
+    "Bin", "Company", "Cost Center", "Currency", "Custom Field", "Customer", "Global Defaults", "Item",
+    "Mode of Payment", "POS Closing Entry", "POS Invoice", "POS Invoice Merge Log", "POS Opening Entry",
+    "POS Profile", "Price List", "Sales Invoice", "System Settings", "User", "Warehouse",
 })
 
 # frappe/model/__init__.py: default_fields, optional_fields, child_table_fields
@@ -39,7 +40,8 @@ INVOICE_FIELDS = frozenset({
     "base_discount_amount", "grand_total", "base_grand_total", "rounding_adjustment", "rounded_total",
     "base_rounded_total", "paid_amount", "base_paid_amount", "change_amount", "base_change_amount",
     "account_for_change_amount", "write_off_amount", "outstanding_amount", "status", "remarks", "po_no",
-    "po_date", "amended_from",
+    "po_date", "amended_from", "is_consolidated", "disable_rounded_total", "update_outstanding_for_self",
+    "base_rounding_adjustment", "base_write_off_amount",
 })
 INVOICE_ITEM_FIELDS = frozenset({
     "item_code", "item_name", "description", "qty", "uom", "stock_uom", "conversion_factor", "stock_qty",
@@ -47,6 +49,15 @@ INVOICE_ITEM_FIELDS = frozenset({
     "base_amount", "base_net_rate", "base_net_amount", "warehouse", "cost_center", "income_account",
 })
 PAYMENT_FIELDS = frozenset({"mode_of_payment", "amount", "base_amount", "account", "type", "default", "reference_no"})
+OPENING_FIELDS = frozenset({
+    "period_start_date", "period_end_date", "status", "posting_date", "set_posting_date", "company", "pos_profile",
+    "pos_closing_entry", "user", "balance_details", "amended_from",
+})
+OPENING_DETAIL_FIELDS = frozenset({"mode_of_payment", "opening_amount"})
+MERGE_LOG_FIELDS = frozenset({
+    "posting_date", "posting_time", "merge_invoices_based_on", "pos_closing_entry", "customer", "customer_group",
+    "pos_invoices", "consolidated_invoice", "consolidated_credit_note", "amended_from",
+})
 CLOSING_FIELDS = frozenset({
     "naming_series", "period_start_date", "period_end_date", "posting_date", "posting_time", "pos_opening_entry",
     "status", "company", "pos_profile", "user", "payment_reconciliation", "pos_transactions", "grand_total",
@@ -67,12 +78,15 @@ CUSTOM_FIELD_FIELDS = frozenset({
 SCHEMAS: dict[str, frozenset[str]] = {
     "Sales Invoice": INVOICE_FIELDS,
     "POS Invoice": INVOICE_FIELDS | {"consolidated_invoice"},
-    "Sales Invoice Item": INVOICE_ITEM_FIELDS,
-    "POS Invoice Item": INVOICE_ITEM_FIELDS,
+    "Sales Invoice Item": INVOICE_ITEM_FIELDS | {"sales_invoice_item", "pos_invoice", "pos_invoice_item"},
+    "POS Invoice Item": INVOICE_ITEM_FIELDS | {"pos_invoice_item"},
     "Sales Invoice Payment": PAYMENT_FIELDS,
     "POS Closing Entry": CLOSING_FIELDS,
     "POS Closing Entry Detail": CLOSING_DETAIL_FIELDS,
     "POS Invoice Reference": CLOSING_INVOICE_FIELDS,
+    "POS Opening Entry": OPENING_FIELDS,
+    "POS Opening Entry Detail": OPENING_DETAIL_FIELDS,
+    "POS Invoice Merge Log": MERGE_LOG_FIELDS,
     "Custom Field": CUSTOM_FIELD_FIELDS,
 }
 # parent doctype -> table fieldname -> child doctype
@@ -81,6 +95,8 @@ CHILD_TABLES: dict[str, dict[str, str]] = {
     "POS Invoice": {"items": "POS Invoice Item", "payments": "Sales Invoice Payment"},
     "POS Closing Entry": {"payment_reconciliation": "POS Closing Entry Detail",
                           "pos_transactions": "POS Invoice Reference"},
+    "POS Opening Entry": {"balance_details": "POS Opening Entry Detail"},
+    "POS Invoice Merge Log": {"pos_invoices": "POS Invoice Reference"},
 }
 
 
@@ -113,12 +129,13 @@ def keep_known(site: StandInSite, doctype: str, data: dict[str, Any]) -> dict[st
     return out
 
 
-def raise_invalid_field(fieldname: str) -> None:
+def raise_invalid_field(fieldname: str) -> NoReturn:
     """frappe.desk.reportview.raise_invalid_field."""
     raise FrappeError("DataError", f"Field not permitted in query: {fieldname}")
 
 
-def _allowed(site: StandInSite, doctype: str, fieldname: str) -> bool:
+def allowed(site: StandInSite, doctype: str, fieldname: str) -> bool:
+    """Whether `fieldname` may be queried on `doctype` (any field of a schemaless doctype)."""
     known = fieldnames(site, doctype)
     return known is None or fieldname in STANDARD_FIELDS or fieldname in known
 
@@ -131,11 +148,11 @@ def check_query(site: StandInSite, doctype: str, fields: list[Any], filters: lis
         name = str(f).split(" as ")[0].split(" AS ")[0].strip().strip("`")
         if name == "*" or "." in name:  # "*" and child-table columns are not checked here
             continue
-        if "," in name or "/*" in name or "#" in name or not _allowed(site, doctype, name):
+        if "," in name or "/*" in name or "#" in name or not allowed(site, doctype, name):
             raise_invalid_field(name)
     for flt in filters:
         if len(flt) == 4:  # [doctype, fieldname, op, value]
-            if not _allowed(site, str(flt[0]), str(flt[1])):
+            if not allowed(site, str(flt[0]), str(flt[1])):
                 raise_invalid_field(str(flt[1]))
-        elif not _allowed(site, doctype, str(flt[0])):
+        elif not allowed(site, doctype, str(flt[0])):
             raise_invalid_field(str(flt[0]))

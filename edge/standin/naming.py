@@ -19,6 +19,7 @@ SERIES: dict[str, tuple[str, ...]] = {
     "Sales Invoice": ("ACC-SINV-.YYYY.-", "ACC-SINV-RET-.YYYY.-"),
     "POS Invoice": ("ACC-PSINV-.YYYY.-", "ACC-PSINV-RET-.YYYY.-"),
     "POS Closing Entry": ("POS-CLO-.YYYY.-",),
+    "POS Opening Entry": ("POS-OPE-.YYYY.-",),
 }
 
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import uuid
-
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-from edge.standin import StandInServer
+from edge.standin import StandIn, StandInServer, StandInSite
 from edge.standin.seed import seed_pos
+from edge.standin.seed_real import real_like_site
 
 SITE = "shop1.erp.test"
 COMPANY = "Shop One Ltd"
@@ -22,7 +24,7 @@ AUTH = {"Authorization": "token key-shop1:secret-shop1", "Host": SITE}
 def seed(standin_server: StandInServer) -> None:
     """Idempotent: the server is shared by the whole session."""
     seed_pos(standin_server.standin.sites[SITE], COMPANY, suffix="S1", pos_profile="Shop One Main",
-             invoice_doctype="Sales Invoice")
+             invoice_doctype="Sales Invoice", open_shift=True)
 
 
 def messages(r: httpx.Response) -> list[Any]:
@@ -39,8 +41,9 @@ def txn() -> str:
 class Erp:
     """Frappe v1 REST calls against the stand-in, as the site's API user."""
 
-    def __init__(self, url: str) -> None:
-        self.http = httpx.Client(base_url=url, headers=AUTH, timeout=10)
+    def __init__(self, url: str, headers: dict[str, str] = AUTH, site: StandInSite | None = None) -> None:
+        self.http = httpx.Client(base_url=url, headers=headers, timeout=10)
+        self.site = site  # the served site, where a test owns it
 
     def post(self, doctype: str, body: dict[str, Any]) -> httpx.Response:
         """POST /api/resource/<doctype>."""
@@ -91,3 +94,46 @@ def erp(standin_server: StandInServer, standin: Any) -> Iterator[Erp]:
     client = Erp(standin_server.url)
     yield client
     client.http.close()
+
+
+REAL_HOST = "pos.localhost"
+
+
+@pytest.fixture
+def real() -> Iterator[Erp]:
+    """A client on a fresh stand-in site shaped like the recorded real site (seed_real: UGX,
+    Africa/Kampala, strict rules), served on its own port; `real.site` is the site."""
+    site = real_like_site(REAL_HOST, "real-key", "real-secret")
+    at_local(site, "2026-11-28 12:00:00")
+    server = StandInServer(StandIn([site]))
+    server.start()
+    client = Erp(server.url, {"Authorization": "token real-key:real-secret", "Host": REAL_HOST}, site)
+    yield client
+    client.http.close()
+    server.stop()
+
+
+def at_local(site: StandInSite, when: str) -> None:
+    """Pin the site's clock to `when`, Africa/Kampala time (the real-like site's zone)."""
+    instant = datetime.fromisoformat(when).replace(tzinfo=ZoneInfo("Africa/Kampala")).astimezone(timezone.utc)
+    site.clock = lambda: instant
+
+
+def pos_sale(**over: Any) -> dict[str, Any]:
+    """A POS Invoice for the real-like site's "Shop One Counter": one POSHO-5KG at 24000, paid in cash."""
+    body: dict[str, Any] = {
+        "docstatus": 1, "is_pos": 1, "pos_profile": "Shop One Counter", "customer": "Walk-in Customer",
+        "company": COMPANY, "update_stock": 1, "items": [{"item_code": "POSHO-5KG", "qty": 1, "rate": 24000}],
+        "payments": [{"mode_of_payment": "Cash", "account": "Cash - S1", "amount": 24000}], "paid_amount": 24000,
+    }
+    body.update(over)
+    return body
+
+
+def open_shift(erp: Erp, profile: str = "Shop One Counter", start: str = "2026-11-28 08:00:00") -> dict[str, Any]:
+    """Open a POS Opening Entry for `profile` (submitted on insert), as a till would."""
+    r = erp.post("POS Opening Entry", {"pos_profile": profile, "company": COMPANY, "user": "Administrator",
+                                        "period_start_date": start, "posting_date": start[:10], "docstatus": 1,
+                                        "balance_details": [{"mode_of_payment": "Cash", "opening_amount": 20000}]})
+    assert r.status_code == 200, r.text
+    return r.json()["data"]

@@ -80,7 +80,7 @@ def test_unknown_fields_in_the_body_are_ignored(erp: Erp) -> None:
 
 def test_unknown_mode_of_payment_is_accepted(erp: Erp) -> None:
     doc = erp.create(payments=[{"mode_of_payment": "Bitcoin", "amount": 6.2, "account": "Cash - S1"}])
-    assert doc["payments"][0]["mode_of_payment"] == "Bitcoin" and doc["payments"][0]["type"] is None
+    assert doc["payments"][0]["mode_of_payment"] == "Bitcoin" and "type" not in doc["payments"][0]  # null: left out
     assert erp.get("Sales Invoice", doc["name"]).json()["data"]["status"] == "Paid"
 
 
@@ -200,10 +200,14 @@ def test_create_answers_a_stale_draft_status_and_get_the_real_one(erp: Erp) -> N
     assert sorted(row["status"] for row in listed["data"]) == ["Paid", "Partly Paid"]
 
 
-def test_an_underpaid_pos_invoice_is_accepted_and_unpaid(erp: Erp) -> None:
-    doc = erp.create("POS Invoice", payments=[{"mode_of_payment": "Cash", "amount": 2}])
-    assert doc["status"] == "Draft"
-    assert erp.get("POS Invoice", doc["name"]).json()["data"]["status"] == "Unpaid"  # POS Invoice has no Partly Paid
+def test_an_underpaid_pos_invoice_is_refused(erp: Erp) -> None:
+    # recorded pinv-e2: the POS Profile does not allow partial payment
+    r = erp.post("POS Invoice", sale(payments=[{"mode_of_payment": "Cash", "amount": 2}]))
+    assert r.status_code == 417 and r.json()["exc_type"] == "PartialPaymentValidationError"
+    assert messages(r) == ["Partial Payment in POS Invoice is not allowed."]
+    # a POS Invoice answers its real status on insert (pinv-e1), a draft too
+    assert erp.create("POS Invoice")["status"] == "Paid"
+    assert erp.create("POS Invoice", docstatus=0, payments=[{"mode_of_payment": "Cash", "amount": 2}])["status"] == "Draft"
 
 
 def test_a_back_dated_unpaid_invoice_is_overdue(erp: Erp) -> None:
@@ -231,6 +235,17 @@ def test_naming_series_per_doctype_and_year(erp: Erp) -> None:
     assert (old[0]["posting_date"], old[0]["posting_time"], old[0]["set_posting_time"]) == ("2019-06-30", "23:59:59", 1)
 
 
+def test_a_posting_time_reads_back_as_frappe_writes_it(erp: Erp) -> None:
+    odd = erp.create(set_posting_time=1, posting_date="2018-02-03", posting_time="9:5:7")
+    assert odd["posting_time"] == "9:5:7"  # the insert answers what was sent
+    assert erp.get("Sales Invoice", odd["name"]).json()["data"]["posting_time"] == "9:05:07"
+    late = erp.create(set_posting_time=1, posting_date="2018-02-03", posting_time="23:30:01.5")
+    assert erp.get("Sales Invoice", late["name"]).json()["data"]["posting_time"] == "23:30:1.5"
+    rows = erp.list("Sales Invoice", [["posting_date", "=", "2018-02-03"], ["posting_time", ">=", "10:00:00"]],
+                    ["name", "posting_time"]).json()["data"]  # compared as times, not as text
+    assert rows == [{"name": late["name"], "posting_time": "23:30:1.5"}]
+
+
 def test_posting_date_is_stamped_without_set_posting_time(erp: Erp) -> None:
     doc = erp.create(posting_date="2019-01-01", posting_time="01:02:03")
     assert doc["posting_date"] == date.today().isoformat() and doc["posting_time"] != "01:02:03"
@@ -255,7 +270,8 @@ def test_a_return_against_a_submitted_invoice(erp: Erp) -> None:
     assert ret["name"].startswith("ACC-SINV-") and ret["is_return"] == 1 and ret["return_against"] == original["name"]
     assert money(ret["grand_total"]) == D("-1.20") and money(ret["paid_amount"]) == D("-1.20")
     assert money(ret["outstanding_amount"]) == 0 and money(ret["change_amount"]) == 0
-    assert erp.get("Sales Invoice", ret["name"]).json()["data"]["status"] == "Return"
+    # a Sales Invoice credit note keeps the insert's "Draft" although submitted (recorded ret-b-get, ret-h2)
+    assert erp.get("Sales Invoice", ret["name"]).json()["data"]["status"] == "Draft"
     assert erp.get("Sales Invoice", original["name"]).json()["data"]["status"] == "Credit Note Issued"
 
 
@@ -277,7 +293,10 @@ def test_return_quantities_and_payments_must_be_negative(erp: Erp) -> None:
     original = erp.create()
     r = erp.post("Sales Invoice", refund(original["name"], items=[{"item_code": "BREAD", "qty": 1}]))
     assert r.status_code == 417 and messages(r) == ["Row #1: Quantity must be negative for return"]
-    r = erp.post("Sales Invoice", refund(original["name"], items=[{"item_code": "MILK", "qty": -1}]))
+    # a row not linked to the original's row is not checked: accepted, with a message (recorded ret-f1)
+    r = erp.post("Sales Invoice", refund(original["name"], items=[{"item_code": "MILK", "qty": -1}],
+                                         payments=[{"mode_of_payment": "Cash", "amount": -0.99, "account": "Cash - S1"}]))
+    assert r.status_code == 200, r.text
     assert messages(r) == [f"Row # 1: Returned Item MILK does not exist in Sales Invoice {original['name']}"]
     r = erp.post("Sales Invoice", refund(original["name"], payments=[
         {"mode_of_payment": "Cash", "amount": 1.2, "account": "Cash - S1"}]))
