@@ -68,6 +68,7 @@ class EdgeApp:
                 Route("/v1/sale", post_document, methods=["POST"]),
                 Route("/v1/return", post_document, methods=["POST"]),
                 Route("/v1/closure", post_document, methods=["POST"]),
+                Route("/v1/opening", post_document, methods=["POST"]),
                 Route("/sync/batch", post_batch, methods=["POST"]),
                 Route("/sync/status/{batch_uuid}", get_status, methods=["GET"]),
                 Route("/openapi.json", openapi_json, methods=["GET"]),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from limits import parse as parse_rate
@@ -206,9 +207,22 @@ class ErpnextConfig(Strict):
     api_secret: SecretStr = Field(description="the API user's secret")
     timeout: float = Field(default=10.0, gt=0, le=300, description="connect and read timeout, seconds (504 beyond)")
     site_name: str | None = Field(default=None, description="Frappe site to address (sent as Host and X-Frappe-Site-Name)")
+    time_zone: str | None = Field(default=None, description=(
+        "the site's time zone (e.g. Africa/Kampala) if the API user may not read System Settings; "
+        "read from there otherwise"))
     commit_grace: float = Field(default=150.0, gt=0, le=3600, description=(
         "seconds after a posting whose outcome is unknown before the sale may be posted again, where the reference "
         "field is not unique: longer than ERPNext's own request timeout (gunicorn's, 120 s by default)"))
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"{v!r} is not a time zone (e.g. Africa/Kampala, Europe/Berlin, UTC)") from None
+        return v
 
     @model_validator(mode="after")
     def _grace_outlasts_timeout(self) -> ErpnextConfig:

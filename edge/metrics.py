@@ -103,6 +103,9 @@ class Metrics:
         self.sync_oldest = Gauge("pos_edge_sync_oldest_pending_age_seconds",
                                  "How long the most overdue queued job has been due", ["tenant"], registry=r)
         self.store_up = Gauge("pos_edge_store_up", "1 when the state store answered the last scrape", registry=r)
+        self.booked_unpaid = Counter("pos_edge_sales_booked_unpaid",
+                                     "Sales ERPNext booked as not fully paid on tenants without credit sales",
+                                     ["tenant"], registry=r)
         for result in ("ok", "failed"):
             self.reloads.labels(result)  # both series exist from the start, at 0
 

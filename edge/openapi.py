@@ -24,6 +24,8 @@ from edge.sales import (
     Closure,
     ClosureView,
     InvoiceView,
+    Opening,
+    OpeningView,
     Return,
     Sale,
     SyncAccepted,
@@ -236,8 +238,9 @@ def _proxy_responses() -> dict[str, Any]:
 @cache
 def spec() -> dict[str, Any]:
     """The OpenAPI 3.1 document (built once)."""
-    models = [(m, "validation") for m in (RegisterRequest, Sale, Return, Closure, SyncBatchRequest)]
-    models += [(m, "serialization") for m in (RegisterResponse, InvoiceView, ClosureView, SyncAccepted, SyncStatus)]
+    models = [(m, "validation") for m in (RegisterRequest, Sale, Return, Closure, Opening, SyncBatchRequest)]
+    models += [(m, "serialization") for m in (RegisterResponse, InvoiceView, ClosureView, OpeningView, SyncAccepted,
+                                              SyncStatus)]
     _, defs = models_json_schema(models, ref_template="#/components/schemas/{model}")
     schemas = {**defs.get("$defs", {}), "Problem": PROBLEM_SCHEMA, "ErpnextAnswer": ERPNEXT_ANSWER,
                "Health": HEALTH_SCHEMA, "Readiness": READY_SCHEMA}
@@ -298,6 +301,8 @@ def spec() -> dict[str, Any]:
             "/v1/return": _pos("Return", "InvoiceView", "a return becomes a submitted return invoice"),
             "/v1/closure": _pos("Closure", "ClosureView", "end of a till's period: per-method totals, POS Closing Entry",
                                 closure=True),
+            "/v1/opening": _pos("Opening", "OpeningView", "start of a branch's shift: its POS Opening Entry "
+                                "(POS Invoice tenants; idempotent: an open shift is answered as it is)", closure=True),
             "/sync/batch": {
                 "post": {
                     "summary": "queue an offline till's transactions (1-500); 202 once they are durably stored",

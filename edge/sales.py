@@ -201,6 +201,47 @@ class Closure(_Payload):
         return self
 
 
+class OpeningBalance(_Payload):
+    """A payment method's float at the start of a shift."""
+
+    method: Code
+    opening_amount: Money = Decimal(0)
+
+
+class Opening(_Payload):
+    """`POST /v1/opening`: the start of a branch's shift (POS Invoice tenants: a POS Opening Entry)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "branch_id": "front", "till_id": "till-01", "client_txn_id": "open-2026-01-01",
+        "balances": [{"method": "cash", "opening_amount": "50.00"}]}]})
+
+    branch_id: BranchId | None = Field(default=None, description="the device's branch when left out")
+    till_id: Code
+    client_txn_id: str | None = Field(default=None, pattern=TXN_ID)
+    period_start: DateTime | None = Field(default=None, description="when the shift starts (default: now)")
+    balances: list[OpeningBalance] = Field(default_factory=list, max_length=20,
+                                           description="the float per method (default: 0 for each of the tenant's)")
+
+    @model_validator(mode="after")
+    def _one_per_method(self) -> Opening:
+        methods = [b.method for b in self.balances]
+        if len(set(methods)) != len(methods):
+            raise ValueError("one balance per payment method")
+        return self
+
+
+class OpeningView(_Payload):
+    """201 body of /v1/opening: the branch's open POS Opening Entry."""
+
+    opening_entry: str
+    created: bool = Field(description="false: the branch's shift was open already, and this is it")
+    branch_id: str
+    pos_profile: str | None
+    period_start: str | None = Field(description="site time")
+    status: str | None
+    balances: list[dict[str, Any]] = Field(description="mode_of_payment and opening_amount, as ERPNext stored them")
+
+
 MAX_BATCH = 500
 
 
@@ -289,8 +330,13 @@ class InvoiceView(_Payload):
     paid_amount: Amount | None
     change_amount: Amount | None
     outstanding_amount: Amount | None
+    status: str | None = Field(default=None, description="the invoice's state as ERPNext books it: Paid, "
+                               "Partly Paid, Unpaid, Return, Consolidated... (never the stale Draft of a submitted one)")
     items: list[LineView]
     payments: list[PaymentView]
+    messages: list[str] = Field(default_factory=list, description="what ERPNext said while accepting the document")
+    warnings: list[str] = Field(default_factory=list, description="what the gateway noticed: e.g. a sale ERPNext "
+                                "booked as not fully paid on a tenant without credit sales")
 
 
 class MethodTotals(_Payload):
@@ -305,19 +351,32 @@ class MethodTotals(_Payload):
     difference: Amount
 
 
+class Difference(_Payload):
+    """Where ERPNext's record of a closure differs from what the till sent."""
+
+    field: str
+    method: str | None = None
+    till: str
+    erpnext: str
+
+
 class ClosureView(_Payload):
-    """201 body of /v1/closure."""
+    """201 body of /v1/closure: ERPNext's figures (for POS Invoice tenants, as its POS Closing Entry stored them)."""
 
     closure_id: str
     closing_entry: str | None = Field(description="the POS Closing Entry, for tenants on POS Invoices")
+    opening_entry: str | None = Field(default=None, description="the POS Opening Entry (shift) it closed")
     branch_id: str
     till_id: str
-    period_start: str
-    period_end: str
+    period_start: str = Field(description="site time (the shift's start for POS Invoice tenants)")
+    period_end: str = Field(description="site time")
     invoice_count: int
     grand_total: Amount
     methods: list[MethodTotals]
+    differences: list[Difference] = Field(default_factory=list, description="where ERPNext's figures are not the till's")
+    warnings: list[str] = Field(default_factory=list)
 
 
 # The payload model of each transaction type (/v1/<type>, and `type` in a sync batch).
-PAYLOAD_MODELS: dict[str, type[Sale | Closure]] = {"sale": Sale, "return": Return, "closure": Closure}
+PAYLOAD_MODELS: dict[str, type[Sale | Closure | Opening]] = {
+    "sale": Sale, "return": Return, "closure": Closure, "opening": Opening}

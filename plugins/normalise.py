@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, time
 from decimal import Decimal
@@ -28,9 +29,10 @@ from pydantic import (
 from starlette.responses import Response
 
 from edge.bodies import read_json
+from edge.erpnext.money import Rounding, covers, uncovered
 from edge.chain import Context, Services
 from edge.problems import Problem, problem_response, validation_errors
-from edge.sales import MAX_BATCH, PAYLOAD_MODELS, BranchId, Closure, Sale, SyncTransaction, reference_for
+from edge.sales import MAX_BATCH, PAYLOAD_MODELS, BranchId, Closure, Opening, Sale, SyncTransaction, reference_for
 
 # The reference field: the standard po_no, or a Custom Field (Frappe names them custom_*).
 FIELDNAME = re.compile(r"^(po_no|custom_[a-z0-9_]{1,132})$")
@@ -52,8 +54,8 @@ class Branch(BaseModel):
 class PosRequest:
     """A validated, normalised POS call, ready to post."""
 
-    kind: Literal["sale", "return", "closure"]
-    payload: Sale | Closure
+    kind: Literal["sale", "return", "closure", "opening"]
+    payload: Sale | Closure | Opening
     fingerprint: str  # sha256 of the canonical payload: same key + other payload is refused
     txn_fingerprint: str  # of the type and payload: the same transaction through /v1 and /sync alike
     idempotency_key: str | None
@@ -93,6 +95,9 @@ class NormalisePlugin:
             default="custom_pos_edge_txn_id",
             description="invoice field holding `<device_id>/<client_txn_id>`: `po_no` or a `custom_*` field")
         allow_credit_sales: bool = Field(default=False, description="accept sales whose payments do not cover the total")
+        auto_open_shift: bool = Field(
+            default=True, description="POS Invoice tenants: a sale in a branch with no open POS Opening Entry opens one "
+                                      "(zero balances); off: such a sale is 422 until POST /v1/opening")
 
         @field_validator("reference_field")
         @classmethod
@@ -135,7 +140,7 @@ class NormalisePlugin:
             if branch is None:
                 return _answer(ctx, Problem("validation_failed", f"the {kind} names no branch", errors=[_NO_BRANCH]))
             payload = payload.model_copy(update={"branch_id": branch})
-        errors = self.mapping_errors(payload, kind)
+        errors = self.mapping_errors(payload, kind, _known_rounding(ctx))
         if errors:
             return _answer(ctx, Problem("validation_failed", f"the {kind} cannot be mapped to ERPNext", errors=errors))
         if branch is not None and payload.branch_id != branch:
@@ -172,6 +177,7 @@ class NormalisePlugin:
                                 [{"loc": ["transactions"], "msg": f"1 to {MAX_BATCH} transactions (got {len(txns)})"}])
         device = ctx.device_id or "-"
         branch = _token_branch(ctx)
+        rounding_of = _known_rounding(ctx)
         foreign: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         items: list[PosRequest] = []
@@ -197,7 +203,7 @@ class NormalisePlugin:
                     errors += _under([*at, "payload"], [_NO_BRANCH])
                     continue
                 payload = payload.model_copy(update={"branch_id": branch})
-            mapping = self.mapping_errors(payload, txn.type)
+            mapping = self.mapping_errors(payload, txn.type, rounding_of)
             if mapping:
                 errors += _under([*at, "payload"], mapping)
                 continue
@@ -227,26 +233,29 @@ class NormalisePlugin:
     def _refuse(ctx: Context, detail: str, errors: list[dict[str, Any]]) -> Response:
         return _answer(ctx, Problem("validation_failed", detail, errors=errors))
 
-    def mapping_errors(self, payload: Sale | Closure, kind: str) -> list[dict[str, Any]]:
-        """What the tenant's rules refuse, with the field each error is about."""
+    def mapping_errors(self, payload: Sale | Closure | Opening, kind: str,
+                       rounding_of: Callable[[str], Rounding | None] | None = None) -> list[dict[str, Any]]:
+        """What the tenant's rules refuse, with the field each error is about. `rounding_of`
+        (a POS Profile's rounding, if known) makes the cover check ERPNext's."""
         cfg = self._cfg
         errors: list[dict[str, Any]] = []
         if payload.branch_id not in cfg.branches:
             errors.append({"loc": ["branch_id"], "msg": f"unknown branch {payload.branch_id!r}"})
-        field = "balances" if isinstance(payload, Closure) else "payments"
+        field = "balances" if isinstance(payload, Closure | Opening) else "payments"
         for i, p in enumerate(getattr(payload, field)):
             if p.method not in cfg.payment_methods:
                 known = ", ".join(sorted(cfg.payment_methods))
                 errors.append({"loc": [field, str(i), "method"], "msg": f"unknown payment method {p.method!r} (known: {known})"})
-        if isinstance(payload, Closure):
+        if isinstance(payload, Closure | Opening):
             return errors
         if not (payload.customer or cfg.default_customer):
             errors.append({"loc": ["customer"], "msg": "no customer given and the tenant has no default_customer"})
-        if kind == "sale" and not cfg.allow_credit_sales and payload.paid() < payload.expected_total():
-            errors.append({
-                "loc": ["payments"],
-                "msg": f"payments ({payload.paid()}) do not cover the total ({payload.expected_total()})",
-            })
+        if kind == "sale" and not cfg.allow_credit_sales:
+            total = payload.expected_total()
+            rounding = rounding_of(cfg.branches[payload.branch_id].pos_profile) if (
+                rounding_of and payload.branch_id in cfg.branches) else None
+            if not covers(payload.paid(), total, rounding):
+                errors.append({"loc": ["payments"], "msg": uncovered(payload.paid(), total, rounding)})
         return errors
 
 
@@ -259,6 +268,13 @@ def _answer(ctx: Context, problem: Problem) -> Response:
 
 
 _NO_BRANCH = {"loc": ["branch_id"], "msg": "required: this device was registered without a branch"}
+
+
+def _known_rounding(ctx: Context) -> Callable[[str], Rounding | None] | None:
+    # ERPNext's rounding of a POS Profile, if the tenant's site settings are cached already:
+    # validation never waits for ERPNext (an offline upload must be taken while it is down).
+    site = getattr(getattr(ctx.tenant, "poster", None), "site", None)
+    return site.known_rounding if site is not None else None
 
 
 def _token_branch(ctx: Context) -> str | None:

@@ -188,25 +188,23 @@ async def test_a_holder_whose_claim_was_taken_over_never_sends(tmp_path, standin
     a stalled store) finds its claim taken over and sends nothing."""
     import functools
 
-    from edge.config import ErpnextConfig
     from edge.erpnext.client import ErpnextClient
     from edge.erpnext.posting import Poster
     from edge.posting_guard import ClaimLost, PostingGuard
     from edge.sales import Sale
     from edge.store import open_store
     from edge.upstream import Upstreams
-    from tests.conftest import CREDS, POS_MAPPING
+
+    import yaml
+
+    from edge.config import parse
 
     store = open_store(f"sqlite:///{tmp_path}/fence.db")
     await store.open()
     upstreams = Upstreams(pool_size=4)
     try:
-        key, secret = CREDS["shop1"]
-        erp = ErpnextConfig(url=standin_server.url, site_name="shop1.erp.test", api_key=key, api_secret=secret)
-        from plugins.normalise import NormalisePlugin
-
-        mapping = NormalisePlugin.Config.model_validate({**POS_MAPPING["shop1"], "reference_field": "po_no"})
-        poster = Poster(ErpnextClient(upstreams, erp), mapping)
+        tenant = parse(yaml.safe_dump(po_no_config(tmp_path, standin_server.url, "sqlite"))).tenants["shop1"]
+        poster = Poster(ErpnextClient(upstreams, tenant.erpnext), tenant)
         body = sale()
         reference = f"till-fence/{body['client_txn_id']}"
         now = time.time()

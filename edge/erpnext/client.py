@@ -124,18 +124,29 @@ class ErpnextClient:
                 return None
             raise
 
-    async def find(self, doctype: str, filters: list[list[Any]], fields: list[str], limit: int = 20) -> list[dict[str, Any]]:
-        """frappe.client.get_list through the resource API."""
+    async def find(self, doctype: str, filters: list[list[Any]], fields: list[str], limit: int = 20,
+                   order_by: str | None = None) -> list[dict[str, Any]]:
+        """frappe.client.get_list through the resource API (`limit` 0: all rows). A field of a
+        child table (`payments.amount`) gives one row per child row."""
         params = {
             "filters": json.dumps(filters, default=_wire_number),
             "fields": json.dumps(fields),
             "limit_page_length": str(limit),
         }
+        if order_by:
+            params["order_by"] = order_by
         return (await self.call("GET", self.resource(doctype), params=params))["data"]
 
     async def insert(self, doctype: str, doc: dict[str, Any]) -> dict[str, Any]:
-        """Create (and with docstatus 1, submit) a document."""
-        return (await self.call("POST", self.resource(doctype), body=doc))["data"]
+        """Create (and with docstatus 1, submit) a document. What ERPNext said while
+        accepting it (`_server_messages` beside `data`: e.g. a return row it did not
+        check) comes back decoded in the document's `_server_messages`."""
+        answer = await self.call("POST", self.resource(doctype), body=doc)
+        created: dict[str, Any] = answer["data"]
+        said = server_messages({"_server_messages": answer.get("_server_messages")})
+        if said:
+            created["_server_messages"] = said
+        return created
 
 
 def to_json(obj: Any) -> bytes:

@@ -79,9 +79,14 @@ class ReferenceFields:
         self._rechecks: dict[str, asyncio.Future[FieldState]] = {}
 
     async def check_all(self, tenants: dict[str, Any]) -> None:
-        """Check every POS tenant (TenantRuntime), all at once; log those without the field."""
+        """Check every POS tenant (TenantRuntime), all at once; log those without the field.
+        Also reads each tenant's site settings (time zone, its branches' rounding) into the
+        Poster's cache, so that validation, which never waits for ERPNext, can use them."""
         pos = {key: t for key, t in tenants.items() if t.config.pos_enabled}
-        states = await asyncio.gather(*(reference_field_state(t.poster.client, t.config) for t in pos.values()))
+        warm = [t.poster.site.warm([b.pos_profile for b in t.config.branches.values()]) for t in pos.values()]
+        states, _ = await asyncio.gather(
+            asyncio.gather(*(reference_field_state(t.poster.client, t.config) for t in pos.values())),
+            asyncio.gather(*warm))
         for (key, tenant), state in zip(pos.items(), states, strict=True):
             cfg = tenant.config
             self.states[key] = state

@@ -27,12 +27,13 @@ from starlette.responses import Response
 
 from edge.chain import new_request_id
 from edge.erpnext.client import FrappeError, Unreachable, to_json
-from edge.erpnext.documents import till_view
+from edge.erpnext.documents import till_view, unpaid_warning
 from edge.erpnext.posting import Rejected
 from edge.leases import renewing
 from edge.posting_guard import OutcomeUnknown, PostingBusy, ReferenceConflict
 from edge.problems import Problem, context_headers, problem_body, store_unavailable
-from edge.sales import ClosureView
+from edge.erpnext.closing import site_time
+from edge.sales import ClosureView, OpeningView
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
@@ -49,7 +50,7 @@ async def post_document(request: Request) -> Response:
         return denied
     pos, tenant, store = ctx.pos, ctx.tenant, edge.store
     gw = runtime.config.gateway
-    if pos.kind != "closure" and await edge.reference_field_missing(tenant):
+    if pos.kind in ("sale", "return") and await edge.reference_field_missing(tenant):
         # Never guess: without the field no post could be found again after a lost answer.
         raise Problem("reference_field_missing",
                       f"{tenant.config.invoice_doctype}.{tenant.config.reference_field} does not exist in ERPNext; "
@@ -116,11 +117,36 @@ async def _settle(ctx: Any, update: Awaitable[Any]) -> None:
         ctx.log.error("idempotency_record_failed", error=type(exc).__name__, detail=str(exc)[:200])
 
 
+async def _open(ctx: Any, pos: Any, tenant: Any) -> tuple[int, bytes, Outcome, dict[str, str]]:
+    """/v1/opening: the branch's open POS Opening Entry, opened now if none is."""
+    cfg = tenant.config
+    if cfg.invoice_doctype != "POS Invoice":
+        problem = Problem("validation_failed", "this tenant posts Sales Invoices, which ERPNext books without shifts",
+                          errors=[{"loc": ["body"], "msg": "shifts are for tenants on POS Invoices"}])
+        return problem.status, problem_body(problem, ctx.request_id), "final", {}
+    opening = pos.payload
+    poster = tenant.poster
+    balances = {cfg.payment_methods[b.method]: b.opening_amount for b in opening.balances}
+    start = None
+    if opening.period_start is not None:
+        start = site_time(opening.period_start, await poster.site.time_zone())
+    entry, created = await poster.open_shift(cfg.branches[opening.branch_id].pos_profile, balances, start)
+    ctx.log.info("shift_opened" if created else "shift_found", opening_entry=entry.get("name"))
+    view = OpeningView(
+        opening_entry=str(entry["name"]), created=created, branch_id=opening.branch_id,
+        pos_profile=entry.get("pos_profile"), period_start=entry.get("period_start_date"), status=entry.get("status"),
+        balances=[{"mode_of_payment": r.get("mode_of_payment"), "opening_amount": r.get("opening_amount")}
+                  for r in entry.get("balance_details") or []])
+    return 201, to_json(view.model_dump()), "final", {}
+
+
 async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, edge: Any,
                 owner: str) -> tuple[int, bytes, Outcome, dict[str, str]]:
     """(status, body, outcome, extra headers)."""
     poster, store = tenant.poster, edge.store
     try:
+        if pos.kind == "opening":
+            return await _open(ctx, pos, tenant)
         if pos.kind == "closure":
             view = ClosureView.model_validate(await poster.close(pos.payload, pos.reference))
             body = to_json(view.model_dump())
@@ -178,4 +204,9 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, edge: Any,
         return problem.status, problem_body(problem, ctx.request_id), "unknown" if exc.status >= 500 else "retry", {}
     doc = posted.doc or {"name": posted.invoice, "is_return": pos.kind == "return"}  # ERPNext no longer has it
     ctx.log.info("invoice_posted", invoice=posted.invoice, created=posted.created, reference=pos.reference)
-    return 201, to_json(till_view(doc).model_dump()), "final", {}
+    warning = unpaid_warning(doc, tenant.config) if posted.created else None
+    if warning:
+        ctx.log.error("sale_booked_unpaid", invoice=posted.invoice, outstanding=str(doc.get("outstanding_amount")),
+                      reference=pos.reference)
+        edge.metrics.booked_unpaid.labels(tenant.key).inc()
+    return 201, to_json(till_view(doc, [warning] if warning else []).model_dump()), "final", {}

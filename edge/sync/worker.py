@@ -20,6 +20,7 @@ from typing import Any
 
 from edge.config import SyncConfig
 from edge.erpnext.client import FrappeError, Unreachable, to_json
+from edge.erpnext.documents import unpaid_warning
 from edge.erpnext.posting import Rejected
 from edge.erpnext.setup import ReferenceFields
 from edge.metrics import Metrics
@@ -208,6 +209,10 @@ class SyncWorker:
                                    unknown=job.unknown or exc.status >= 500)
         if not posted.created:
             log.info("sync_job_found_existing", invoice=posted.invoice)
+        elif posted.doc is not None and (warning := unpaid_warning(posted.doc, tenant.config)):
+            log.error("sale_booked_unpaid", invoice=posted.invoice, detail=warning)
+            if self.metrics is not None:
+                self.metrics.booked_unpaid.labels(job.tenant).inc()
         return JobUpdate("synced", invoice_id=posted.invoice)
 
     async def _earlier_still_queued(self, job: Job) -> bool:

@@ -107,3 +107,19 @@ def test_a_pos_invoice_carries_paid_amount_and_payment_references() -> None:
     ret = Return.model_validate({**sale.model_dump(), "return_against": "X"})
     assert invoice(ret, cfg, "t/2", ACCOUNTS, "Walk-in Customer")["paid_amount"] == Decimal("-5")
     assert "paid_amount" not in invoice(sale, CFG, "t/3", ACCOUNTS, "Walk-in Customer")  # Sales Invoice totals itself
+
+
+def test_the_booked_state_is_never_the_stale_draft_of_a_submitted_invoice() -> None:
+    from edge.erpnext.documents import booked_status, till_view, unpaid_warning
+
+    note = {"name": "CN-1", "docstatus": 1, "status": "Draft", "is_return": 1, "outstanding_amount": 0}
+    assert booked_status(note) == "Return"
+    partly = {"name": "INV-2", "docstatus": 1, "status": "Draft", "outstanding_amount": 0.4, "rounded_total": 24001}
+    assert booked_status(partly) == "Partly Paid" and booked_status({**partly, "outstanding_amount": 0}) == "Paid"
+    assert booked_status({"docstatus": 0, "status": "Draft"}) == "Draft"
+    assert booked_status({"docstatus": 1, "status": "Consolidated"}) == "Consolidated"
+    assert "0.4 outstanding" in unpaid_warning(partly, CFG) and unpaid_warning(note, CFG) is None
+    assert unpaid_warning(partly, CFG.model_copy(update={"allow_credit_sales": True})) is None
+    view = till_view({**note, "items": [], "payments": [],
+                      "_server_messages": ["Row # 1: Returned Item <strong>X</strong> does not exist"]})
+    assert view.status == "Return" and view.messages == ["Row # 1: Returned Item X does not exist"]

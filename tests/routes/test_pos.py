@@ -297,7 +297,11 @@ def test_closure_on_pos_invoices_posts_a_closing_entry(gateway, standin: StandIn
     entry = standin.sites["shop2.erp.test"].docs["POS Closing Entry"][out["closing_entry"]]
     assert [t["pos_invoice"] for t in entry["pos_transactions"]] == [sold["invoice_id"]]
     assert entry["pos_profile"] == "Shop Two Front" and entry["docstatus"] == 1
-    assert Decimal(str(entry["payment_reconciliation"][0]["expected_amount"])) == Decimal("51.98")
+    assert entry["pos_opening_entry"] == out["opening_entry"] and out["opening_entry"]
+    # the opening amount is the shift's (ERPNext's POS Opening Entry: 0), and the till's 50 is reported
+    assert Decimal(str(entry["payment_reconciliation"][0]["expected_amount"])) == Decimal("1.98")
+    assert {"field": "opening_amount", "method": "cash", "till": "50", "erpnext": "0"} in out["differences"]
+    assert out["methods"][0]["difference"] == 50
     # the same period closed again (a retry with a new key): the existing entry, not a second one
     again = _close(gateway, token, "shop2", "front", day, [{"method": "cash", "opening_amount": "50", "closing_amount": "51.98"}])
     assert again.status_code == 201 and again.json()["closing_entry"] == out["closing_entry"]
