@@ -65,20 +65,22 @@ async def takings(client: ErpnextClient, doctype: str, filters: list[list[Any]],
     """The invoices matching `filters` (posted inside `window`, site time, when given),
     with their totals and payments per Mode of Payment net of the change given back in cash."""
     out = Takings()
-    last = ""
+    after: list[list[Any]] = []  # the names of later pages come after the last one read
     while True:
-        page_filters = [*filters, ["name", ">", last]] if last else filters
-        rows = await client.find(doctype, page_filters, _HEADER, limit=PAGE, order_by="name asc")
+        rows = await client.find(doctype, [*filters, *after], _HEADER, limit=PAGE, order_by="name asc")
         if not rows:
             return out
         last = str(rows[-1]["name"])
         inside = {str(r["name"]): r for r in rows if window is None or _within(r, window)}
         if inside:
-            payments = await client.find(doctype, [["name", "in", list(inside)]],
+            # this page's payment rows: the same filters over the page's range of names (a range,
+            # not a list of a thousand names, so the database walks its index once)
+            payments = await client.find(doctype, [*filters, *after, ["name", "<=", last]],
                                          ["name", "payments.mode_of_payment", "payments.amount"], limit=0)
-            _add(out, inside, payments)
+            _add(out, inside, [p for p in payments if str(p.get("name")) in inside])
         if len(rows) < PAGE:
             return out
+        after = [["name", ">", last]]
 
 
 def _within(row: dict[str, Any], window: tuple[datetime, datetime]) -> bool:

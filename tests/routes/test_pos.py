@@ -305,9 +305,9 @@ def test_closure_on_pos_invoices_posts_a_closing_entry(gateway, standin: StandIn
     # the same period closed again (a retry with a new key): the existing entry, not a second one
     again = _close(gateway, token, "shop2", "front", day, [{"method": "cash", "opening_amount": "50", "closing_amount": "51.98"}])
     assert again.status_code == 201 and again.json()["closing_entry"] == out["closing_entry"]
-    same_period = [e for e in standin.sites["shop2.erp.test"].docs["POS Closing Entry"].values()
-                   if e["period_start_date"] == entry["period_start_date"] and e["pos_profile"] == "Shop Two Front"]
-    assert len(same_period) == 1
+    same_shift = [e for e in standin.sites["shop2.erp.test"].docs["POS Closing Entry"].values()
+                  if e["pos_opening_entry"] == out["opening_entry"]]
+    assert len(same_shift) == 1
 
 
 @pytest.mark.parametrize(
