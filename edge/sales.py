@@ -195,10 +195,14 @@ class Closure(_Payload):
             raise ValueError("give both period times with a UTC offset, or neither")
         if self.period_end <= self.period_start:
             raise ValueError("period_end must be after period_start")
-        methods = [b.method for b in self.balances]
-        if len(set(methods)) != len(methods):
-            raise ValueError("one balance per payment method")
+        _one_balance_per_method(self.balances)
         return self
+
+
+def _one_balance_per_method(balances: list[Any]) -> None:
+    methods = [b.method for b in balances]
+    if len(set(methods)) != len(methods):
+        raise ValueError("one balance per payment method")
 
 
 class OpeningBalance(_Payload):
@@ -224,9 +228,7 @@ class Opening(_Payload):
 
     @model_validator(mode="after")
     def _one_per_method(self) -> Opening:
-        methods = [b.method for b in self.balances]
-        if len(set(methods)) != len(methods):
-            raise ValueError("one balance per payment method")
+        _one_balance_per_method(self.balances)
         return self
 
 
