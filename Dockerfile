@@ -8,7 +8,7 @@
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY edge ./edge
 COPY plugins ./plugins
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
@@ -29,7 +29,9 @@ RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels \
 # (in Kubernetes mount the ConfigMap as the directory /etc/pos-edge, not subPath).
 # A numeric user: Kubernetes' runAsNonRoot can verify it without /etc/passwd.
 USER 10001:10001
-# A relative sqlite:/// store path in tenants.yaml resolves here (a volume in production).
+# SQLite state belongs here, on a volume: write the store as an absolute path
+# (sqlite:////var/lib/pos-edge/pos-edge.db). A relative one resolves next to
+# tenants.yaml, which a ConfigMap mount makes read-only.
 WORKDIR /var/lib/pos-edge
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s \

@@ -788,10 +788,12 @@ def test_installed_pos_edge_checks_configmap(installed: Installed, tmp_path: Pat
 @pytest.fixture
 def served(installed: Installed, tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """The image's CMD run from the installed venv, config at the mounted path,
-    the working directory standing for /var/lib/pos-edge (SQLite state there)."""
+    the working directory standing for /var/lib/pos-edge (SQLite state there, by an
+    absolute path: a relative one would resolve next to the read-only tenants.yaml)."""
     text = configmap_configs()["pos-edge-sidecar-config"]
     raw = yaml.safe_load(text)
-    raw["gateway"]["store"] = "sqlite:///./pos-edge.db"
+    assert raw["gateway"]["store"] == "sqlite:////var/lib/pos-edge/pos-edge.db"
+    raw["gateway"]["store"] = f"sqlite:///{tmp_path}/var/lib/pos-edge/pos-edge.db"
     for tenant in raw["tenants"].values():
         tenant["erpnext"]["url"] = f"http://127.0.0.1:{free_port()}"  # nobody listens: no outside calls
     mounted = tmp_path / IMAGE_CONFIG.lstrip("/")
