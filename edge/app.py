@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from edge import config as config_mod
 from edge import logs
@@ -35,6 +35,7 @@ from edge.ratelimit_storage import rate_limit_storage
 from edge.reload import ConfigWatcher, LiveConfig
 from edge.routes import erpnext
 from edge.routes.devices import register
+from edge.routes.docs import docs_init, docs_page, errors_page, swagger_ui_static
 from edge.routes.health import MetricsListener, healthz, metrics, readyz
 from edge.routes.pos import post_document
 from edge.routes.sync import get_status, post_batch
@@ -72,6 +73,10 @@ class EdgeApp:
                 Route("/sync/batch", post_batch, methods=["POST"]),
                 Route("/sync/status/{batch_uuid}", get_status, methods=["GET"]),
                 Route("/openapi.json", openapi_json, methods=["GET"]),
+                Route("/docs", docs_page, methods=["GET"]),
+                Route("/docs/init.js", docs_init, methods=["GET"]),
+                Route("/docs/errors", errors_page, methods=["GET"]),
+                Mount("/docs/static", swagger_ui_static()),
                 Route("/healthz", healthz, methods=["GET"]),
                 Route("/readyz", readyz, methods=["GET"]),
                 Route("/metrics", metrics, methods=["GET"]),

@@ -41,7 +41,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     "description": "RFC 9457 problem details with a stable `code`",
     "required": ["type", "title", "status", "detail", "code", "request_id"],
     "properties": {
-        "type": {"type": "string", "description": "https://pos-edge.dev/problems/<code with dashes>"},
+        "type": {"type": "string", "description": "`/docs/errors#<code>`: the code's row on this gateway's error page"},
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "detail": {"type": "string"},
@@ -355,6 +355,14 @@ def spec() -> dict[str, Any]:
             "/openapi.json": {"get": {
                 "summary": "this document", "operationId": "openapi", "security": [],
                 "responses": _ok(200, "the OpenAPI 3.1 description", {"type": "object"}),
+            }},
+            "/docs": {"get": {
+                "summary": "this document in Swagger UI (served by the gateway, no CDN)", "operationId": "docs",
+                "security": [], "responses": _ok(200, "an HTML page", {"type": "string"}, media="text/html"),
+            }},
+            "/docs/errors": {"get": {
+                "summary": "every problem code: a problem's `type` is `/docs/errors#<code>`", "operationId": "errors",
+                "security": [], "responses": _ok(200, "an HTML page", {"type": "string"}, media="text/html"),
             }},
         },
     }

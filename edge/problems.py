@@ -86,11 +86,17 @@ def store_unavailable(ctx: Any, exc: BaseException, detail: str, *, event: str =
     return Problem("store_unavailable", detail, headers={"Retry-After": "5"} if retry_after else None, extra=extra)
 
 
+def problem_type(code: str) -> str:
+    """The problem's `type`: a URI reference to its row on the gateway's own /docs/errors page
+    (relative, as RFC 9457 allows, so it resolves on whichever host answered)."""
+    return f"/docs/errors#{code}"
+
+
 def problem_body(problem: Problem, request_id: str) -> bytes:
     """Serialise a problem document (`type`, `title`, `status`, `detail`, `code`, `request_id`)."""
     status, title = CODES[problem.code]
     doc: dict[str, Any] = {
-        "type": f"https://pos-edge.dev/problems/{problem.code.replace('_', '-')}",
+        "type": problem_type(problem.code),
         "title": title,
         "status": status,
         "detail": problem.detail,
