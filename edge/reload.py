@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -139,7 +140,7 @@ class LiveConfig:
                 task.add_done_callback(self._tasks.discard)
             self.last_reload = {"ok": True, "reason": reason}
             self.metrics.reloads.labels("ok").inc()
-            self.log.info("config_reloaded", config=path, reason=reason, tenants=len(after),
+            self.log.info("config_reloaded", config=path, reason=reason, pid=os.getpid(), tenants=len(after),
                           added=sorted(set(after) - set(before)), removed=sorted(set(before) - set(after)),
                           changed=sorted(k for k in changed if k in before))
             for callback in self.on_swap:

@@ -3,6 +3,7 @@ refused and the running config stays, and no request fails because of a swap."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -162,6 +163,32 @@ def test_configmap_symlink_swap_and_sighup(tmp_path: Path, standin_server: Stand
         gw.proc.send_signal(signal.SIGHUP)
         wait_reloads(gw, "ok", 2)
         assert any('"reason":"SIGHUP"' in ln for ln in gw.wait_log('"reason":"SIGHUP"'))
+    finally:
+        gw.stop()
+
+
+def test_sighup_to_serve_with_workers_reloads_each_process_without_restarting_it(
+        tmp_path: Path, standin_server: StandInServer) -> None:
+    """uvicorn's own supervisor would replace every process on SIGHUP; pos-edge's passes the
+    signal on, and each server process reloads tenants.yaml in place."""
+    cfg = base_config(tmp_path, standin_server.url)
+    gw = start_gateway(tmp_path, cfg, args=("--workers", "2"))
+    try:
+        def events(name: str) -> list[dict[str, Any]]:
+            return [e for e in (json.loads(ln) for ln in gw.log_lines() if ln.startswith("{")) if e.get("event") == name]
+
+        deadline = time.monotonic() + 20
+        while len({e["pid"] for e in events("started")}) < 2:
+            assert time.monotonic() < deadline, gw.log_lines()
+            time.sleep(0.05)
+        servers = {e["pid"] for e in events("started")}
+        gw.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while {e["pid"] for e in events("config_reloaded") if e["reason"] == "SIGHUP"} != servers:
+            assert time.monotonic() < deadline, gw.log_lines()
+            time.sleep(0.05)
+        assert {e["pid"] for e in events("started")} == servers  # no process was replaced
+        assert gw.http.get("/healthz").status_code == 200
     finally:
         gw.stop()
 
