@@ -1,4 +1,4 @@
-"""`pos-edge`: serve | worker | check | devices | sync | erpnext setup | demo-erpnext."""
+"""`pos-edge`: serve | worker | check | config show | devices | sync | erpnext setup | demo-erpnext."""
 
 from __future__ import annotations
 
@@ -60,8 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    uvicorn.run(
-        "edge.app:create_app",
+    options: dict[str, Any] = dict(
         factory=True,
         # httptools with header limits, client timeouts and a connection cap (edge/server.py)
         http="edge.server:BoundedHttpToolsProtocol",
@@ -75,6 +74,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         timeout_graceful_shutdown=args.grace,
     )
+    if args.workers > 1:
+        from edge.supervisor import serve_processes
+
+        serve_processes("edge.app:create_app", options)
+    else:
+        uvicorn.run("edge.app:create_app", **options)
     return 0
 
 
@@ -103,12 +108,13 @@ def _is_loopback(host: str) -> bool:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate a tenants.yaml; print every error with its path."""
+    path = args.path or _config_path(args)
     try:
-        cfg = config_mod.load(args.path)
+        cfg = config_mod.load(path)
     except config_mod.ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(f"{args.path}: OK ({len(cfg.tenants)} tenant(s): {', '.join(cfg.tenants) or '-'})")
+    print(f"{path}: OK ({len(cfg.tenants)} tenant(s): {', '.join(cfg.tenants) or '-'})")
     from edge.erpnext.setup import STANDARD_FIELDS
 
     for key, tenant in cfg.tenants.items():
@@ -123,20 +129,54 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  warning: defaults used for unset variables: {', '.join(cfg.defaulted_variables)}")
     if cfg.defaulted_secrets:
         print(f"  warning: secrets from defaults (serve binds only to loopback): {', '.join(cfg.defaulted_secrets)}")
+    return _check_online(cfg) if args.online else 0
+
+
+def _check_online(cfg: config_mod.LoadedConfig) -> int:
+    """Look up in each tenant's ERPNext every name its config gives; one line per problem."""
+    from edge.erpnext.client import ErpnextClient
+    from edge.erpnext.preflight import preflight
+    from edge.upstream import Upstreams
+
+    async def run() -> int:
+        upstreams = Upstreams(pool_size=8)
+        try:
+            results = await asyncio.gather(*(preflight(key, t, ErpnextClient(upstreams, t.erpnext))
+                                             for key, t in cfg.tenants.items()))
+        finally:
+            await upstreams.close()
+        problems = 0
+        for key, findings in zip(cfg.tenants, results):
+            for finding in findings:
+                print(f"  {finding}", file=sys.stdout if finding.warning else sys.stderr)
+                problems += not finding.warning
+            if not any(not f.warning for f in findings):
+                print(f"  tenants.{key}: ERPNext at {cfg.tenants[key].erpnext.url} holds everything it names")
+        if problems:
+            print(f"{problems} problem(s) found in ERPNext", file=sys.stderr)
+        return 1 if problems else 0
+
+    return asyncio.run(run())
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    """Print the effective configuration: defaults merged into each tenant, secrets masked."""
+    from edge.config_view import effective
+
+    cfg = _load_or_exit(_config_path(args))
+    print(f"# effective configuration of {cfg.source} (defaults applied, secrets masked)")
+    print(effective(cfg), end="")
     return 0
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    """List, block, unblock or reset devices in the configured store."""
+    """List, block, unblock, reset or delete devices in the configured store."""
     from edge.store import open_store
 
     cfg = _load_or_exit(_config_path(args))
     if args.tenant not in cfg.tenants:
         print(f"unknown tenant: {args.tenant}", file=sys.stderr)
         return 1
-    if args.action != "list" and not args.device_id:
-        print(f"devices {args.action} needs a DEVICE_ID", file=sys.stderr)
-        return 2
 
     async def run() -> int:
         store = open_store(cfg.gateway.store)
@@ -147,24 +187,47 @@ def cmd_devices(args: argparse.Namespace) -> int:
                 print(f"{'DEVICE_ID':<24} {'STATUS':<8} {'GEN':>4} {'BRANCH':<16} NAME")
                 now = time.time()
                 for d in devices:
-                    name = "".join(c if c.isprintable() else "?" for c in d.device_name)
+                    name = _printable(d.device_name)
                     status = "reset" if d.status == "active" and d.code_pending(now) else d.status
                     print(f"{d.device_id:<24} {status:<8} {d.generation:>4} {d.branch_id:<16} {name}")
                 return 0
             if args.action == "reset":
                 return await _reset_device(store, args.tenant, args.device_id, args.hours)
             existing = await store.get_device(args.tenant, args.device_id)
+            if args.action == "delete":
+                return await _delete_device(store, args.tenant, args.device_id, existing, args.force)
             if existing is None and args.action == "unblock":
                 print(f"no device {args.device_id} in tenant {args.tenant}", file=sys.stderr)
                 return 1
             status = "blocked" if args.action == "block" else "active"
             d = await store.set_device_status(args.tenant, args.device_id, status, time.time())
             print(f"{d.device_id}: {d.status}")
+            if existing is None:
+                # Deliberate: a stolen till's id can be blocked before it ever enrols. A typo
+                # leaves a record behind, which `devices delete` removes.
+                print(f"  note: {args.device_id} was never registered in tenant {args.tenant}; it is now blocked "
+                      f"from enrolling (a mistyped id? pos-edge devices delete --tenant {args.tenant} {args.device_id})")
             return 0
         finally:
             await store.close()
 
     return asyncio.run(run())
+
+
+async def _delete_device(store: Any, tenant: str, device_id: str, existing: Any, force: bool) -> int:
+    """Remove a device record. A registered device needs --force: once its record is gone,
+    anyone holding the enrollment key may enrol that id again, with no proof of the old one."""
+    if existing is None:
+        print(f"no device {device_id} in tenant {tenant}", file=sys.stderr)
+        return 1
+    if existing.generation > 0 and not force:
+        print(f"{device_id} is a registered till (token generation {existing.generation}); deleting it ends its "
+              "tokens and lets its id enrol again without proof. Block it instead, or repeat with --force.",
+              file=sys.stderr)
+        return 1
+    await store.delete_device(tenant, device_id)
+    print(f"{device_id}: deleted")
+    return 0
 
 
 async def _reset_device(store: Any, tenant: str, device_id: str, hours: float) -> int:
@@ -264,18 +327,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
         await store.open()
         try:
             if args.action == "failed":
-                if not args.tenant:
-                    print("sync failed needs --tenant", file=sys.stderr)
-                    return 2
                 jobs = await store.failed_jobs(args.tenant)
                 print(f"{'JOB_ID':<32} {'BATCH':<36} {'TYPE':<7} {'TRIES':>5} {'CLIENT_TXN_ID':<24} LAST_ERROR")
                 for j in jobs:
                     print(f"{j.job_id:<32} {j.batch_uuid:<36} {j.type:<7} {j.attempts:>5} {j.client_txn_id:<24} "
                           f"{_printable(j.last_error or '')}")
                 return 0
-            if not args.id:
-                print(f"sync {args.action} needs a {'BATCH' if args.action == 'status' else 'JOB or BATCH'} id", file=sys.stderr)
-                return 2
             for tenant in tenants:
                 if args.action == "status":
                     batch = await store.get_batch(tenant, args.id)
@@ -353,56 +410,95 @@ def cmd_demo_erpnext(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help=f"tenants.yaml (default: $POS_EDGE_CONFIG or ./{DEFAULT_CONFIG})")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (public for tests and docs)."""
+    """The argument parser (public for tests and docs).
+
+    Every action is its own sub-command with its own positionals, so options may come
+    before or after them (`devices block --tenant T ID` and `devices block ID --tenant T`)."""
+    from edge import __version__
+
     p = argparse.ArgumentParser(prog="pos-edge", description="Multi-tenant POS gateway in front of ERPNext")
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"pos-edge {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    levels = ["critical", "error", "warning", "info", "debug"]
 
     s = sub.add_parser("serve", help="run the gateway under uvicorn")
-    s.add_argument("--config", help=f"tenants.yaml (default: $POS_EDGE_CONFIG or ./{DEFAULT_CONFIG})")
+    _config_option(s)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, default=1)
-    s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    s.add_argument("--log-level", default="info", choices=levels)
     s.add_argument("--grace", type=float, default=30.0, help="seconds to finish in-flight requests on shut-down")
     s.add_argument("--store-wait", type=float, default=30.0, help="seconds to wait for the state store at start-up")
     s.set_defaults(func=cmd_serve)
 
-    c = sub.add_parser("check", help="validate a tenants.yaml")
-    c.add_argument("path")
-    c.set_defaults(func=cmd_check)
-
-    d = sub.add_parser("devices", help="list, block, unblock or reset devices")
-    d.add_argument("action", choices=["list", "block", "unblock", "reset"],
-                   help="reset: retire a device's tokens and print a one-time enrollment code for it")
-    d.add_argument("device_id", nargs="?")
-    d.add_argument("--tenant", required=True)
-    d.add_argument("--hours", type=float, default=24.0, help="reset: how long the enrollment code stays valid")
-    d.add_argument("--config", help=f"tenants.yaml (default: $POS_EDGE_CONFIG or ./{DEFAULT_CONFIG})")
-    d.set_defaults(func=cmd_devices)
-
-    x = sub.add_parser("erpnext", help="prepare a tenant's ERPNext")
-    xs = x.add_subparsers(dest="erpnext_command", required=True)
-    xsetup = xs.add_parser("setup", help="create the invoice reference field (a unique Custom Field)")
-    xsetup.add_argument("--tenant", required=True)
-    xsetup.add_argument("--config", help=f"tenants.yaml (default: $POS_EDGE_CONFIG or ./{DEFAULT_CONFIG})")
-    xsetup.set_defaults(func=cmd_erpnext_setup)
-
     w = sub.add_parser("worker", help="run sync workers (post queued offline transactions) in this process")
-    w.add_argument("--config", help=f"tenants.yaml (default: $POS_EDGE_CONFIG or ./{DEFAULT_CONFIG})")
-    w.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    _config_option(w)
+    w.add_argument("--log-level", default="info", choices=levels)
     w.add_argument("--grace", type=float, default=30.0, help="seconds to finish postings in flight on shut-down")
     w.add_argument("--store-wait", type=float, default=30.0, help="seconds to wait for the state store at start-up")
     w.add_argument("--metrics-port", type=int, default=0, help="serve this worker's Prometheus metrics on this port")
     w.add_argument("--metrics-host", default="127.0.0.1")
     w.set_defaults(func=cmd_worker)
 
+    c = sub.add_parser("check", help="validate a tenants.yaml (every error with its path)")
+    c.add_argument("path", nargs="?", help="the file (default: --config, $POS_EDGE_CONFIG or ./tenants.yaml)")
+    c.add_argument("--online", action="store_true",
+                   help="also ask each tenant's ERPNext: company, POS Profiles, warehouses, cost centers, price "
+                        "lists, modes of payment (with an account), customer, items and the reference field exist")
+    _config_option(c)
+    c.set_defaults(func=cmd_check)
+
+    g = sub.add_parser("config", help="the configuration")
+    gs = g.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    show = gs.add_parser("show", help="print the effective configuration (defaults merged, secrets masked)")
+    _config_option(show)
+    show.set_defaults(func=cmd_config_show)
+
+    d = sub.add_parser("devices", help="list, block, unblock, reset or delete registered tills")
+    ds = d.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = {
+        "list": "the tenant's devices",
+        "block": "refuse the device's tokens and registrations (an unknown id is blocked from enrolling)",
+        "unblock": "let a blocked device in again",
+        "reset": "retire a device's tokens and print a one-time enrollment code for it",
+        "delete": "forget a device record (a mistyped id; a registered till needs --force)",
+    }
+    for action, text in actions.items():
+        a = ds.add_parser(action, help=text, description=text)
+        if action != "list":
+            a.add_argument("device_id", metavar="DEVICE_ID")
+        a.add_argument("--tenant", required=True)
+        _config_option(a)
+        if action == "reset":
+            a.add_argument("--hours", type=float, default=24.0, help="how long the enrollment code stays valid")
+        if action == "delete":
+            a.add_argument("--force", action="store_true", help="delete a device that has registered")
+        a.set_defaults(func=cmd_devices)
+
     y = sub.add_parser("sync", help="offline sync queue: batch status, failed jobs, retry")
-    y.add_argument("action", choices=["status", "failed", "retry"])
-    y.add_argument("id", nargs="?", help="status: a batch uuid; retry: a job id or a batch uuid")
-    y.add_argument("--tenant", help="the tenant (required for failed; otherwise every tenant is searched)")
-    y.add_argument("--config", help=f"tenants.yaml (default: $POS_EDGE_CONFIG or ./{DEFAULT_CONFIG})")
-    y.set_defaults(func=cmd_sync)
+    ys = y.add_subparsers(dest="action", required=True, metavar="ACTION")
+    status = ys.add_parser("status", help="a batch and every job, with last errors")
+    status.add_argument("id", metavar="BATCH_UUID")
+    failed = ys.add_parser("failed", help="the tenant's failed jobs")
+    retry = ys.add_parser("retry", help="re-queue failed jobs (fresh attempt count)")
+    retry.add_argument("id", metavar="JOB_ID|BATCH_UUID")
+    for a in (status, failed, retry):
+        a.add_argument("--tenant", required=a is failed,
+                       help="the tenant" + ("" if a is failed else " (default: every tenant is searched)"))
+        _config_option(a)
+        a.set_defaults(func=cmd_sync)
+
+    x = sub.add_parser("erpnext", help="prepare a tenant's ERPNext")
+    xs = x.add_subparsers(dest="erpnext_command", required=True, metavar="ACTION")
+    xsetup = xs.add_parser("setup", help="create the invoice reference field (a unique Custom Field)")
+    xsetup.add_argument("--tenant", required=True)
+    _config_option(xsetup)
+    xsetup.set_defaults(func=cmd_erpnext_setup)
 
     e = sub.add_parser("demo-erpnext", help="run the ERPNext stand-in (NOT ERPNext) for the example config")
     e.add_argument("--host", default="127.0.0.1")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -153,7 +153,8 @@ class GatewayConfig(Strict):
 
     base_domains: list[str] = Field(default_factory=list, description="`<tenant>.<base-domain>` hosts map to tenants")
     store: str = Field(default="sqlite:///./pos-edge.db",
-                       description="`sqlite:///<path>` (embedded) or `redis://host:port/db`; a restart applies a change")
+                       description=("`sqlite:///<path>` (embedded; a relative path is relative to this file) or "
+                                    "`redis://host:port/db`; a restart applies a change"))
     rate_limit_storage: str = Field(default="memory://",
                                     description="`memory://` or `redis://host:port/db`; a restart applies a change")
     jwt: JwtConfig = Field(description="device tokens")
@@ -349,7 +350,20 @@ def load(path: str | Path, env: dict[str, str] | None = None) -> LoadedConfig:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(source, [("", f"cannot read file: {exc.strerror or exc}")]) from None
-    return parse(text, source, env)
+    loaded = parse(text, source, env)
+    return replace(loaded, gateway=_anchored(loaded.gateway, Path(path).parent))
+
+
+def _anchored(gateway: GatewayConfig, base: Path) -> GatewayConfig:
+    """A relative SQLite path is relative to the config file, not the working directory:
+    a worker started from elsewhere must open the gateway's database, not a new empty one."""
+    prefix = "sqlite:///"
+    if not gateway.store.startswith(prefix):
+        return gateway
+    db = Path(gateway.store.removeprefix(prefix))
+    if db.is_absolute() or str(db) == ":memory:":
+        return gateway
+    return gateway.model_copy(update={"store": prefix + str((base / db).resolve())})
 
 
 def parse(text: str, source: str = "<string>", env: dict[str, str] | None = None) -> LoadedConfig:

@@ -147,6 +147,11 @@ class Store(Protocol):
         """Block or unblock. Blocking an unknown id creates a blocked placeholder so it can never enrol."""
         ...
 
+    async def delete_device(self, tenant: str, device_id: str) -> bool:
+        """Forget a device record (a mistyped id, a retired till); False if there was none.
+        Its tokens stop working: a token is honoured only while its device's record exists."""
+        ...
+
     async def claim_idempotency(
         self, tenant: str, device: str, key: str, fingerprint: str, now: float, lease: float, ttl: float, owner: str
     ) -> tuple[bool, IdempotencyRecord | None]:

@@ -220,6 +220,12 @@ class RedisStore(RedisQueue, RedisPostings):
         flat = await self._set_status(keys=self._keys(tenant, device_id), args=[device_id, status, now])
         return _device(tenant, _pairs(flat))
 
+    async def delete_device(self, tenant: str, device_id: str) -> bool:
+        record, index = self._keys(tenant, device_id)
+        async with self.redis.pipeline(transaction=True) as pipe:  # both keys share the tenant's hash slot
+            removed, _ = await pipe.delete(record).srem(index, device_id).execute()
+        return bool(removed)
+
 
     @staticmethod
     def _idem_key(tenant: str, device: str, key: str) -> str:

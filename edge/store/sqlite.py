@@ -180,6 +180,12 @@ class SqliteStore(SqliteQueue, SqlitePostings):
 
         return await self._transaction(tx)
 
+    async def delete_device(self, tenant: str, device_id: str) -> bool:
+        def tx(c: sqlite3.Connection) -> bool:
+            return c.execute("DELETE FROM devices WHERE tenant=? AND device_id=?", (tenant, device_id)).rowcount > 0
+
+        return await self._transaction(tx)
+
     async def claim_idempotency(
         self, tenant: str, device: str, key: str, fingerprint: str, now: float, lease: float, ttl: float, owner: str
     ) -> tuple[bool, IdempotencyRecord | None]:
