@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from edge.store.base import Device, DeviceStatus, IdempotencyRecord, check_registration
-from edge.store.sqlite_postings import POSTINGS_SCHEMA, SqlitePostings
-from edge.store.sqlite_queue import QUEUE_SCHEMA, SqliteQueue
+from edge.store.sqlite_postings import SqlitePostings
+from edge.store.sqlite_queue import SqliteQueue
+from edge.store.sqlite_schema import upgrade
 
 T = TypeVar("T")
 
+# Schema version 1 (edge/store/sqlite_schema.py): frozen, files in the field hold it.
+# Change a table with a new migration there, not here.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
     tenant TEXT NOT NULL,
@@ -57,11 +60,6 @@ CREATE TABLE IF NOT EXISTS closures (
 );
 """
 _COLUMNS = "tenant, device_id, device_name, branch_id, status, generation, registered_at, updated_at, code_until"
-# Columns added after a table was first released: an existing file gains them at open().
-_ADDED_COLUMNS = {
-    "devices": {"code_hash": "TEXT NOT NULL DEFAULT ''", "code_until": "REAL NOT NULL DEFAULT 0",
-                "proof_jti": "TEXT NOT NULL DEFAULT ''"},
-}
 
 
 class SqliteStore(SqliteQueue, SqlitePostings):
@@ -95,8 +93,11 @@ class SqliteStore(SqliteQueue, SqlitePostings):
             # FULL: a 2xx promise must survive power loss, not only a process crash.
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=10000")
-            conn.executescript(SCHEMA + QUEUE_SCHEMA + POSTINGS_SCHEMA)
-            _in_transaction(conn, _add_columns)
+            try:
+                upgrade(conn)  # creates the tables of a new file, migrates an older one forward
+            except BaseException:
+                conn.close()  # refused (a newer file) or failed: nothing stays open on it
+                raise
             self._conn = conn
 
         await asyncio.get_running_loop().run_in_executor(self._executor, connect)
@@ -275,13 +276,3 @@ def _in_transaction(c: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]
 
 def _device(row: Any) -> Device:
     return Device(row[0], row[1], row[2], row[3], row[4], int(row[5]), float(row[6]), float(row[7]), float(row[8]))
-
-
-def _add_columns(c: sqlite3.Connection) -> None:
-    """Bring a file made by an earlier release up to the current tables (in a write
-    transaction, so two processes opening it at once do not both add a column)."""
-    for table, columns in _ADDED_COLUMNS.items():
-        have = {row[1] for row in c.execute(f"PRAGMA table_info({table})")}
-        for name, ddl in columns.items():
-            if name not in have:
-                c.execute(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
