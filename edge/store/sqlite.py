@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -89,7 +90,7 @@ class SqliteStore(SqliteQueue, SqlitePostings):
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(conn)
             # FULL: a 2xx promise must survive power loss, not only a process crash.
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=10000")
@@ -272,6 +273,23 @@ def _in_transaction(c: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]
         raise
     c.execute("COMMIT")
     return result
+
+
+def _enable_wal(c: sqlite3.Connection, wait: float = 10.0) -> None:
+    """Switch the file to WAL (a no-op once it is), retrying for up to `wait` s.
+
+    The switch needs the file to itself; on a file not yet in WAL (a new one, or one of
+    an early build) opened by two processes at once, SQLite answers SQLITE_BUSY at once
+    rather than call the busy handler, which could deadlock there, so wait here."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            c.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _device(row: Any) -> Device:
