@@ -509,8 +509,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point."""
+    from edge.store.base import StoreUnusable
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except StoreUnusable as exc:  # from any command's store.open(): a message, not a traceback
+        print(f"cannot use the state store: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ import contextlib
 import re
 import time
 
-from edge.store.base import Device, DeviceBlocked, DeviceProofRequired, EnrollmentCodeInvalid, IdempotencyRecord, Store
+from edge.store.base import (
+    Device, DeviceBlocked, DeviceProofRequired, EnrollmentCodeInvalid, IdempotencyRecord, Store, StoreUnusable,
+)
 
 
 def open_store(url: str) -> Store:
@@ -28,7 +30,8 @@ def open_store(url: str) -> Store:
 
 async def wait_for_store(url: str, wait: float) -> str | None:
     """Open and ping the store, retrying with back-off for up to `wait` seconds.
-    Returns None when it answers, else what went wrong the last time."""
+    Returns None when it answers, else what went wrong the last time. StoreUnusable
+    is raised at once: waiting would not change the answer."""
     deadline = time.monotonic() + wait
     delay = 0.25
     while True:
@@ -37,6 +40,8 @@ async def wait_for_store(url: str, wait: float) -> str | None:
             await store.open()
             await store.ping()
             return None
+        except StoreUnusable:
+            raise
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         finally:
@@ -53,4 +58,4 @@ def redacted(url: str) -> str:
     return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
 
 
-__all__ = ["Device", "DeviceBlocked", "DeviceProofRequired", "EnrollmentCodeInvalid", "IdempotencyRecord", "Store", "open_store", "redacted", "wait_for_store"]
+__all__ = ["Device", "DeviceBlocked", "DeviceProofRequired", "EnrollmentCodeInvalid", "IdempotencyRecord", "Store", "StoreUnusable", "open_store", "redacted", "wait_for_store"]

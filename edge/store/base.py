@@ -68,6 +68,11 @@ class EnrollmentCodeInvalid(Exception):
     """Registration refused: the enrollment code is not this device's, was used, or expired."""
 
 
+class StoreUnusable(Exception):
+    """Store.open() refused the store: it answered, but its data is not this code's to use
+    (e.g. a newer release upgraded it). Retrying will not help; the message says what will."""
+
+
 REPLAY_WINDOW = 600.0  # seconds a re-registration can be repeated with the same proof (its answer was lost)
 
 

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from edge.store.base import Device, DeviceStatus, IdempotencyRecord, check_registration
-from edge.store.sqlite_postings import POSTINGS_SCHEMA, SqlitePostings
-from edge.store.sqlite_queue import QUEUE_SCHEMA, SqliteQueue
+from edge.store.sqlite_postings import SqlitePostings
+from edge.store.sqlite_queue import SqliteQueue
+from edge.store.sqlite_schema import upgrade
 
 T = TypeVar("T")
 
+# Schema version 1 (edge/store/sqlite_schema.py): frozen, files in the field hold it.
+# Change a table with a new migration there, not here.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
     tenant TEXT NOT NULL,
@@ -57,11 +61,6 @@ CREATE TABLE IF NOT EXISTS closures (
 );
 """
 _COLUMNS = "tenant, device_id, device_name, branch_id, status, generation, registered_at, updated_at, code_until"
-# Columns added after a table was first released: an existing file gains them at open().
-_ADDED_COLUMNS = {
-    "devices": {"code_hash": "TEXT NOT NULL DEFAULT ''", "code_until": "REAL NOT NULL DEFAULT 0",
-                "proof_jti": "TEXT NOT NULL DEFAULT ''"},
-}
 
 
 class SqliteStore(SqliteQueue, SqlitePostings):
@@ -91,12 +90,15 @@ class SqliteStore(SqliteQueue, SqlitePostings):
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(conn)
             # FULL: a 2xx promise must survive power loss, not only a process crash.
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=10000")
-            conn.executescript(SCHEMA + QUEUE_SCHEMA + POSTINGS_SCHEMA)
-            _in_transaction(conn, _add_columns)
+            try:
+                upgrade(conn)  # creates the tables of a new file, migrates an older one forward
+            except BaseException:
+                conn.close()  # refused (a newer file) or failed: nothing stays open on it
+                raise
             self._conn = conn
 
         await asyncio.get_running_loop().run_in_executor(self._executor, connect)
@@ -279,15 +281,22 @@ def _in_transaction(c: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]
     return result
 
 
+def _enable_wal(c: sqlite3.Connection, wait: float = 10.0) -> None:
+    """Switch the file to WAL (a no-op once it is), retrying for up to `wait` s.
+
+    The switch needs the file to itself; on a file not yet in WAL (a new one, or one of
+    an early build) opened by two processes at once, SQLite answers SQLITE_BUSY at once
+    rather than call the busy handler, which could deadlock there, so wait here."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            c.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _device(row: Any) -> Device:
     return Device(row[0], row[1], row[2], row[3], row[4], int(row[5]), float(row[6]), float(row[7]), float(row[8]))
-
-
-def _add_columns(c: sqlite3.Connection) -> None:
-    """Bring a file made by an earlier release up to the current tables (in a write
-    transaction, so two processes opening it at once do not both add a column)."""
-    for table, columns in _ADDED_COLUMNS.items():
-        have = {row[1] for row in c.execute(f"PRAGMA table_info({table})")}
-        for name, ddl in columns.items():
-            if name not in have:
-                c.execute(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")

@@ -9,6 +9,8 @@ from typing import Any
 
 from edge.store.base import ClaimResult, Posting, SettleOutcome
 
+# Schema version 1 (edge/store/sqlite_schema.py): frozen, files in the field hold it.
+# Change a table with a new migration there, not here.
 POSTINGS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS postings (
     tenant TEXT NOT NULL,

@@ -14,6 +14,8 @@ from typing import Any
 
 from edge.sync.jobs import Batch, Enqueued, Job, JobUpdate, NewJob
 
+# Schema version 1 (edge/store/sqlite_schema.py): frozen, files in the field hold it.
+# Change a table with a new migration there, not here.
 QUEUE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS sync_jobs (
     job_id TEXT PRIMARY KEY,

@@ -121,6 +121,29 @@ async def test_a_file_from_an_earlier_release_gains_the_new_columns(tmp_path, te
         await asyncio.gather(*(s.close() for s in stores))
 
 
+async def test_opening_a_file_not_yet_in_wal_waits_for_another_writer(tmp_path) -> None:
+    # The switch to WAL gets SQLITE_BUSY at once (no busy wait) while another process
+    # is mid-transaction on the file: open() waits instead of failing.
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE other (a)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO other VALUES (1)")
+    store = open_store(f"sqlite:///{path}")
+    opening = asyncio.create_task(store.open())
+    await asyncio.sleep(0.3)
+    assert not opening.done()
+    holder.execute("COMMIT")
+    holder.close()
+    try:
+        await asyncio.wait_for(opening, 5)
+        assert await store.list_devices("t") == []
+    finally:
+        await store.close()
+
+
 def test_unknown_scheme_is_refused() -> None:
     with pytest.raises(ValueError):
         open_store("postgres://x")

@@ -1,0 +1,260 @@
+"""The SQLite schema version: a file of the previous release opens with all its state,
+a new file starts at the current version, a newer file is refused, and two processes
+opening an old file at once migrate it once.
+
+The old file is tests/fixtures/sqlite/release-0.1.0.db, written by release 0.1.0
+(see make_release_db.py next to it for what it holds and how it was made).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+import subprocess
+import threading
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edge.routes.devices import code_digest
+from edge.store import DeviceBlocked, open_store
+from edge.store import sqlite_schema
+from edge.store.sqlite_schema import SchemaTooNew, current_version, upgrade
+from edge.sync.jobs import JobUpdate, batch_status
+from tests.conftest import POS_EDGE, base_config, free_port
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "sqlite" / "release-0.1.0.db"
+NOW = 1_700_000_000.0  # the fixture's clock (make_release_db.NOW)
+T = "acme"
+
+
+@pytest.fixture
+def old_file(tmp_path: Path) -> Path:
+    """A copy of the 0.1.0 file (the fixture itself stays untouched)."""
+    path = tmp_path / "state.db"
+    shutil.copyfile(FIXTURE, path)
+    assert _user_version(path) == 0
+    return path
+
+
+def _user_version(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as c:
+        return int(c.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _schema(path: Path) -> list[tuple[str, str, str]]:
+    with closing(sqlite3.connect(path)) as c:
+        return c.execute("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").fetchall()
+
+
+async def test_a_release_0_1_0_file_opens_with_its_devices_keys_and_queue(old_file: Path) -> None:
+    store = open_store(f"sqlite:///{old_file}")
+    await store.open()
+    try:
+        devices = {d.device_id: d for d in await store.list_devices(T)}
+        assert {k: (d.status, d.generation) for k, d in devices.items()} == {
+            "till-1": ("active", 1), "till-2": ("blocked", 1), "till-3": ("active", 2)}
+        assert devices["till-1"].device_name == "Till 1" and devices["till-1"].registered_at == NOW
+        assert devices["till-3"].code_pending(NOW + 3) and not devices["till-1"].code_pending(NOW + 3)
+
+        # the devices still behave: blocked stays blocked, the reset code still enrolls, a block lands
+        with pytest.raises(DeviceBlocked):
+            await store.register_device(T, "till-2", "Till 2", "main", NOW + 5)
+        enrolled = await store.register_device(T, "till-3", "Till 3", "main", NOW + 5, code_hash=code_digest("ABCD-EFGH"))
+        assert enrolled.generation == 3
+        assert (await store.set_device_status(T, "till-1", "blocked", NOW + 6)).status == "blocked"
+        assert (await store.register_device(T, "till-4", "Till 4", "main", NOW + 7)).generation == 1
+
+        # idempotency keys: the completed answer is replayed, the one in progress is still held
+        fresh, record = await store.claim_idempotency(T, "till-1", "k-done", "fp-done", NOW + 8, 30, 86400, "w2")
+        assert not fresh and record is not None
+        assert (record.state, record.status, bytes(record.body or b"")) == ("completed", 201, b'{"ok": true}')
+        fresh, record = await store.claim_idempotency(T, "till-1", "k-open", "fp-open", NOW + 9, 30, 86400, "w2")
+        assert not fresh and record is not None and record.state == "in_progress"  # leased until NOW + 30
+        fresh, record = await store.claim_idempotency(T, "till-1", "k-open", "fp-open", NOW + 31, 30, 86400, "w2")
+        assert fresh and record is not None and record.state == "in_progress"  # the lease ran out: taken over
+
+        # posting records and the closure
+        result, posting = await store.claim_posting(T, "ref-posted", "fp-posted", "w2", NOW + 10, 30, 86400)
+        assert result == "posted" and posting is not None and posting.invoice == "ACC-PSINV-0001"
+        result, posting = await store.claim_posting(T, "ref-unknown", "fp-unknown", "w2", NOW + 10, 30, 86400)
+        assert result == "taken_over" and posting is not None and posting.unknown_since == NOW + 5
+        assert await store.get_closure(T, "cl-1") == b'{"closure": 1}'
+
+        # the sync batch: every job in its state, the return still waiting on its sale
+        batch = await store.get_batch(T, "batch-1")
+        assert batch is not None and batch.device == "till-1"
+        jobs = {j.client_txn_id: j for j in batch.jobs}
+        assert [j.client_txn_id for j in batch.jobs] == ["s1", "s2", "s3", "s4", "r1"]
+        assert {k: j.status for k, j in jobs.items()} == {
+            "s1": "synced", "s2": "failed", "s3": "retrying", "s4": "pending", "r1": "pending"}
+        assert jobs["s1"].invoice_id == "ACC-PSINV-0002" and jobs["s2"].last_error == "Item X is disabled"
+        assert jobs["r1"].depends_on == jobs["s1"].job_id and jobs["r1"].type == "return"
+        assert batch_status(batch.jobs, NOW + 20) == "processing"
+        assert [j.client_txn_id for j in await store.failed_jobs(T)] == ["s2"]
+
+        # and the queue still works: the due jobs are claimed (not s3 before its retry time), settled
+        claimed = {j.client_txn_id: j for j in await store.claim_jobs({T: 10}, NOW + 20, "w2", 30, 10)}
+        assert set(claimed) == {"s4", "r1"}
+        for txn in ("s4", "r1"):
+            assert await store.settle_job(T, claimed[txn].job_id, "w2", JobUpdate("synced", invoice_id=f"INV-{txn}"), NOW + 21)
+        assert await store.requeue_failed(T, [jobs["s2"].job_id], NOW + 22) == 1
+        later = {j.client_txn_id: j for j in await store.claim_jobs({T: 10}, NOW + 61, "w2", 30, 10)}
+        assert set(later) == {"s2", "s3"}
+    finally:
+        await store.close()
+    assert _user_version(old_file) == current_version()
+
+
+async def test_an_upgraded_file_has_exactly_the_tables_of_a_new_one(old_file: Path, tmp_path: Path) -> None:
+    # Fails if a version-1 CREATE statement is edited instead of adding a migration:
+    # a new file would get the edit, files in the field would not.
+    new_file = tmp_path / "new.db"
+    for path in (old_file, new_file):
+        store = open_store(f"sqlite:///{path}")
+        await store.open()
+        await store.close()
+    assert _schema(old_file) == _schema(new_file)
+    assert _user_version(new_file) == _user_version(old_file) == current_version()
+
+
+async def test_a_new_file_gets_the_current_version(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "fresh.db"
+    store = open_store(f"sqlite:///{path}")
+    await store.open()
+    await store.register_device(T, "till-1", "Till 1", "main", NOW)
+    await store.close()
+    assert current_version() == 1
+    assert _user_version(path) == 1
+    store = open_store(f"sqlite:///{path}")  # reopening changes nothing
+    await store.open()
+    assert [d.device_id for d in await store.list_devices(T)] == ["till-1"]
+    await store.close()
+
+
+def _newer_file(tmp_path: Path) -> Path:
+    path = tmp_path / "newer.db"
+    shutil.copyfile(FIXTURE, path)
+    with closing(sqlite3.connect(path, isolation_level=None)) as c:
+        c.execute(f"PRAGMA user_version = {current_version() + 1}")
+    return path
+
+
+async def test_a_file_of_a_newer_release_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = _newer_file(tmp_path)
+    before = path.read_bytes()
+    store = open_store(f"sqlite:///{path}")
+    with pytest.raises(SchemaTooNew) as caught:
+        await store.open()
+    await store.close()
+    message = str(caught.value)
+    assert str(path) in message
+    assert f"schema version {current_version() + 1}, newer than this pos-edge knows (up to {current_version()})" in message
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["serve", "devices"])
+def test_the_cli_says_why_it_refuses_a_newer_file(tmp_path: Path, command: str) -> None:
+    path = _newer_file(tmp_path)
+    cfg = base_config(tmp_path, "http://127.0.0.1:9")
+    cfg["gateway"]["store"] = f"sqlite:///{path}"
+    config = tmp_path / "tenants.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    if command == "serve":  # at once, not after --store-wait: waiting would not help
+        args = ["serve", "--config", str(config), "--port", str(free_port()), "--store-wait", "20"]
+    else:
+        args = ["devices", "list", "--tenant", "shop1", "--config", str(config)]
+    started = time.monotonic()
+    out = subprocess.run([POS_EDGE, *args], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1, out.stderr
+    assert time.monotonic() - started < 10
+    assert f"cannot use the state store: {path} has schema version {current_version() + 1}" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def _add_note_column(c: sqlite3.Connection) -> None:
+    """A synthetic version 2 (test only): a column with a default."""
+    c.execute("ALTER TABLE devices ADD COLUMN note TEXT NOT NULL DEFAULT ''")
+
+
+def test_later_migrations_run_in_order_once(old_file: Path) -> None:
+    ran: list[str] = []
+
+    def v2(c: sqlite3.Connection) -> None:
+        ran.append("v2")
+        _add_note_column(c)
+
+    def v3(c: sqlite3.Connection) -> None:
+        ran.append("v3")
+        c.execute("UPDATE devices SET note = 'v3 saw ' || status")
+
+    conn = sqlite3.connect(old_file, isolation_level=None)
+    try:
+        assert upgrade(conn, [*sqlite_schema.MIGRATIONS, v2]) == 2
+        assert upgrade(conn, [*sqlite_schema.MIGRATIONS, v2, v3]) == 3
+        assert upgrade(conn, [*sqlite_schema.MIGRATIONS, v2, v3]) == 3
+        assert ran == ["v2", "v3"]
+        assert conn.execute("SELECT device_id, note FROM devices ORDER BY device_id").fetchall() == [
+            ("till-1", "v3 saw active"), ("till-2", "v3 saw blocked"), ("till-3", "v3 saw active")]
+        with pytest.raises(SchemaTooNew):  # and this code's version 1 now refuses it
+            upgrade(conn)
+    finally:
+        conn.close()
+    assert _user_version(old_file) == 3
+
+
+def test_a_failing_migration_leaves_the_file_as_it_was(old_file: Path) -> None:
+    def broken(c: sqlite3.Connection) -> None:
+        _add_note_column(c)
+        raise RuntimeError("migration bug")
+
+    before = _schema(old_file)
+    conn = sqlite3.connect(old_file, isolation_level=None)
+    try:
+        with pytest.raises(RuntimeError, match="migration bug"):
+            upgrade(conn, [*sqlite_schema.MIGRATIONS, broken])
+        assert not conn.in_transaction
+    finally:
+        conn.close()
+    assert _user_version(old_file) == 0 and _schema(old_file) == before
+
+
+async def test_two_stores_opening_an_old_file_at_once_migrate_it_once(
+    old_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran: list[str] = []
+    inside = threading.Event()
+
+    def slow_v2(c: sqlite3.Connection) -> None:
+        ran.append(threading.current_thread().name)
+        inside.set()
+        time.sleep(0.5)  # the other store reaches BEGIN IMMEDIATE meanwhile, and waits
+        _add_note_column(c)
+
+    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", [*sqlite_schema.MIGRATIONS, slow_v2])
+    stores = [open_store(f"sqlite:///{old_file}") for _ in range(2)]
+    try:
+        await asyncio.gather(*(s.open() for s in stores))  # each opens on a thread of its own
+        assert inside.is_set() and len(ran) == 1
+        for s in stores:
+            assert [d.device_id for d in await s.list_devices(T)] == ["till-1", "till-2", "till-3"]
+    finally:
+        for s in stores:
+            await s.close()
+    assert _user_version(old_file) == 2
+
+
+async def test_two_stores_opening_an_old_file_at_once_both_open(old_file: Path) -> None:
+    stores = [open_store(f"sqlite:///{old_file}") for _ in range(2)]
+    try:
+        await asyncio.gather(*(s.open() for s in stores))
+        claims = await asyncio.gather(*(s.claim_jobs({T: 10}, NOW + 20, f"w{i}", 30, 10) for i, s in enumerate(stores)))
+        assert sorted(j.client_txn_id for jobs in claims for j in jobs) == ["r1", "s4"]  # each job leased once
+    finally:
+        for s in stores:
+            await s.close()
+    assert _user_version(old_file) == current_version()
