@@ -1,4 +1,4 @@
-"""`pos-edge`: serve | worker | check | devices | sync | erpnext setup | demo-erpnext."""
+"""`pos-edge`: serve | worker | check | config schema | devices | sync | erpnext setup | demo-erpnext."""
 
 from __future__ import annotations
 
@@ -123,6 +123,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  warning: defaults used for unset variables: {', '.join(cfg.defaulted_variables)}")
     if cfg.defaulted_secrets:
         print(f"  warning: secrets from defaults (serve binds only to loopback): {', '.join(cfg.defaulted_secrets)}")
+    return 0
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of tenants.yaml (the committed tenants.schema.json)."""
+    from edge.config_schema import text
+
+    sys.stdout.write(text())
     return 0
 
 
@@ -371,6 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="validate a tenants.yaml")
     c.add_argument("path")
     c.set_defaults(func=cmd_check)
+
+    g = sub.add_parser("config", help="about tenants.yaml itself")
+    gs = g.add_subparsers(dest="config_command", required=True)
+    gschema = gs.add_parser("schema", help="print its JSON Schema (for editors: tenants.schema.json)")
+    gschema.set_defaults(func=cmd_config_schema)
 
     d = sub.add_parser("devices", help="list, block, unblock or reset devices")
     d.add_argument("action", choices=["list", "block", "unblock", "reset"],
