@@ -1,4 +1,4 @@
-"""`pos-edge`: serve | worker | check | config show | devices | sync | erpnext setup | demo-erpnext."""
+"""`pos-edge`: serve | worker | check | config show/schema | devices | sync | erpnext setup | demo-erpnext."""
 
 from __future__ import annotations
 
@@ -166,6 +166,14 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     cfg = _load_or_exit(_config_path(args))
     print(f"# effective configuration of {cfg.source} (defaults applied, secrets masked)")
     print(effective(cfg), end="")
+    return 0
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of tenants.yaml (the committed tenants.schema.json)."""
+    from edge.config_schema import text
+
+    sys.stdout.write(text())
     return 0
 
 
@@ -458,6 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
     show = gs.add_parser("show", help="print the effective configuration (defaults merged, secrets masked)")
     _config_option(show)
     show.set_defaults(func=cmd_config_show)
+    schema = gs.add_parser("schema", help="print the JSON Schema of tenants.yaml (for editors: tenants.schema.json)")
+    schema.set_defaults(func=cmd_config_schema)
 
     d = sub.add_parser("devices", help="list, block, unblock, reset or delete registered tills")
     ds = d.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -8,9 +8,8 @@ as the core ones.
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,6 +23,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     create_model,
@@ -31,6 +31,9 @@ from pydantic import (
     model_validator,
 )
 
+from edge import config_yaml
+from edge.config_errors import Collector, ConfigError, Issue, field_error, from_validation, unknown_key, \
+    written_in_defaults
 from edge.envsubst import substitute
 
 TENANT_KEY = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -77,14 +80,21 @@ class JwtConfig(Strict):
 
     @model_validator(mode="after")
     def _keys_fit(self) -> JwtConfig:
-        kids = [self.kid, *(k.kid for k in self.verification_keys)]
-        if len(set(kids)) != len(kids):
-            raise ValueError("every jwt key needs its own kid")
+        # Checked on the model (the length depends on `algorithm`) but reported on the
+        # key at fault, so the admin is sent to the line to change.
+        kids = [self.kid]
+        for i, key in enumerate(self.verification_keys):
+            if key.kid in kids:
+                raise field_error(f"verification_keys.{i}.kid", f"kid {key.kid!r} is already used: every jwt key "
+                                                                "needs its own kid")
+            kids.append(key.kid)
         # RFC 7518 §3.2: an HMAC key must be at least as long as the hash output.
         need = int(self.algorithm[2:]) // 8
-        for key in [self.secret, *(k.secret for k in self.verification_keys)]:
+        secrets = [("secret", self.secret), *((f"verification_keys.{i}.secret", k.secret)
+                                              for i, k in enumerate(self.verification_keys))]
+        for where, key in secrets:
             if len(key.get_secret_value().encode()) < need:
-                raise ValueError(f"every {self.algorithm} jwt secret must be at least {need} bytes long")
+                raise field_error(where, f"an {self.algorithm} jwt secret must be at least {need} bytes long")
         return self
 
 
@@ -158,7 +168,8 @@ class GatewayConfig(Strict):
     rate_limit_storage: str = Field(default="memory://",
                                     description="`memory://` or `redis://host:port/db`; a restart applies a change")
     jwt: JwtConfig = Field(description="device tokens")
-    trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
+    # IPvAnyNetwork, not a union of the two: one error for a bad entry, not one per member
+    trusted_proxies: list[IPvAnyNetwork] = Field(
         default_factory=list, description="CIDRs whose X-Forwarded-Host/For/Proto are believed")
     max_body_bytes: int = Field(default=1024 * 1024, gt=0, le=64 * 1024 * 1024,
                                 description="request bodies above this are 413 (except /sync/batch)")
@@ -228,8 +239,10 @@ class ErpnextConfig(Strict):
     @model_validator(mode="after")
     def _grace_outlasts_timeout(self) -> ErpnextConfig:
         if self.commit_grace <= self.timeout:
-            raise ValueError("commit_grace must be longer than timeout (ERPNext may still commit a post the gateway "
-                             "gave up on)")
+            # at commit_grace if it is written, else at the timeout that outgrew its default
+            where = "commit_grace" if "commit_grace" in self.model_fields_set else "timeout"
+            raise field_error(where, f"commit_grace ({self.commit_grace:g} s) must be longer than timeout "
+                                     f"({self.timeout:g} s): ERPNext may still commit a post the gateway gave up on")
         return self
 
     @field_validator("url")
@@ -315,19 +328,6 @@ def tenant_model() -> type[CoreTenantConfig]:
     return model
 
 
-@dataclass
-class ConfigError(Exception):
-    """A tenants.yaml that cannot be used; `errors` are (path, message) pairs."""
-
-    source: str
-    errors: list[tuple[str, str]] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        lines = [f"{self.source}: {len(self.errors)} error(s)"]
-        lines += [f"  {p}: {m}" if p else f"  {m}" for p, m in self.errors]
-        return "\n".join(lines)
-
-
 SECRET_KEYS = frozenset({"secret", "api_key", "api_secret", "enrollment_key", "token"})
 
 
@@ -366,64 +366,92 @@ def _anchored(gateway: GatewayConfig, base: Path) -> GatewayConfig:
     return gateway.model_copy(update={"store": prefix + str((base / db).resolve())})
 
 
+SECTIONS = ("gateway", "defaults", "tenants")
+
+
 def parse(text: str, source: str = "<string>", env: dict[str, str] | None = None) -> LoadedConfig:
     """Validate tenants.yaml content; see load()."""
     try:
-        raw = yaml.safe_load(text)
+        doc = config_yaml.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [(where, f"YAML syntax error: {problem}")]) from None
+        at = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        raise ConfigError(source, [Issue("", f"YAML syntax error: {problem}", *at)]) from None
+    raw = doc.data
     if not isinstance(raw, dict):
         raise ConfigError(source, [("", "the file must be a mapping with gateway: and tenants:")])
 
+    found = Collector(doc)
+    for dup in doc.duplicates:
+        *rest, last = dup.lines
+        lines = f"{', '.join(map(str, rest))} and {last}"
+        found.add(dup.path, f"duplicate key (lines {lines})")
     defaulted: list[tuple[str, str]] = []
     raw, missing = substitute(raw, env, defaulted=defaulted)
-    errors: list[tuple[str, str]] = [(m.path, f"environment variable {m.variable} is not set") for m in missing]
+    for m in missing:
+        found.add(m.loc, f"environment variable {m.variable} is not set", value=True)
 
-    unknown = sorted(set(raw) - {"gateway", "defaults", "tenants"}, key=str)
-    errors += [(str(k), "unknown section (expected gateway, defaults, tenants)") for k in unknown]
+    for k in raw:
+        if k not in SECTIONS:
+            hint = unknown_key(k, list(SECTIONS)).removeprefix("unknown key")
+            found.add((k,), f"unknown section (expected {', '.join(SECTIONS)}){hint}")
     gateway: GatewayConfig | None = None
     try:
         gateway = GatewayConfig.model_validate(raw.get("gateway"))
     except ValidationError as exc:
-        errors += _errors(exc, "gateway")
+        found.extend(from_validation(exc, GatewayConfig), ("gateway",))
     defaults = raw.get("defaults") or {}
     if not isinstance(defaults, dict):
-        errors.append(("defaults", "must be a mapping"))
+        found.add(("defaults",), "must be a mapping", value=True)
         defaults = {}
     entries = raw.get("tenants")
     if not isinstance(entries, dict):
-        errors.append(("tenants", "must be a mapping of subdomain -> tenant"))
+        found.add(("tenants",), "must be a mapping of subdomain -> tenant", value=True)
         entries = {}
 
-    tenants: dict[str, CoreTenantConfig] = {}
     model = tenant_model()
+    _check_defaults(model, defaults, found)
+    tenants: dict[str, CoreTenantConfig] = {}
     for key, body in entries.items():
-        where = f"tenants.{key}"
         if not isinstance(key, str) or not TENANT_KEY.match(key):
-            errors.append((where, "a tenant key is a lower-case DNS label (a-z, 0-9, -)"))
+            found.add(("tenants", key), "a tenant key is a lower-case DNS label (a-z, 0-9, -)")
             continue
         if not isinstance(body, dict):
-            errors.append((where, "must be a mapping"))
+            found.add(("tenants", key), "must be a mapping", value=True)
             continue
         try:
             tenants[key] = model.model_validate(_merge(defaults, body))
         except ValidationError as exc:
-            errors += _errors(exc, where)
+            for f in from_validation(exc, model):
+                # a mistake inherited from defaults: is reported where it is written, once
+                inherited = f.kind != "missing" and written_in_defaults(f.loc, body, defaults)
+                where = ("defaults",) if inherited else ("tenants", key)
+                found.add((*where, *f.loc), f.message, value=f.value)
     if gateway is not None:
-        errors += _host_conflicts(gateway, tenants)
+        for loc, message in _host_conflicts(gateway, tenants):
+            found.add(loc, message, value=True)
     # A missing variable's empty stand-in value fails validation too (at its own path, or
     # in a check of the model holding it, e.g. the jwt secret's length): report it once.
-    unset = {m.path for m in missing}
-    errors = [e for e in errors if e[1].startswith("environment variable")
-              or not any(u == e[0] or (e[0] and u.startswith(e[0] + ".")) for u in unset)]
+    found.drop_under({m.loc for m in missing}, keep="environment variable")
+    errors = found.issues()
     if errors or gateway is None:
-        raise ConfigError(source, errors)
+        raise ConfigError(source, list(errors))
     names = tuple(dict.fromkeys(name for _, name in defaulted))
     secrets = tuple(path for path, _ in defaulted if path.rsplit(".", 1)[-1] in SECRET_KEYS)
     return LoadedConfig(gateway, tenants, source, names, secrets)
+
+
+def _check_defaults(model: type[CoreTenantConfig], defaults: dict[str, Any], found: Collector) -> None:
+    """Validate `defaults:` on its own, so that a mistake in it is reported even where
+    every tenant overrides the key. What only a whole tenant has (its name, its ERPNext
+    url) is not required here: the tenants' own checks report it if it is missing."""
+    if not defaults:
+        return
+    try:
+        model.model_validate(defaults)
+    except ValidationError as exc:
+        found.extend([f for f in from_validation(exc, model) if f.kind != "missing"], ("defaults",))
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -434,22 +462,12 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _errors(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
-    # Only location and message: pydantic's `input` could echo a secret.
-    out = []
-    for e in exc.errors(include_input=False, include_url=False):
-        loc = ".".join(str(p) for p in e["loc"])
-        path = f"{prefix}.{loc}" if prefix and loc else prefix or loc
-        out.append((path, e["msg"]))
-    return out
-
-
-def _host_conflicts(gateway: GatewayConfig, tenants: dict[str, CoreTenantConfig]) -> list[tuple[str, str]]:
+def _host_conflicts(gateway: GatewayConfig, tenants: dict[str, CoreTenantConfig]) -> list[tuple[tuple[str, ...], str]]:
     seen: dict[str, str] = {}
     errors = []
     for key, t in tenants.items():
         for host in [f"{key}.{d}" for d in gateway.base_domains] + t.hosts:
             if host in seen and seen[host] != key:
-                errors.append((f"tenants.{key}.hosts", f"{host} is already served by tenant {seen[host]}"))
+                errors.append((("tenants", key, "hosts"), f"{host} is already served by tenant {seen[host]}"))
             seen[host] = key
     return errors

@@ -18,10 +18,11 @@ _REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 class MissingVariable(Exception):
     """An `${VAR}` reference whose variable is not set and has no default."""
 
-    def __init__(self, path: str, variable: str) -> None:
+    def __init__(self, path: str, variable: str, loc: tuple[Any, ...] = ()) -> None:
         super().__init__(f"{path}: environment variable {variable} is not set")
         self.path = path
         self.variable = variable
+        self.loc = loc  # the same path as keys and indices (a key may itself hold a dot)
 
 
 def substitute(
@@ -39,16 +40,20 @@ def substitute(
     env = os.environ if env is None else env
     missing: list[MissingVariable] = []
 
-    def walk(node: Any, where: str) -> Any:
+    def walk(node: Any, where: str, loc: tuple[Any, ...]) -> Any:
         if isinstance(node, str):
-            return _substitute_str(node, env, where, missing, defaulted)
+            before = len(missing)
+            out = _substitute_str(node, env, where, missing, defaulted)
+            for m in missing[before:]:
+                m.loc = loc
+            return out
         if isinstance(node, dict):
-            return {k: walk(v, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
+            return {k: walk(v, f"{where}.{k}" if where else str(k), (*loc, k)) for k, v in node.items()}
         if isinstance(node, list):
-            return [walk(v, f"{where}.{i}") for i, v in enumerate(node)]
+            return [walk(v, f"{where}.{i}", (*loc, i)) for i, v in enumerate(node)]
         return node
 
-    return walk(tree, path), missing
+    return walk(tree, path, ()), missing
 
 
 def _substitute_str(

@@ -119,7 +119,7 @@ class LiveConfig:
                 runtime = build_runtime(cfg, self.store, self.limiter, old.upstreams, self.log, previous=old)
             except config_mod.ConfigError as exc:
                 self._digest = now_digest
-                errors = [f"{p}: {m}" if p else m for p, m in exc.errors]
+                errors = exc.lines()
                 self.last_reload = {"ok": False, "reason": reason, "errors": errors}
                 self.metrics.reloads.labels("failed").inc()
                 self.log.error("config_reload_failed", config=path, reason=reason, errors=errors)

@@ -31,6 +31,7 @@ from starlette.responses import Response
 from edge.bodies import read_json
 from edge.erpnext.money import Rounding, covers, uncovered
 from edge.chain import Context, Services
+from edge.config_errors import field_error
 from edge.problems import Problem, problem_response, validation_errors
 from edge.sales import MAX_BATCH, PAYLOAD_MODELS, BranchId, Closure, Opening, Sale, SyncTransaction, reference_for
 
@@ -109,7 +110,8 @@ class NormalisePlugin:
         @model_validator(mode="after")
         def _pos_needs_company(self) -> Any:
             if (self.branches or self.payment_methods) and not self.company:
-                raise ValueError("company is required when branches or payment_methods are set")
+                # reported at `company`, the key to add, rather than at the whole tenant
+                raise field_error("company", "company is required when branches or payment_methods are set")
             return self
 
         @property

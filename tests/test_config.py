@@ -69,7 +69,7 @@ def test_errors_carry_paths_and_never_secret_values() -> None:
 
 def test_short_jwt_secret_and_bad_urls() -> None:
     errs = errors_of(GOOD, env={**ENV, "JWT_SECRET": "short"})
-    assert "at least 32 bytes" in errs["gateway.jwt"]
+    assert "at least 32 bytes" in errs["gateway.jwt.secret"]
     errs = errors_of(GOOD.replace("jwt: {", "store: postgres://x\n  jwt: {"))
     assert "gateway.store" in errs
     errs = errors_of(GOOD.replace("https://erp.shop1.example", "https://erp.shop1.example/app"))
@@ -78,13 +78,15 @@ def test_short_jwt_secret_and_bad_urls() -> None:
 
 def test_hs512_needs_a_64_byte_secret() -> None:
     errs = errors_of(GOOD.replace('jwt: {secret: "${JWT_SECRET}"}', 'jwt: {secret: "${JWT_SECRET}", algorithm: HS512}'))
-    assert "64 bytes" in errs["gateway.jwt"]
+    assert "64 bytes" in errs["gateway.jwt.secret"]
 
 
 def test_yaml_syntax_error_has_a_line() -> None:
-    errs = errors_of("gateway: [\n  oops")
-    (where, msg), = errs.items()
-    assert where.startswith("line ") and "YAML syntax error" in msg
+    with pytest.raises(ConfigError) as info:
+        parse("gateway: [\n  oops", "t.yaml", env=ENV)
+    (error,) = info.value.errors
+    assert "YAML syntax error" in error[1] and error.line == 2
+    assert str(info.value).splitlines()[1].startswith("t.yaml:2:")
 
 
 def test_tenant_keys_and_host_conflicts() -> None:
