@@ -1,12 +1,18 @@
 """The Dockerfile and the Kubernetes examples under deploy/, checked without a
 Docker engine or a cluster.
 
-- every manifest validates against the Kubernetes schemas (offline, strict);
+- every manifest validates against the Kubernetes schemas (offline, strict),
+  except the prometheus-operator kinds of monitoring.yaml (CRDs, which
+  kubernetes-validate does not know: checked by their own tests below);
 - the manifests name real things: `pos-edge` commands parse with the CLI's own
-  parser, probe paths are routes of the app, ports agree with the CLI and the
-  Dockerfile, each ConfigMap's tenants.yaml is valid and mounted where the image
-  looks for it, every ${VAR} it references comes from a Secret, workers and
-  grace periods fit together;
+  parser, probe paths are routes of the app (the worker's: its metrics server),
+  ports agree with the CLI and the Dockerfile, each ConfigMap's tenants.yaml is
+  valid and mounted where the image looks for it, every ${VAR} it references
+  comes from a Secret (the Secret's keys, through envFrom), workers and grace
+  periods fit together;
+- the monitoring objects: the PodMonitor reaches the gateway's and worker's
+  metrics ports, and every alert names only metrics and labels a real
+  `pos-edge serve` and `pos-edge worker` export (scraped from running ones);
 - hadolint passes the Dockerfile;
 - the Dockerfile's install, repeated in a fresh venv from ONLY the paths it
   COPYs, gives a `pos-edge` that accepts the ConfigMaps' tenants.yaml and serves
@@ -48,6 +54,9 @@ DOCKERFILE = ROOT / "Dockerfile"
 # kubernetes-validate ships (validated against both).
 K8S_VERSIONS = ("1.30", kubernetes_validate.latest_version())
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
+# Custom resources of the prometheus-operator (monitoring.yaml): not in the
+# Kubernetes schemas, so not schema-validated; section 2b checks them.
+CRD_KINDS = {("monitoring.coreos.com/v1", "PodMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
 DUMMY_SECRET = "dummy-" + "x" * 58  # 64 bytes: long enough for any jwt algorithm
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -152,6 +161,10 @@ class Doc:
     @property
     def name(self) -> str:
         return str(self.body["metadata"]["name"])
+
+    @property
+    def crd(self) -> bool:
+        return (self.body.get("apiVersion"), self.kind) in CRD_KINDS
 
     def __str__(self) -> str:
         return f"{self.path.relative_to(ROOT)}#{self.index} {self.kind}/{self.name}"
@@ -334,12 +347,12 @@ def routes() -> set[str]:
 
 def test_manifests_found() -> None:
     kinds = {d.kind for d in DOCS}
-    assert {"Deployment", "ConfigMap", "Service", "StatefulSet", "Secret"} <= kinds, kinds
+    assert {"Deployment", "ConfigMap", "Service", "StatefulSet", "Secret", "PodMonitor", "PrometheusRule"} <= kinds, kinds
     assert {d.path.parent.name for d in DOCS} == {"kubernetes", "sidecar"}
     assert (DEPLOY / "README.md").is_file()
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=str)
+@pytest.mark.parametrize("doc", [d for d in DOCS if not d.crd], ids=str)
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 def test_manifest_validates(doc: Doc, version: str) -> None:
     try:
@@ -385,6 +398,9 @@ def test_probe_paths_are_routes(routes: set[str]) -> None:
 
     for doc, c in pos_edge_containers():
         args = cli(argv(c))
+        if args.command == "worker":
+            check_worker_probes(doc, c, args)
+            continue
         if args.command != "serve":
             assert not any(p in c for p in ("startupProbe", "livenessProbe", "readinessProbe")), (
                 f"{doc}: `pos-edge {args.command}` serves no HTTP to probe")
@@ -418,10 +434,42 @@ def test_probe_paths_are_routes(routes: set[str]) -> None:
             assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", f"{doc}: the pod must be ready only when pos-edge is"
 
 
+def check_worker_probes(doc: Doc, c: dict[str, Any], args: Any) -> None:
+    """`pos-edge worker`'s only HTTP is prometheus_client's metrics server (--metrics-port),
+    which answers any path with the metrics (not the app's routes): its probes ask that
+    server for /metrics. No readiness probe: no Service sends it traffic."""
+    probes = {p: c[p] for p in ("startupProbe", "livenessProbe", "readinessProbe") if p in c}
+    if not args.metrics_port:
+        assert not probes, f"{doc}: `pos-edge worker` without --metrics-port serves no HTTP to probe"
+        return
+    assert "livenessProbe" in probes, f"{doc}: the worker serves metrics but has no liveness probe"
+    assert "readinessProbe" not in probes, f"{doc}: no Service reaches the worker: a readiness probe means nothing"
+    assert not _is_loopback(args.metrics_host), (
+        f"{doc}: --metrics-host {args.metrics_host}: the kubelet probes the pod's IP, not its loopback")
+    for kind, probe in probes.items():
+        assert "httpGet" in probe, f"{doc}: worker {kind}: httpGet on its metrics server"
+        path, port = probe["httpGet"]["path"], container_port(c, probe["httpGet"]["port"])
+        assert path == "/metrics", f"{doc}: worker {kind} on {path}, not /metrics"
+        assert port == args.metrics_port, f"{doc}: worker {kind} on port {port}, metrics on {args.metrics_port}"
+
+
+def _is_loopback(host: str) -> bool:
+    return host in LOOPBACK or host.startswith("127.")
+
+
 def test_ports_match_cli_and_dockerfile() -> None:
     assert IMAGE_EXPOSE == {cli(IMAGE_CMD).port} == {8000}
     for doc, c in pos_edge_containers():
         args = cli(argv(c))
+        named = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+        if args.command == "worker":
+            # prometheus_client's server on --metrics-port is the worker's only listener
+            declared = {p["containerPort"] for p in c.get("ports", [])}
+            listening = {args.metrics_port} if args.metrics_port and not _is_loopback(args.metrics_host) else set()
+            assert declared == listening, f"{doc}: declares {declared}, listens on {listening}"
+            if listening:
+                assert named.get("metrics") == args.metrics_port, f"{doc}: name the metrics port 'metrics'"
+            continue
         if args.command != "serve":
             continue
         assert args.port in IMAGE_EXPOSE, f"{doc}: --port {args.port}, the image EXPOSEs {IMAGE_EXPOSE}"
@@ -431,7 +479,6 @@ def test_ports_match_cli_and_dockerfile() -> None:
         listening = {args.port} if args.host not in LOOPBACK else set()
         if metrics is not None and metrics[0] not in LOOPBACK:
             listening.add(metrics[1])
-            named = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
             assert named.get("metrics") == metrics[1], f"{doc}: name the metrics port 'metrics'"
         assert declared == listening, f"{doc}: declares {declared}, listens on {listening}"
 
@@ -465,24 +512,94 @@ def test_configmaps_are_valid_and_mounted_where_the_image_reads() -> None:
         assert env.get("POS_EDGE_CONFIG", IMAGE_CONFIG) == IMAGE_CONFIG, f"{doc}: another config path"
 
 
+def all_secret_keys() -> dict[str, set[str]]:
+    """Secret name -> its keys, for every Secret under deploy/."""
+    return {d.name: secret_keys(d.name) for d in by_kind("Secret")}
+
+
+def variable_sources(doc: Doc, c: dict[str, Any], secrets: dict[str, set[str]]) -> dict[str, str]:
+    """Variable -> where the container's environment gets it, as the kubelet builds it:
+    `envFrom` sources in order (a later one wins), then `env` entries (win over envFrom)."""
+    provided: dict[str, str] = {}
+    for src in c.get("envFrom", []):
+        prefix = src.get("prefix", "")
+        if "secretRef" in src:
+            ref = src["secretRef"]
+            assert ref["name"] in secrets, f"{doc}: envFrom names Secret {ref['name']}, which deploy/ does not define"
+            # optional: a missing Secret would start the pod without these variables
+            assert not ref.get("optional"), f"{doc}: envFrom Secret {ref['name']} is optional"
+            for key in secrets[ref["name"]]:
+                provided[prefix + key] = f"secret {ref['name']}"
+        else:
+            (kind,) = src.keys() - {"prefix"}
+            provided.update(dict.fromkeys((prefix + k for k in find("ConfigMap", src[kind]["name"]).body.get("data", {})),
+                                          f"{kind} {src[kind]['name']}"))
+    for e in c.get("env", []):
+        ref = e.get("valueFrom", {}).get("secretKeyRef")
+        if ref:
+            assert ref["name"] in secrets and ref["key"] in secrets[ref["name"]], (
+                f"{doc}: Secret {ref['name']} has no key {ref['key']}")
+            provided[e["name"]] = f"secret {ref['name']}"
+        else:
+            provided[e["name"]] = "a literal value" if "value" in e else f"{next(iter(e.get('valueFrom', {})), '?')}"
+    return provided
+
+
+def unprovided_variables(doc: Doc, c: dict[str, Any], text: str, secrets: dict[str, set[str]]) -> list[str]:
+    """Problems with the ${VAR}s `text` (a tenants.yaml) needs in this container: each one
+    set, and from a Secret."""
+    provided = variable_sources(doc, c, secrets)
+    problems = []
+    for var in required_variables(text):
+        if var not in provided:
+            problems.append(f"{doc}: container {c['name']} does not set ${{{var}}}")
+        elif not provided[var].startswith("secret"):
+            problems.append(f"{doc}: ${{{var}}} comes from {provided[var]}, not a Secret")
+    return problems
+
+
 def test_every_config_variable_comes_from_a_secret() -> None:
+    secrets = all_secret_keys()
+    for doc, c in pos_edge_containers():
+        # the whole Secret, not one env entry per variable: a new tenant needs no manifest edit
+        assert [s["secretRef"]["name"] for s in c.get("envFrom", []) if "secretRef" in s] == ["pos-edge-secrets"], (
+            f"{doc}: take the variables from Secret pos-edge-secrets with envFrom")
+        assert not [e["name"] for e in c.get("env", []) if "valueFrom" in e], f"{doc}: per-variable env entries"
+        _, text = mounted_config(doc, c)
+        assert not unprovided_variables(doc, c, text, secrets)
+
+
+def test_a_variable_missing_from_the_secret_is_caught() -> None:
+    """The check above is a real one: a tenant added to the ConfigMap without its keys in
+    the Secret fails it, as does a key taken out of the Secret or an optional Secret."""
+    secrets = all_secret_keys()
     for doc, c in pos_edge_containers():
         _, text = mounted_config(doc, c)
-        provided: dict[str, str] = {}
-        for e in c.get("env", []):
-            ref = e.get("valueFrom", {}).get("secretKeyRef")
-            if ref:
-                assert ref["key"] in secret_keys(ref["name"]), f"{doc}: Secret {ref['name']} has no key {ref['key']}"
-                provided[e["name"]] = f"secret {ref['name']}"
-            else:
-                provided[e["name"]] = "a literal value"
-        for src in c.get("envFrom", []):
-            if "secretRef" in src:
-                for key in secret_keys(src["secretRef"]["name"]):
-                    provided.setdefault(src.get("prefix", "") + key, f"secret {src['secretRef']['name']}")
-        for var in required_variables(text):
-            assert var in provided, f"{doc}: container {c['name']} does not set ${{{var}}}"
-            assert provided[var].startswith("secret"), f"{doc}: ${{{var}}} comes from {provided[var]}"
+        assert not unprovided_variables(doc, c, text, secrets)
+        # a third tenant, a copy of the first with its own variables, in a copy of the ConfigMap
+        raw = yaml.safe_load(text)
+        first = next(iter(raw["tenants"]))
+        shop3 = yaml.safe_dump(raw["tenants"][first]).replace("${" + first.upper() + "_", "${SHOP3_")
+        raw["tenants"]["shop3"] = yaml.safe_load(shop3)
+        raw["tenants"]["shop3"].pop("hosts", None)
+        added = yaml.safe_dump(raw)
+        new_vars = set(required_variables(added)) - set(required_variables(text))
+        assert new_vars and all(v.startswith("SHOP3_") for v in new_vars), new_vars
+        problems = unprovided_variables(doc, c, added, secrets)
+        assert sorted(problems) == sorted(f"{doc}: container {c['name']} does not set ${{{v}}}" for v in new_vars)
+        # ... and passes once secret.example.yaml has their keys
+        assert not unprovided_variables(doc, c, added, {**secrets, "pos-edge-secrets": secrets["pos-edge-secrets"] | new_vars})
+        # a key taken out of (a copy of) the Secret
+        var = required_variables(text)[-1]
+        fewer = {**secrets, "pos-edge-secrets": secrets["pos-edge-secrets"] - {var}}
+        assert unprovided_variables(doc, c, text, fewer) == [f"{doc}: container {c['name']} does not set ${{{var}}}"]
+        # an optional Secret, and a literal value overriding the Secret's
+        optional = {**c, "envFrom": [{"secretRef": {"name": "pos-edge-secrets", "optional": True}}]}
+        with pytest.raises(AssertionError, match="optional"):
+            unprovided_variables(doc, optional, text, secrets)
+        literal = {**c, "env": [*c.get("env", []), {"name": var, "value": "x"}]}
+        assert unprovided_variables(doc, literal, text, secrets) == [
+            f"{doc}: ${{{var}}} comes from a literal value, not a Secret"]
 
 
 def test_workers_run_where_the_config_says() -> None:
@@ -564,6 +681,319 @@ def test_pods_are_hardened() -> None:
             assert "memory" in res.get("limits", {}), f"{doc}/{c['name']}: memory limit"
             if is_pos_edge(c):
                 assert sec.get("runAsUser", uid) == uid, f"{doc}: runs as {sec.get('runAsUser')}, the image as {uid}"
+
+
+def test_scrape_annotations_point_at_the_metrics_port() -> None:
+    """The prometheus.io/* annotations (an annotation-based scrape) name each pod's metrics port."""
+    for doc, c in pos_edge_containers():
+        named = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+        annotations = doc.body["spec"]["template"]["metadata"].get("annotations", {}) if doc.kind != "Pod" \
+            else doc.body["metadata"].get("annotations", {})
+        if "metrics" not in named:
+            assert "prometheus.io/scrape" not in annotations, f"{doc}: scrape annotations but no metrics port"
+            continue
+        assert annotations.get("prometheus.io/scrape") == "true", f"{doc}"
+        assert annotations.get("prometheus.io/port") == str(named["metrics"]), f"{doc}: {annotations}"
+        assert annotations.get("prometheus.io/path") == "/metrics", f"{doc}: {annotations}"
+
+
+# ---------------------------------------------------------------------------
+# 2b. Monitoring: the prometheus-operator's PodMonitor and PrometheusRule
+
+# The fields of the operator's monitoring.coreos.com/v1 API these files may use
+# (a typo in a field name is caught here, as strict schema validation would).
+PODMONITOR_SPEC = {"selector", "namespaceSelector", "podMetricsEndpoints", "podTargetLabels", "jobLabel",
+                   "sampleLimit", "targetLimit", "labelLimit", "attachMetadata"}
+PODMONITOR_ENDPOINT = {"port", "portNumber", "path", "scheme", "params", "interval", "scrapeTimeout", "honorLabels",
+                       "honorTimestamps", "relabelings", "metricRelabelings", "enableHttp2", "followRedirects",
+                       "filterRunning"}
+RULE_FIELDS = {"alert", "expr", "for", "keep_firing_for", "labels", "annotations"}
+PROM_DURATION = re.compile(r"(?:\d+(?:ms|s|m|h|d|w|y))+")
+SEVERITIES = {"critical", "warning", "info"}
+# Labels Prometheus itself adds to every series of a PodMonitor target.
+TARGET_LABELS = {"job", "instance", "namespace", "pod", "container", "endpoint"}
+PROMQL_GROUPING = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+PROMQL_KEYWORDS = {"and", "or", "unless", "bool", "offset"}
+# may be followed by `by (...)` or `without (...)` before their parenthesis
+PROMQL_AGGREGATIONS = {"sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "topk", "bottomk",
+                       "quantile", "count_values", "limitk", "limit_ratio"}
+
+
+def monitoring_docs(kind: str) -> list[Doc]:
+    return [d for d in DOCS if d.crd and d.kind == kind]
+
+
+def label_selected(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for e in selector.get("matchExpressions", []):
+        key, op, values = e["key"], e["operator"], e.get("values", [])
+        ok = {"In": key in labels and labels[key] in values, "NotIn": labels.get(key) not in values,
+              "Exists": key in labels, "DoesNotExist": key not in labels}[op]
+        if not ok:
+            return False
+    return True
+
+
+def prometheus_label(name: str) -> str:
+    """A Kubernetes label as the operator turns it into a target label (podTargetLabels)."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", name)
+
+
+def metrics_listener(doc: Doc, c: dict[str, Any]) -> tuple[str, int] | None:
+    """(host, port) of a pos-edge container's metrics listener, if it has one."""
+    args = cli(argv(c))
+    if args.command == "worker":
+        return (args.metrics_host, args.metrics_port) if args.metrics_port else None
+    return parse_with_dummies(mounted_config(doc, c)[1]).gateway.metrics.address()
+
+
+def test_monitoring_objects_are_well_formed() -> None:
+    monitors, rules = monitoring_docs("PodMonitor"), monitoring_docs("PrometheusRule")
+    assert len(monitors) == 1 and len(rules) == 1, [str(d) for d in DOCS if d.crd]
+    for doc in DOCS:
+        if doc.body.get("apiVersion", "").startswith("monitoring.coreos.com/"):
+            assert doc.crd, f"{doc}: a prometheus-operator kind this test does not check"
+    for doc in monitors + rules:
+        assert set(doc.body) <= {"apiVersion", "kind", "metadata", "spec"}, doc
+        assert doc.body["metadata"]["labels"]["app.kubernetes.io/name"] == "pos-edge", doc
+    (pm,) = monitors
+    assert set(pm.body["spec"]) <= PODMONITOR_SPEC, set(pm.body["spec"]) - PODMONITOR_SPEC
+    for ep in pm.body["spec"]["podMetricsEndpoints"]:
+        assert set(ep) <= PODMONITOR_ENDPOINT, set(ep) - PODMONITOR_ENDPOINT
+        for key in ("interval", "scrapeTimeout"):
+            assert key not in ep or PROM_DURATION.fullmatch(ep[key]), f"{pm}: {key} {ep[key]}"
+    (pr,) = rules
+    assert set(pr.body["spec"]) == {"groups"}
+    names = []
+    for group in pr.body["spec"]["groups"]:
+        assert set(group) <= {"name", "interval", "rules"} and group["name"], group
+        for rule in group["rules"]:
+            assert set(rule) <= RULE_FIELDS, set(rule) - RULE_FIELDS
+            assert re.fullmatch(r"[A-Z][A-Za-z0-9]+", rule.get("alert", "")), f"{pr}: {rule}"
+            names.append(rule["alert"])
+            assert isinstance(rule["expr"], str) and rule["expr"].strip(), rule
+            assert PROM_DURATION.fullmatch(str(rule.get("for", ""))), f"{rule['alert']}: `for` {rule.get('for')!r}"
+            assert rule.get("labels", {}).get("severity") in SEVERITIES, f"{rule['alert']}: labels.severity"
+            assert str(rule.get("annotations", {}).get("summary", "")).strip(), f"{rule['alert']}: annotations.summary"
+    assert len(names) == len(set(names)), names
+
+
+def test_podmonitor_scrapes_the_gateway_and_worker_metrics_ports() -> None:
+    (pm,) = monitoring_docs("PodMonitor")
+    spec = pm.body["spec"]
+    assert "namespaceSelector" not in spec, f"{pm}: the pods are in its own namespace"
+    selected = [d for d in WORKLOADS if label_selected(spec["selector"], pod_labels(d))]
+    assert {d.name for d in selected} == {"pos-edge", "pos-edge-worker"}, [str(d) for d in selected]
+    for ep in spec["podMetricsEndpoints"]:
+        assert ep["path"] == "/metrics", ep  # serve's metrics listener serves only GET /metrics
+        for doc in selected:
+            ports = [(c, p) for c in pod_spec(doc)["containers"] for p in c.get("ports", []) if p.get("name") == ep["port"]]
+            assert len(ports) == 1, f"{doc}: no single container port named {ep['port']}"
+            c, port = ports[0]
+            assert is_pos_edge(c), f"{doc}: port {ep['port']} is not pos-edge's"
+            listener = metrics_listener(doc, c)
+            assert listener is not None and not _is_loopback(listener[0]), f"{doc}: metrics on {listener}"
+            assert port["containerPort"] == listener[1], f"{doc}: port {ep['port']} is not the metrics listener {listener}"
+    # the component label the alerts tell gateways from workers by
+    assert "app.kubernetes.io/component" in spec.get("podTargetLabels", []), spec
+
+
+@dataclass
+class Selector:
+    metric: str
+    matchers: dict[str, str]  # label -> value (the value of any matcher operator)
+
+
+def promql_references(expr: str) -> tuple[list[Selector], set[str]]:
+    """The metric selectors of a PromQL expression, and the labels it groups or matches
+    on (by/without/on/ignoring/group_left/group_right). A scanner, not a parser: enough for
+    the expressions of monitoring.yaml, and it refuses a selector without a metric name."""
+    token = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|\{(?:[^}"]|"(?:[^"\\]|\\.)*")*\}|\[[^\]]*\]'
+                       r'|[A-Za-z_:][\w:]*|\d[\w.]*|\S')
+    tokens = token.findall(re.sub(r"#[^\n]*", "", expr))
+    selectors: list[Selector] = []
+    grouping: set[str] = set()
+    i = 0
+    while i < len(tokens):
+        tok, nxt = tokens[i], tokens[i + 1] if i + 1 < len(tokens) else ""
+        if tok.startswith("{"):
+            raise AssertionError(f"a selector without a metric name in {expr!r}")
+        if re.fullmatch(r"[A-Za-z_:][\w:]*", tok):
+            if tok in PROMQL_GROUPING and nxt == "(":
+                end = tokens.index(")", i)
+                grouping |= {t for t in tokens[i + 2:end] if t != ","}
+                i = end + 1
+                continue
+            if nxt == "(" or tok in PROMQL_KEYWORDS | PROMQL_AGGREGATIONS:  # a function or aggregation; a keyword
+                i += 1
+                continue
+            matchers = {}
+            if nxt.startswith("{"):
+                matchers = dict(re.findall(r'(\w+)\s*(?:=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"', nxt))
+                i += 1
+            selectors.append(Selector(tok, matchers))
+        i += 1
+    return selectors, grouping
+
+
+def test_promql_references() -> None:
+    sel, grouping = promql_references(
+        'sum by (tenant) (rate(a_total{status_class="5xx", x=~"y|z"}[5m])) / ignoring(x) b > 0.5 and on (pod) c offset 5m')
+    assert [(s.metric, s.matchers) for s in sel] == [("a_total", {"status_class": "5xx", "x": "y|z"}), ("b", {}), ("c", {})]
+    assert grouping == {"tenant", "x", "pod"}
+    with pytest.raises(AssertionError):
+        promql_references('{__name__="a"} == 0')
+
+
+def exported(text: str) -> dict[str, dict[str, set[str]] | None]:
+    """Series name -> label -> values seen, from a Prometheus text exposition. A family
+    without samples still contributes the series names its type gives (a counter `x`:
+    `x_total`), with None: no labels known."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    suffixes = {"counter": ["_total", "_created"], "histogram": ["_bucket", "_count", "_sum", "_created"],
+                "summary": ["", "_count", "_sum", "_created"], "gauge": [""], "info": ["_info"]}
+    out: dict[str, dict[str, set[str]] | None] = {}
+    for fam in text_string_to_metric_families(text):
+        for suffix in suffixes.get(fam.type, [""]):
+            out.setdefault(fam.name + suffix, None)
+        for s in fam.samples:
+            labels = out[s.name] = out.get(s.name) or {}
+            for k, v in s.labels.items():
+                labels.setdefault(k, set()).add(v)
+    return out
+
+
+@dataclass
+class Scrapes:
+    gateway: str
+    worker: str
+
+
+def wait_for(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, log.read_text()
+        try:
+            r = httpx.get(url, timeout=2)
+            if r.status_code == 200:
+                return r
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer:\n{log.read_text()}"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def scrapes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scrapes]:
+    """/metrics of a running `pos-edge serve` and `pos-edge worker`, run with the commands
+    of gateway.yaml and worker.yaml on the kubernetes ConfigMap (bound to loopback, SQLite
+    for Redis, nobody at the ERPNext URLs), the way tests/conftest.py starts gateways."""
+    tmp = tmp_path_factory.mktemp("scrape")
+    pos_edge = str(Path(sys.executable).with_name("pos-edge"))
+    gateway, worker = find("Deployment", "pos-edge"), find("Deployment", "pos-edge-worker")
+    (gc,) = [c for c in pod_spec(gateway)["containers"] if is_pos_edge(c)]
+    (wc,) = [c for c in pod_spec(worker)["containers"] if is_pos_edge(c)]
+    _, text = mounted_config(gateway, gc)
+    raw = yaml.safe_load(text)
+    raw["gateway"]["store"] = f"sqlite:///{tmp / 'state.db'}"
+    raw["gateway"]["rate_limit_storage"] = "memory://"
+    metrics_port = free_port()
+    raw["gateway"]["metrics"]["listen"] = f"127.0.0.1:{metrics_port}"
+    for tenant in raw["tenants"].values():
+        tenant["erpnext"]["url"] = f"http://127.0.0.1:{free_port()}"  # nobody listens: no outside calls
+    config = tmp / "tenants.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    env = {**clean_env(**dict.fromkeys(required_variables(text), DUMMY_SECRET)), "POS_EDGE_CONFIG": str(config)}
+
+    def command(c: dict[str, Any], **replace: str) -> list[str]:
+        cmd = [pos_edge if a == "pos-edge" else a for a in argv(c)]
+        for flag, value in replace.items():
+            cmd[cmd.index(flag) + 1] = value
+        return cmd
+
+    http_port, worker_port = free_port(), free_port()
+    procs: list[tuple[subprocess.Popen[bytes], Any]] = []
+
+    def start(cmd: list[str], name: str) -> tuple[subprocess.Popen[bytes], Path]:
+        log_path = tmp / f"{name}.log"
+        log = log_path.open("wb")
+        proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
+        procs.append((proc, log))
+        return proc, log_path
+
+    try:
+        gw, gw_log = start(command(gc, **{"--host": "127.0.0.1", "--port": str(http_port)}), "serve")
+        wk, wk_log = start(command(wc, **{"--metrics-host": "127.0.0.1", "--metrics-port": str(worker_port)}), "worker")
+        wait_for(f"http://127.0.0.1:{http_port}/healthz", gw, gw_log)  # one request counted
+        gateway_text = wait_for(f"http://127.0.0.1:{metrics_port}/metrics", gw, gw_log).text
+        worker_text = wait_for(f"http://127.0.0.1:{worker_port}/metrics", wk, wk_log).text
+        yield Scrapes(gateway_text, worker_text)
+    finally:
+        for proc, log in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            log.close()
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    (pr,) = monitoring_docs("PrometheusRule")
+    return [r for g in pr.body["spec"]["groups"] for r in g["rules"]]
+
+
+def test_alerts_name_metrics_pos_edge_exports(scrapes: Scrapes) -> None:
+    gateway, worker = exported(scrapes.gateway), exported(scrapes.worker)
+    assert "pos_edge_requests_total" in gateway and "pos_edge_sync_attempts_total" in worker, (gateway.keys(), worker.keys())
+    series = {n: gateway.get(n) or worker.get(n) for n in {*gateway, *worker}}
+    (pm,) = monitoring_docs("PodMonitor")
+    pod_target = {prometheus_label(k) for k in pm.body["spec"].get("podTargetLabels", [])}
+    selected = [d for d in WORKLOADS if label_selected(pm.body["spec"]["selector"], pod_labels(d))]
+    target_values = {prometheus_label(k): {pod_labels(d)[k] for d in selected if k in pod_labels(d)}
+                     for k in pm.body["spec"].get("podTargetLabels", [])}
+    used = set()
+    for rule in alert_rules():
+        name, expr = rule["alert"], rule["expr"]
+        selectors, grouping = promql_references(expr)
+        assert any(s.metric.startswith("pos_edge_") for s in selectors), f"{name}: no pos-edge metric in {expr!r}"
+        known_labels = set(TARGET_LABELS | pod_target)
+        for s in selectors:
+            assert s.metric in series, f"{name}: {s.metric} is not exported by pos-edge serve or worker"
+            used.add(s.metric)
+            labels = series[s.metric]
+            assert labels is not None or not (s.matchers or grouping), (
+                f"{name}: {s.metric} had no samples in the scrapes to check its labels against")
+            labels = labels or {}
+            known_labels |= set(labels)
+            for label, value in s.matchers.items():
+                assert label in set(labels) | TARGET_LABELS | pod_target, f"{name}: {s.metric} has no label {label}"
+                if label in target_values:
+                    assert value in target_values[label], f"{name}: no pod has {label}={value}"
+        assert grouping <= known_labels, f"{name}: groups by {grouping - known_labels}, not labels of its series"
+    # the alerts issue 11 asks for
+    assert {"pos_edge_sync_queue_depth", "pos_edge_sync_oldest_pending_age_seconds", "pos_edge_store_up",
+            "pos_edge_config_reloads_total", "pos_edge_requests_total"} <= used, used
+
+
+def test_store_up_alert_selects_gateways(scrapes: Scrapes) -> None:
+    """pos_edge_store_up is set when the gateway's /metrics reads the store; a worker
+    exports it never set, at 0: an alert on it must not fire for every worker."""
+    worker_up = [line for line in scrapes.worker.splitlines() if line.startswith("pos_edge_store_up")]
+    gateway_up = [line for line in scrapes.gateway.splitlines() if line.startswith("pos_edge_store_up")]
+    assert gateway_up == ["pos_edge_store_up 1.0"], gateway_up
+    rules = [r for r in alert_rules() if "pos_edge_store_up" in r["expr"]]
+    assert rules
+    if worker_up:  # today: ["pos_edge_store_up 0.0"]
+        for rule in rules:
+            for s in promql_references(rule["expr"])[0]:
+                if s.metric == "pos_edge_store_up":
+                    assert s.matchers.get("app_kubernetes_io_component") == "gateway", (
+                        f"{rule['alert']}: workers export pos_edge_store_up 0 ({worker_up}): select the gateways")
 
 
 # ---------------------------------------------------------------------------
