@@ -11,8 +11,9 @@ gateway against this document.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -177,7 +178,7 @@ def _body(ref: str) -> dict[str, Any]:
     return {"required": True, "content": {JSON: {"schema": _ref(ref)}}}
 
 
-_SECURED = [{"deviceToken": []}]
+_SECURED: list[dict[str, list[str]]] = [{"deviceToken": []}]
 
 
 def _pos(model: str, view: str, summary: str, *, closure: bool = False) -> dict[str, Any]:
@@ -238,7 +239,8 @@ def _proxy_responses() -> dict[str, Any]:
 @cache
 def spec() -> dict[str, Any]:
     """The OpenAPI 3.1 document (built once)."""
-    models = [(m, "validation") for m in (RegisterRequest, Sale, Return, Closure, Opening, SyncBatchRequest)]
+    models: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
+        (m, "validation") for m in (RegisterRequest, Sale, Return, Closure, Opening, SyncBatchRequest)]
     models += [(m, "serialization") for m in (RegisterResponse, InvoiceView, ClosureView, OpeningView, SyncAccepted,
                                               SyncStatus)]
     _, defs = models_json_schema(models, ref_template="#/components/schemas/{model}")

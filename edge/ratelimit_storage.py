@@ -15,6 +15,7 @@ once a window, inline: no task, no thread, no lock (the event loop is the lock).
 from __future__ import annotations
 
 import time
+from typing import cast
 from collections import deque
 
 from limits.aio.storage import MovingWindowSupport, Storage
@@ -98,6 +99,7 @@ def rate_limit_storage(url: str) -> Storage:
     if url.startswith("memory://"):
         return LocalMovingWindow()
     # Short timeouts: the limiter fails open, so a dead Redis must fail fast.
-    return storage_from_string(
+    # "async+" selects limits.aio's storages, which the union in its signature does not express
+    return cast(Storage, storage_from_string(
         "async+" + url, implementation="redispy", socket_connect_timeout=0.5, socket_timeout=0.5
-    )
+    ))

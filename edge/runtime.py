@@ -62,7 +62,7 @@ def build_runtime(
     rate_limit_storage: Storage,
     upstreams: Upstreams,
     log: Any,
-    plugins: tuple[type, ...] | None = None,
+    plugins: tuple[type[Plugin], ...] | None = None,
     previous: Runtime | None = None,
 ) -> Runtime:
     """Instantiate every tenant's plugin chains from `config`. A tenant whose config is

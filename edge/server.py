@@ -71,7 +71,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._limits = limits()
         self._max_bytes = self._limits.max_header_bytes
         self._max_headers = self._limits.max_headers
-        self.timeout_keep_alive = self._limits.idle_timeout
+        # uvicorn types it int, but only hands it to loop.call_later, which takes seconds as a float
+        self.timeout_keep_alive = self._limits.idle_timeout  # type: ignore[assignment]
         self._log = structlog.get_logger("pos_edge")
         self._refused = False
         self._in_head = False  # a request has begun and its headers are not complete

@@ -156,6 +156,7 @@ async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, c
         await response(scope, receive, send)
         return response.status_code
     tenant = ctx.tenant
+    assert tenant is not None, "the tenant plugin runs first"
     method = scope["method"]
     target = target_for(scope.get("raw_path") or scope["path"].encode())
     qs = scope.get("query_string") or b""

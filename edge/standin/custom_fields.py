@@ -38,6 +38,7 @@ def insert_custom_field(site: StandInSite, data: dict[str, Any], user: str) -> d
     fieldname = (doc.get("fieldname") or "").strip().lower()
     missing = [("dt", missing_message("Custom Field", "DocType"))] if not dt else []
     raise_missing("Custom Field", f"{dt}-{fieldname}", missing)
+    assert isinstance(dt, str)  # raise_missing raised for a missing dt
     if dt not in KNOWN_DOCTYPES:
         raise_invalid_links([f"DocType: {dt}"])
     if not fieldname:
@@ -59,7 +60,7 @@ def insert_custom_field(site: StandInSite, data: dict[str, Any], user: str) -> d
         "in_list_view": cint(doc.get("in_list_view")), "in_standard_filter": cint(doc.get("in_standard_filter")),
         "module": doc.get("module"), "is_system_generated": cint(doc.get("is_system_generated")),
     }
-    site.docs.setdefault("Custom Field", {})[stored["name"]] = stored
+    site.docs.setdefault("Custom Field", {})[f"{dt}-{fieldname}"] = stored
     return stored
 
 

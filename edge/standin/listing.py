@@ -26,6 +26,7 @@ import json
 import re
 from collections.abc import Mapping
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import JSONResponse, Response
@@ -79,9 +80,9 @@ def _query(site: StandInSite, doctype: str, docs: dict[str, dict[str, Any]], fie
     check_query(site, doctype, [f for f in fields if "." not in f and "(" not in f], filters)
     star = fields == ["*"]
     selected = [] if star else [parse_field(doctype, f) for f in fields]
-    for column in (s.column for s in selected if s.column and s.column.table):
-        if not allowed(site, column.table, column.field):
-            raise_invalid_field(column.field)
+    for s in selected:
+        if s.column and s.column.table and not allowed(site, s.column.table, s.column.field):
+            raise_invalid_field(s.column.field)
     conditions = [_condition(doctype, f) for f in filters]
     group = [parse_column(doctype, g) for g in str(q.get("group_by") or "").split(",") if g.strip()]
     order = parse_order(doctype, str(q.get("order_by") or ""))
@@ -94,7 +95,7 @@ def _query(site: StandInSite, doctype: str, docs: dict[str, dict[str, Any]], fie
     if star:
         tables = CHILD_TABLES.get(doctype, {})
         rows = _ordered(rows, order)
-        return [{k: read_value(k, v) for k, v in r[None].items() if k not in tables} for r in rows if r[None]]
+        return [{k: read_value(k, v) for k, v in own.items() if k not in tables} for r in rows if (own := r[None])]
     if group or any(s.function for s in selected):
         return _grouped(rows, selected, group, order)
     return [{s.key: read_value(s.column.field, _value(r, s.column)) for s in selected if s.column}
@@ -128,8 +129,16 @@ def _condition(doctype: str, flt: list[Any]) -> tuple[Column, str, Any]:
 
 def _ordered(rows: list[Row], order: list[tuple[Column, bool]]) -> list[Row]:
     for column, descending in reversed(order):  # stable sorts, last key first
-        rows = sorted(rows, key=lambda r, c=column: _sort_key(c.field, _value(r, c)), reverse=descending)
+        rows = sorted(rows, key=partial(_row_key, column), reverse=descending)
     return rows
+
+
+def _row_key(column: Column, row: Row) -> Any:
+    return _sort_key(column.field, _value(row, column))
+
+
+def _answer_key(key: str, field: str, answer: dict[str, Any]) -> Any:
+    return _sort_key(field, answer.get(key))
 
 
 def _grouped(rows: list[Row], selected: list[Selected], group: list[Column],
@@ -143,12 +152,12 @@ def _grouped(rows: list[Row], selected: list[Selected], group: list[Column],
     out = []
     for key in keys:
         members = groups[key]
-        out.append({s.key: _aggregate(s, members) if s.function else
-                    read_value(s.column.field, _value(members[0], s.column) if members and s.column else None)
+        out.append({s.key: _aggregate(s, members) if s.function or s.column is None else
+                    read_value(s.column.field, _value(members[0], s.column) if members else None)
                     for s in selected})
     for column, descending in reversed(order):  # by the answer key that selects the column
         answer_key = next((s.key for s in selected if s.column == column and not s.function), column.field)
-        out = sorted(out, key=lambda o, k=answer_key, f=column.field: _sort_key(f, o.get(k)), reverse=descending)
+        out = sorted(out, key=partial(_answer_key, answer_key, column.field), reverse=descending)
     return out
 
 

@@ -44,6 +44,7 @@ def check_return(site: StandInSite, doctype: str, doc: dict[str, Any], notes: li
     original = site.docs.get(doctype, {}).get(against)
     if original is None or cint(original.get("docstatus")) != 1 or cint(original.get("is_return")):
         raise_invalid_links([f"Return Against: {against}"])
+    assert original is not None  # raise_invalid_links raised: it was given a link
     link = LINK_FIELD[doctype]
     rows = {r.get("name"): r for r in original.get("items") or []}
     taken = _already_returned(site, doctype, against, link)

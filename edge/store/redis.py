@@ -8,7 +8,7 @@ across replicas.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -206,10 +206,10 @@ class RedisStore(RedisQueue, RedisPostings):
 
     async def get_device(self, tenant: str, device_id: str) -> Device | None:
         h = await self.redis.hgetall(self._keys(tenant, device_id)[0])
-        return _device(tenant, h) if h else None
+        return _device(tenant, cast(dict[str, Any], h)) if h else None  # decode_responses: text, not bytes
 
     async def list_devices(self, tenant: str) -> list[Device]:
-        ids = sorted(await self.redis.smembers(self._keys(tenant, "")[1]))
+        ids = sorted(cast(set[str], await self.redis.smembers(self._keys(tenant, "")[1])))
         async with self.redis.pipeline(transaction=False) as pipe:
             for i in ids:
                 pipe.hgetall(self._keys(tenant, i)[0])
@@ -223,7 +223,9 @@ class RedisStore(RedisQueue, RedisPostings):
     async def delete_device(self, tenant: str, device_id: str) -> bool:
         record, index = self._keys(tenant, device_id)
         async with self.redis.pipeline(transaction=True) as pipe:  # both keys share the tenant's hash slot
-            removed, _ = await pipe.delete(record).srem(index, device_id).execute()
+            pipe.delete(record)
+            pipe.srem(index, device_id)
+            removed, _ = await pipe.execute()
         return bool(removed)
 
 
