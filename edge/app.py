@@ -36,7 +36,7 @@ from edge.reload import ConfigWatcher, LiveConfig
 from edge.routes import erpnext
 from edge.routes.devices import register
 from edge.routes.docs import docs_init, docs_page, errors_page, swagger_ui_static
-from edge.routes.health import MetricsListener, healthz, metrics, readyz
+from edge.routes.health import MetricsListener, healthz, metrics, metrics_text, readyz
 from edge.routes.pos import post_document
 from edge.routes.sync import get_status, post_batch
 from edge.runtime import Runtime, build_runtime
@@ -100,7 +100,7 @@ class EdgeApp:
         watcher.start()
         listener = None
         if (address := cfg.gateway.metrics.address()) is not None:
-            listener = MetricsListener(self, *address)
+            listener = MetricsListener(lambda: metrics_text(self), address)
             try:
                 await listener.start()
             except OSError as exc:  # configured, so expected by a scraper: do not run without it
@@ -112,6 +112,8 @@ class EdgeApp:
         for warning in await self.store.durability_warnings():
             self.log.warning("store_not_durable", detail=warning)
         checks = asyncio.create_task(self.reference_fields.check_all(self.runtime.services.tenants))
+        # ERPNext down (or the key refused) at start-up: looked at again, so /readyz catches up
+        rechecks = asyncio.create_task(self.reference_fields.watch(self._tenants))
         worker_task = None
         if cfg.gateway.sync.in_process_workers:
             self.worker = SyncWorker(self.store, lambda: self.runtime, self.reference_fields, self.log, self.metrics)
@@ -129,6 +131,7 @@ class EdgeApp:
             yield
         finally:
             checks.cancel()
+            rechecks.cancel()
             await watcher.stop()
             if listener is not None:
                 await listener.stop()
@@ -146,6 +149,11 @@ class EdgeApp:
         await asyncio.wait({checks})
         assert self.worker is not None
         await self.worker.run()
+
+    def _tenants(self) -> dict[str, Any]:
+        """The serving tenants (TenantRuntime by key)."""
+        runtime = self.runtime
+        return runtime.services.tenants if runtime is not None else {}
 
     @property
     def runtime(self) -> Runtime | None:
@@ -218,7 +226,9 @@ class EdgeApp:
         try:
             await self.starlette(scope, receive, send_with_id)
         finally:
-            access_log(self.log, ctx, scope["method"], scope["path"], status)
+            path = scope["path"]
+            access_log(self.log, ctx, scope["method"], path, status,
+                       quiet=path in self.config.gateway.logging.quiet_paths)
             self.metrics.observe(ctx, status)
             # The context refers to the scope and the scope to the context: break the
             # cycle so a request's objects (a 500-sale batch, say) go by reference

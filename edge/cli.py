@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -60,6 +61,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
+    from edge.logs import uvicorn_log_config
+
     options: dict[str, Any] = dict(
         factory=True,
         # httptools with header limits, client timeouts and a connection cap (edge/server.py)
@@ -72,6 +75,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=False,  # X-Forwarded-* are trusted only per gateway.trusted_proxies
         server_header=False,
         log_level=args.log_level,
+        # uvicorn's and the libraries' records as pos-edge's JSON lines, in every process
+        log_config=uvicorn_log_config(args.log_level),
         timeout_graceful_shutdown=args.grace,
     )
     if args.workers > 1:
@@ -262,20 +267,32 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
 
     import structlog
-    from prometheus_client import start_http_server
 
     from edge import logs
     from edge.erpnext.setup import ReferenceFields
     from edge.metrics import Metrics
     from edge.ratelimit_storage import rate_limit_storage
     from edge.reload import ConfigWatcher, LiveConfig
+    from edge.routes.health import MetricsListener, scrape
     from edge.runtime import build_runtime
     from edge.store import open_store
     from edge.sync.worker import SyncWorker
     from edge.upstream import Upstreams
 
     cfg = _load_or_exit(_config_path(args))
+    metrics_sock = None
+    if args.metrics_port:
+        # Bound first: a port taken by another process must stop the worker before it
+        # waits for the store or posts anything, not leave it running unscraped.
+        try:
+            metrics_sock = _listen(args.metrics_host, args.metrics_port)
+        except OSError as exc:
+            print(f"cannot serve metrics on {args.metrics_host}:{args.metrics_port}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 1
     if not _store_reachable(cfg, args.store_wait):
+        if metrics_sock is not None:
+            metrics_sock.close()
         return 1
     logs.configure(level=args.log_level)
     log = structlog.get_logger("pos_edge")
@@ -291,11 +308,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
         # Before the first posting: a tenant without the field must not be posted to blind.
         await references.check_all(runtime.services.tenants)
         metrics = Metrics()
-        if args.metrics_port:
-            # no HTTP server in this process otherwise: export this worker's attempt counters
-            start_http_server(args.metrics_port, addr=args.metrics_host, registry=metrics.registry)
         # tenants.yaml changes reach workers too (a moved ERPNext, a new tenant)
         live = LiveConfig(cfg, runtime, store, limiter, metrics, log, references)
+        listener = None
+        if metrics_sock is not None:
+            # no HTTP server in this process otherwise: this worker's counters, and the
+            # store's queue and whether it answers, read at scrape time as serve does
+            listener = MetricsListener(lambda: scrape(metrics, store, list(live.config.tenants)), sock=metrics_sock)
+            await listener.start()
+        rechecks = asyncio.create_task(references.watch(lambda: live.runtime.services.tenants))
         worker = SyncWorker(store, lambda: live.runtime, references, log, metrics)
         live.on_swap.append(worker.wake)
         watcher = ConfigWatcher(cfg.source, live.reload, log)
@@ -308,8 +329,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         log.info("worker_started", tenants=len(cfg.tenants), config=cfg.source, pid=os.getpid())
         await stop.wait()
         await watcher.stop()
+        rechecks.cancel()
         await worker.stop(grace=args.grace)
         task.cancel()
+        if listener is not None:
+            await listener.stop()
         await upstreams.close()
         await store.close()
         log.info("worker_stopped", pid=os.getpid())
@@ -317,6 +341,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (raises OSError, or socket.gaierror for a host
+    that does not resolve, with the system's reason as its strerror)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart need not wait out TIME_WAIT
+        sock.bind(address)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def cmd_sync(args: argparse.Namespace) -> int:

@@ -158,6 +158,22 @@ class MetricsConfig(Strict):
         return host.strip("[]"), int(port)
 
 
+class LoggingConfig(Strict):
+    """`gateway.logging`: how much the per-request line says."""
+
+    quiet_paths: list[str] = Field(
+        default_factory=lambda: ["/healthz", "/readyz", "/metrics"],
+        description="requests to these paths (probes, scrapes) are logged at debug, not info, unless answered 5xx")
+
+    @field_validator("quiet_paths")
+    @classmethod
+    def _paths(cls, v: list[str]) -> list[str]:
+        for path in v:
+            if not path.startswith("/"):
+                raise ValueError(f"{path!r} is not a path (it starts with /)")
+        return v
+
+
 class GatewayConfig(Strict):
     """The `gateway:` section: process-wide settings."""
 
@@ -186,6 +202,7 @@ class GatewayConfig(Strict):
     server: ServerConfig = Field(default_factory=ServerConfig,
                                  description="what one client connection may cost (`pos-edge serve`)")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="who may read /metrics")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="the per-request log line")
 
     @field_validator("base_domains")
     @classmethod

@@ -4,18 +4,41 @@ Labels are bounded: a tenant is a configured tenant key (or "-" for a Host no
 tenant serves), a route group one of edge.runtime.ROUTE_GROUPS (or "other"), a
 status its class ("2xx"). Never a device id or a path. The per-request
 figures are plain numbers, turned into Prometheus form only when scraped.
+
+No `*_created` series: prometheus-client adds one per Counter and Histogram
+child, the collectors here keep no creation time, and a series
+that some counters have and others not is worse than none; so they are off for
+the whole process.
+
+The sync queue's gauges are the store's figures, the same whichever process is
+scraped; they carry `scope="store"`, and are aggregated with max(), not sum().
 """
 
 from __future__ import annotations
 
+import platform
 import time
 from bisect import bisect_left
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
+disable_created_metrics()  # process-wide; see the module docstring
+
 NO_TENANT = "-"
+STORE_SCOPE = "store"  # the `scope` label of figures read from the shared store
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -98,16 +121,29 @@ class Metrics:
         self.reloads = Counter("pos_edge_config_reloads", "tenants.yaml reloads, by result", ["result"], registry=r)
         self.sync_outcomes = Counter("pos_edge_sync_attempts", "Sync job attempts in this process, by outcome",
                                      ["tenant", "outcome"], registry=r)
-        self.sync_jobs = Gauge("pos_edge_sync_jobs", "Sync jobs in the store, by state", ["tenant", "state"], registry=r)
-        self.sync_depth = Gauge("pos_edge_sync_queue_depth", "Sync jobs not yet synced or failed", ["tenant"], registry=r)
+        # store-wide: every scraped process reports the same figures (scope="store": use max())
+        self.sync_jobs = Gauge("pos_edge_sync_jobs", "Sync jobs in the store, by state (store-wide: aggregate with max)",
+                               ["scope", "tenant", "state"], registry=r)
+        self.sync_depth = Gauge("pos_edge_sync_queue_depth",
+                                "Sync jobs not yet synced or failed (store-wide: aggregate with max)",
+                                ["scope", "tenant"], registry=r)
         self.sync_oldest = Gauge("pos_edge_sync_oldest_pending_age_seconds",
-                                 "How long the most overdue queued job has been due", ["tenant"], registry=r)
-        self.store_up = Gauge("pos_edge_store_up", "1 when the state store answered the last scrape", registry=r)
+                                 "How long the most overdue queued job has been due (store-wide: aggregate with max)",
+                                 ["scope", "tenant"], registry=r)
+        self.store_up = Gauge("pos_edge_store_up", "1 when the state store answered this process's last scrape",
+                              registry=r)
         self.booked_unpaid = Counter("pos_edge_sales_booked_unpaid",
                                      "Sales ERPNext booked as not fully paid on tenants without credit sales",
                                      ["tenant"], registry=r)
         for result in ("ok", "failed"):
             self.reloads.labels(result)  # both series exist from the start, at 0
+        # what any Python service exports: CPU, memory, open fds, start time; the
+        # interpreter; collections per generation (process_*, python_*)
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        Info("pos_edge_build", "The running pos-edge", registry=r).info(
+            {"version": _version(), "python": platform.python_version()})
 
     def observe(self, ctx: Any, status: int) -> None:
         """Record one answered request (called once per request, next to its log line)."""
@@ -136,13 +172,20 @@ class Metrics:
         """Publish the store's queue figures (tenant -> queued, in_flight, failed, oldest_due_age)."""
         for tenant, s in stats.items():
             for state in ("queued", "in_flight", "failed"):
-                self.sync_jobs.labels(tenant, state).set(s.get(state, 0))
-            self.sync_depth.labels(tenant).set(s.get("queued", 0) + s.get("in_flight", 0))
-            self.sync_oldest.labels(tenant).set(s.get("oldest_due_age", 0))
+                self.sync_jobs.labels(STORE_SCOPE, tenant, state).set(s.get(state, 0))
+            self.sync_depth.labels(STORE_SCOPE, tenant).set(s.get("queued", 0) + s.get("in_flight", 0))
+            self.sync_oldest.labels(STORE_SCOPE, tenant).set(s.get("oldest_due_age", 0))
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""
         return generate_latest(self.registry)
+
+
+def _version() -> str:
+    try:
+        return version("pos-edge")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 _CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -236,16 +236,17 @@ def terminate(proc: subprocess.Popen[bytes], timeout: float = 15) -> int:
 
 
 def start_gateway(tmp: Path, config: dict[str, Any], env: dict[str, str] | None = None,
-                  config_path: Path | None = None, args: tuple[str, ...] = ()) -> Gateway:
+                  config_path: Path | None = None, args: Sequence[str] = ()) -> Gateway:
     """Write `config` to tmp/tenants.yaml (or serve `config_path`, already written) and run
-    `pos-edge serve` on a free port (with `args` added to its command line)."""
+    `pos-edge serve` on a free port (`args`: more serve options, e.g. --workers 2)."""
     path = config_path or tmp / "tenants.yaml"
     if config_path is None:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
     port = free_port()
     log_path = tmp / f"gateway-{port}.log"
     proc = subprocess.Popen(
-        [POS_EDGE, "serve", "--config", str(path), "--host", "127.0.0.1", "--port", str(port), "--grace", "2", *args],
+        [POS_EDGE, "serve", "--config", str(path), "--host", "127.0.0.1", "--port", str(port), "--grace", "2",
+         *args],
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
         env={**os.environ, **(env or {})},

@@ -99,3 +99,23 @@ def test_a_bad_config_never_half_starts(tmp_path: Path) -> None:
     assert out.returncode == 1 and "gateway.jwt.secret" in out.stderr
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_a_worker_whose_metrics_port_is_taken_exits_1_before_starting_anything(tmp_path: Path) -> None:
+    taken = socket.create_server(("127.0.0.1", 0))  # another process's listener, as far as the worker knows
+    port = taken.getsockname()[1]
+    # a store nobody answers: had the worker waited for it first, it would take --store-wait (30 s)
+    cfg = base_config(tmp_path, "http://127.0.0.1:9", store="redis")
+    cfg["gateway"]["store"] = f"redis://127.0.0.1:{free_port()}/0"
+    path = tmp_path / "tenants.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    started = time.monotonic()
+    try:
+        out = subprocess.run([POS_EDGE, "worker", "--config", str(path), "--metrics-port", str(port)],
+                             capture_output=True, text=True, timeout=30)
+    finally:
+        taken.close()
+    assert out.returncode == 1
+    assert time.monotonic() - started < 10
+    assert out.stderr.splitlines() == [f"cannot serve metrics on 127.0.0.1:{port}: Address already in use"], out.stderr
+    assert out.stdout == ""  # no worker_started, no store message: nothing started

@@ -13,13 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from edge.erpnext.client import ErpnextClient, FrappeError, Unreachable
 
 STANDARD_FIELDS = frozenset({"po_no"})  # standard invoice fields usable as the reference: none is unique
-# "ok": exists and unique; "not_unique": exists, no unique index; "unknown": ERPNext could not be asked.
-FieldState = Literal["ok", "not_unique", "missing", "unknown"]
+# "ok": exists and unique; "not_unique": exists, no unique index; "unknown": ERPNext could not
+# be asked (down, timed out, an error of its own); "auth_failed": ERPNext refused the tenant's
+# API key (401) or its user may not read Custom Fields (403).
+FieldState = Literal["ok", "not_unique", "missing", "unknown", "auth_failed"]
+AUTH_STATUSES = frozenset({401, 403})
+# States ERPNext did not settle: looked at again in the background (ReferenceFields.watch).
+UNSETTLED: frozenset[str] = frozenset({"unknown", "auth_failed"})
+RECHECK_FIRST = 1.0  # seconds before the first background look; doubled after each unsettled one
+RECHECK_CAP = 60.0
 
 
 async def reference_field_state(client: ErpnextClient, cfg: Any) -> FieldState:
@@ -33,7 +41,9 @@ async def reference_field_state(client: ErpnextClient, cfg: Any) -> FieldState:
             ["name", "unique"],
             limit=1,
         )
-    except (FrappeError, Unreachable):
+    except FrappeError as exc:
+        return "auth_failed" if exc.status in AUTH_STATUSES else "unknown"
+    except Unreachable:
         return "unknown"
     if not rows:
         return "missing"
@@ -69,7 +79,9 @@ async def create_reference_field(client: ErpnextClient, cfg: Any) -> str:
 class ReferenceFields:
     """Each POS tenant's reference-field state, checked at start-up and, while known to
     be missing, re-checked at most every `recheck` seconds (so `pos-edge erpnext setup`
-    takes effect without a restart)."""
+    takes effect without a restart). A state ERPNext did not settle (unreachable, or the
+    API key refused) is looked at again in the background by `watch`, with back-off, so
+    /readyz tells the truth without a sale or a restart and without work per request."""
 
     def __init__(self, log: Any, recheck: float = 30.0) -> None:
         self.log = log
@@ -78,10 +90,11 @@ class ReferenceFields:
         self._recheck_at: dict[str, float] = {}
         self._rechecks: dict[str, asyncio.Future[FieldState]] = {}
 
-    async def check_all(self, tenants: dict[str, Any]) -> None:
-        """Check every POS tenant (TenantRuntime), all at once; log those without the field.
-        Also reads each tenant's site settings (time zone, its branches' rounding) into the
-        Poster's cache, so that validation, which never waits for ERPNext, can use them."""
+    async def check_all(self, tenants: dict[str, Any], only_changes: bool = False) -> None:
+        """Check every POS tenant (TenantRuntime), all at once; log those without the field
+        (`only_changes`: those whose state changed). Also reads each tenant's site settings
+        (time zone, its branches' rounding) into the Poster's cache, so that validation,
+        which never waits for ERPNext, can use them."""
         pos = {key: t for key, t in tenants.items() if t.config.pos_enabled}
         warm = [t.poster.site.warm([b.pos_profile for b in t.config.branches.values()]) for t in pos.values()]
         states, _ = await asyncio.gather(
@@ -89,14 +102,40 @@ class ReferenceFields:
             asyncio.gather(*warm))
         for (key, tenant), state in zip(pos.items(), states, strict=True):
             cfg = tenant.config
+            before = self.states.get(key)
             self.states[key] = state
-            if state != "ok":
-                detail = {"missing": f"run: pos-edge erpnext setup --tenant {key}",
-                          "not_unique": "exactly-once rests on the gateway's store; outcome-unknown sales wait "
-                                        f"erpnext.commit_grace ({cfg.erpnext.commit_grace:g} s) before a second post",
-                          "unknown": "ERPNext unreachable"}[state]
-                self.log.warning("reference_field_" + state, tenant=key,
-                                 field=f"{cfg.invoice_doctype}.{cfg.reference_field}", detail=detail)
+            if only_changes and state == before:
+                continue
+            field = f"{cfg.invoice_doctype}.{cfg.reference_field}"
+            if state == "ok":
+                if before is not None:  # a recovery is news; a field fine from the start is not
+                    self.log.info("reference_field_ok", tenant=key, field=field, previously=before)
+                continue
+            detail = {"missing": f"run: pos-edge erpnext setup --tenant {key}",
+                      "not_unique": "exactly-once rests on the gateway's store; outcome-unknown sales wait "
+                                    f"erpnext.commit_grace ({cfg.erpnext.commit_grace:g} s) before a second post",
+                      "unknown": "ERPNext unreachable; looked at again in the background",
+                      "auth_failed": "ERPNext refused the tenant's api_key/api_secret (or its user may not read "
+                                     "Custom Fields); looked at again in the background"}[state]
+            self.log.warning("reference_field_" + state, tenant=key, field=field, detail=detail)
+
+    async def watch(self, tenants: Callable[[], dict[str, Any]], first: float = RECHECK_FIRST,
+                    cap: float = RECHECK_CAP) -> None:
+        """Until cancelled: look again at tenants whose state is unsettled, `first` seconds
+        after start-up, then twice as long after each look that leaves one unsettled (at
+        most `cap`); back to `first` once all are settled. `tenants` gives the serving ones
+        (a reload may add, change or remove some)."""
+        delay = first
+        while True:
+            await asyncio.sleep(delay)
+            unsettled = {k: t for k, t in tenants().items()
+                         if t.config.pos_enabled and self.states.get(k) in UNSETTLED}
+            if not unsettled:
+                delay = first
+                continue
+            await self.check_all(unsettled, only_changes=True)
+            still = any(self.states.get(k) in UNSETTLED for k in unsettled)
+            delay = min(cap, delay * 2) if still else first
 
     def unique(self, tenant: str) -> bool:
         """True when the tenant's reference field is known to carry a unique index."""

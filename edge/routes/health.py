@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import socket
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -60,24 +62,33 @@ async def metrics(request: Request) -> Response:
 
 
 async def metrics_text(edge: Any) -> bytes:
-    """Prometheus text format; the sync queue's figures are read from the store at scrape time."""
+    """Prometheus text format of this server process."""
+    return await scrape(edge.metrics, edge.store, list(edge.runtime.config.tenants))
+
+
+async def scrape(metrics: Any, store: Any, tenants: list[str]) -> bytes:
+    """Prometheus text format; the sync queue's figures are read from the store at scrape
+    time (serve and worker alike), and whether that worked is `pos_edge_store_up`."""
     try:
-        stats = await asyncio.wait_for(edge.store.queue_stats(list(edge.runtime.config.tenants), time.time()), timeout=2)
-        edge.metrics.set_queue(stats)
-        edge.metrics.store_up.set(1)
+        stats = await asyncio.wait_for(store.queue_stats(tenants, time.time()), timeout=2)
+        metrics.set_queue(stats)
+        metrics.store_up.set(1)
     except Exception:  # the rest of the metrics are still worth serving
-        edge.metrics.store_up.set(0)
-    body: bytes = edge.metrics.render()
+        metrics.store_up.set(0)
+    body: bytes = metrics.render()
     return body
 
 
 class MetricsListener:
     """A listener of its own serving only GET /metrics (aiohttp's server, on this event
-    loop). Several server processes share its port (SO_REUSEPORT): a scrape reads one."""
+    loop). Several server processes share its port (SO_REUSEPORT): a scrape reads one.
+    `pos-edge worker` hands it a socket it bound before starting anything else."""
 
-    def __init__(self, edge: Any, host: str, port: int) -> None:
-        self._edge = edge
-        self._address = (host, port)
+    def __init__(self, render: Callable[[], Awaitable[bytes]], address: tuple[str, int] | None = None,
+                 sock: socket.socket | None = None) -> None:
+        self._render = render
+        self._address = address
+        self._sock = sock
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -86,7 +97,13 @@ class MetricsListener:
         app.router.add_get("/metrics", self._serve)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        await web.TCPSite(self._runner, *self._address, reuse_port=True).start()
+        site: web.BaseSite
+        if self._sock is not None:
+            site = web.SockSite(self._runner, self._sock)
+        else:
+            assert self._address is not None
+            site = web.TCPSite(self._runner, *self._address, reuse_port=True)
+        await site.start()
 
     async def stop(self) -> None:
         """Stop listening."""
@@ -94,4 +111,4 @@ class MetricsListener:
             await self._runner.cleanup()
 
     async def _serve(self, request: web.Request) -> web.Response:
-        return web.Response(body=await metrics_text(self._edge), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=await self._render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

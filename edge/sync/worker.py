@@ -150,8 +150,10 @@ class SyncWorker:
             if self.metrics is not None:
                 self.metrics.sync_outcomes.labels(job.tenant, update.status).inc()
             event = {"synced": "sync_job_synced", "retrying": "sync_job_retrying", "failed": "sync_job_failed"}
-            log.info(event.get(update.status, "sync_job_" + update.status), attempts=job.attempts + 1,
-                     invoice=update.invoice_id, error=update.last_error)
+            # a job given up on needs someone (pos-edge sync retry): a warning, written at once
+            write = log.warning if update.status == "failed" else log.info
+            write(event.get(update.status, "sync_job_" + update.status), attempts=job.attempts + 1,
+                  invoice=update.invoice_id, error=update.last_error)
 
     async def _attempt(self, job: Job, runtime: Any, cfg: SyncConfig, log: Any) -> JobUpdate:
         tenant = runtime.services.tenants.get(job.tenant)

@@ -19,6 +19,10 @@ def test_an_admin_sees_failed_jobs_and_retries_them(gateway, standin: StandIn) -
                           message="Item COFFEE is disabled")
     batch = upload(gateway, token, [ok, refused])["batch_uuid"]
     assert wait_batch(gateway, token, batch)["status"] == "partial"
+    # a job given up on is a warning (someone must act), not an info line among the synced ones
+    txn = f'"txn":"{refused["client_txn_id"]}"'
+    failed = [ln for ln in gateway.wait_log(txn) if txn in ln and '"event":"sync_job_failed"' in ln]
+    assert len(failed) == 1 and '"level":"warning"' in failed[0], failed
 
     out = gateway.cli("sync", "status", batch)
     assert out.returncode == 0, out.stderr
