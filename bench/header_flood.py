@@ -34,8 +34,8 @@ from pathlib import Path
 from proxy import (  # bench/proxy.py: process helpers shared by the benchmarks
     HOST,
     LOAD_CORE,
-    PYTHON,
     POS_EDGE,
+    PYTHON,
     SUT_CORE,
     BenchError,
     Child,

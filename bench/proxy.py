@@ -334,7 +334,7 @@ def parse_wrk(out: str) -> WrkResult:
         raise BenchError(f"no latency distribution in wrk output (--latency missing?):\n{out}")
     non = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    errors = dict(zip(("connect", "read", "write", "timeout"), map(int, sock.groups()))) if sock else {}
+    errors = dict(zip(("connect", "read", "write", "timeout"), map(int, sock.groups()), strict=True)) if sock else {}
     return WrkResult(
         requests=int(m.group(1)),
         seconds=_to_ms(m.group(2) + m.group(3)) / 1e3,
@@ -700,7 +700,6 @@ def main(argv: list[str] | None = None) -> int:
         edge_headers = {"Host": HOST, "Authorization": f"Bearer {tokens[0]}"}
         check_body(base + "/erpnext/Item", edge_headers)
         print(f"pos-edge on {base} (pid {edge.pid}), {len(tokens)} devices registered", flush=True)
-        wrk_headers = [f"{k}: {v}" for k, v in edge_headers.items()]
         script = token_rotation_script(tmp, tokens)
         rows.append(measure("pos-edge full chain", edge, base + "/erpnext/Item", [], args, use_taskset,
                             log_path=edge.stdout_path, script=script))

@@ -63,7 +63,7 @@ for _p in (str(HERE), str(ROOT)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from proxy import POS_EDGE, BenchError, Child, _interrupt, cpu_seconds, free_port, wait_http  # bench/proxy.py helpers
+from proxy import POS_EDGE, BenchError, Child, _interrupt, cpu_seconds, free_port, wait_http  # noqa: E402 (after sys.path)
 
 COMPANY = "Shop One Ltd"
 PROFILE = "Shop One Main"
@@ -383,7 +383,7 @@ def diff_docs(a: dict[str, Any], b: dict[str, Any], path: str = "") -> list[str]
             continue
         va, vb = a.get(key), b.get(key)
         if isinstance(va, list) and isinstance(vb, list) and len(va) == len(vb):
-            for i, (x, y) in enumerate(zip(va, vb)):
+            for i, (x, y) in enumerate(zip(va, vb, strict=True)):
                 if isinstance(x, dict) and isinstance(y, dict):
                     out += diff_docs(x, y, f"{path}{key}[{i}].")
                 elif x != y:
@@ -552,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         for child in reversed(children):
             try:
                 child.stop(grace=30)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 print(f"stopping {child.name}: {exc!r}", file=sys.stderr)
         signal.signal(signal.SIGTERM, previous_term)
         if args.keep_tmp:

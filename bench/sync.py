@@ -61,7 +61,7 @@ for _p in (str(HERE), str(ROOT)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from proxy import (  # bench/proxy.py: process helpers shared by the benchmarks
+from proxy import (  # noqa: E402 (after sys.path) bench/proxy.py: process helpers shared by the benchmarks
     POS_EDGE,
     PYTHON,
     VENV_BIN,
@@ -681,7 +681,8 @@ def print_report(info: dict[str, Any], enqs: list[Enqueue], drains: list[Drain])
     print("SIGSTOPped once idle, before the upload, and SIGCONTed to start the drain). %core: CPU s / wall s.")
     print("worker RSS: VmRSS idle on an empty queue, at 10/50/90 % of the queue drained, and VmHWM (the largest worker).")
     d0 = drains[0]
-    print(f"worker start-up CPU {d0.worker_startup_cpu_s:.2f} s; idle worker on an empty queue: {d0.worker_idle_cpu_pct:.1f}% of a core")
+    print(f"worker start-up CPU {d0.worker_startup_cpu_s:.2f} s; "
+          f"idle worker on an empty queue: {d0.worker_idle_cpu_pct:.1f}% of a core")
     reqs = collections.Counter()
     for d in drains:
         reqs.update(d.standin_requests)
@@ -840,7 +841,7 @@ def main(argv: list[str] | None = None) -> int:
                 if child.alive():
                     os.kill(child.pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
                 child.stop()
-            except Exception as exc:  # noqa: BLE001  (keep stopping the others)
+            except Exception as exc:
                 print(f"stopping {child.name}: {exc!r}", file=sys.stderr)
         signal.signal(signal.SIGTERM, previous_term)
         signal.signal(signal.SIGINT, previous_int)

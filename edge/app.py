@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -111,7 +111,7 @@ class EdgeApp:
         self._startup_warnings()
         for warning in await self.store.durability_warnings():
             self.log.warning("store_not_durable", detail=warning)
-        checks = asyncio.create_task(self.reference_fields.check_all(self.runtime.services.tenants))
+        checks = asyncio.create_task(self.reference_fields.check_all(self.live.runtime.services.tenants))
         # ERPNext down (or the key refused) at start-up: looked at again, so /readyz catches up
         rechecks = asyncio.create_task(self.reference_fields.watch(self._tenants))
         worker_task = None
@@ -214,7 +214,7 @@ class EdgeApp:
         status = 500
         rid = (b"x-request-id", ctx.request_id.encode())
 
-        async def send_with_id(message: dict[str, Any]) -> None:
+        async def send_with_id(message: MutableMapping[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

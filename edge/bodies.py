@@ -8,7 +8,6 @@ from typing import Any
 
 from edge.problems import Problem
 
-
 CLIENT_CLOSED = 499  # the status logged when the till went away (nginx's convention)
 
 

@@ -122,7 +122,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"{path}: OK ({len(cfg.tenants)} tenant(s): {', '.join(cfg.tenants) or '-'})")
     from edge.erpnext.setup import STANDARD_FIELDS
 
-    for key, tenant in cfg.tenants.items():
+    entries: dict[str, Any] = dict(cfg.tenants)  # with the plugins' keys (POS), which the core model's type lacks
+    for key, tenant in entries.items():
         if tenant.registration.enrollment_key is None:
             print(f"  warning: tenants.{key}.registration.enrollment_key is not set: registration is open")
         if tenant.pos_enabled and tenant.reference_field in STANDARD_FIELDS:
@@ -151,7 +152,7 @@ def _check_online(cfg: config_mod.LoadedConfig) -> int:
         finally:
             await upstreams.close()
         problems = 0
-        for key, findings in zip(cfg.tenants, results):
+        for key, findings in zip(cfg.tenants, results, strict=True):
             for finding in findings:
                 print(f"  {finding}", file=sys.stdout if finding.warning else sys.stderr)
                 problems += not finding.warning
@@ -389,10 +390,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
                     view = await status_view(store, batch, time.time())
                     print(f"batch {view.batch_uuid}  tenant {tenant}  device {batch.device}  status {view.status}  "
                           + "  ".join(f"{k} {v}" for k, v in view.summary.items()))
-                    print(f"{'JOB_ID':<32} {'TYPE':<7} {'STATUS':<8} {'TRIES':>5} {'CLIENT_TXN_ID':<24} {'INVOICE':<22} LAST_ERROR")
-                    for j in view.jobs:
-                        print(f"{j.job_id:<32} {j.type:<7} {j.status:<8} {j.attempts:>5} {j.client_txn_id:<24} "
-                              f"{j.invoice_id or '-':<22} {_printable(j.last_error or '')}")
+                    print(f"{'JOB_ID':<32} {'TYPE':<7} {'STATUS':<8} {'TRIES':>5} {'CLIENT_TXN_ID':<24} "
+                          f"{'INVOICE':<22} LAST_ERROR")
+                    for v in view.jobs:
+                        print(f"{v.job_id:<32} {v.type:<7} {v.status:<8} {v.attempts:>5} {v.client_txn_id:<24} "
+                              f"{v.invoice_id or '-':<22} {_printable(v.last_error or '')}")
                     return 0
                 job = await store.get_job(tenant, args.id)
                 if job is not None:

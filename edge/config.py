@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -32,8 +32,7 @@ from pydantic import (
 )
 
 from edge import config_yaml
-from edge.config_errors import Collector, ConfigError, Issue, field_error, from_validation, unknown_key, \
-    written_in_defaults
+from edge.config_errors import Collector, ConfigError, Issue, field_error, from_validation, unknown_key, written_in_defaults
 from edge.envsubst import substitute
 
 TENANT_KEY = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -92,8 +91,8 @@ class JwtConfig(Strict):
         need = int(self.algorithm[2:]) // 8
         secrets = [("secret", self.secret), *((f"verification_keys.{i}.secret", k.secret)
                                               for i, k in enumerate(self.verification_keys))]
-        for where, key in secrets:
-            if len(key.get_secret_value().encode()) < need:
+        for where, secret in secrets:
+            if len(secret.get_secret_value().encode()) < need:
                 raise field_error(where, f"an {self.algorithm} jwt secret must be at least {need} bytes long")
         return self
 
@@ -338,11 +337,11 @@ def tenant_model() -> type[CoreTenantConfig]:
     """The tenant schema: the core model plus every plugin's Config."""
     from plugins import DEFAULT_PLUGINS
 
-    extras = tuple(p.Config for p in DEFAULT_PLUGINS if p.Config.model_fields)
-    model = create_model("TenantConfig", __base__=(CoreTenantConfig, *extras))
+    extras: tuple[type[BaseModel], ...] = tuple(p.Config for p in DEFAULT_PLUGINS if p.Config.model_fields)
+    model: type[BaseModel] = create_model("TenantConfig", __base__=(CoreTenantConfig, *extras))
     model.model_config["extra"] = "forbid"
     model.model_rebuild(force=True)
-    return model
+    return cast(type[CoreTenantConfig], model)  # the core model, plus the plugins' fields
 
 
 SECRET_KEYS = frozenset({"secret", "api_key", "api_secret", "enrollment_key", "token"})
@@ -481,7 +480,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _host_conflicts(gateway: GatewayConfig, tenants: dict[str, CoreTenantConfig]) -> list[tuple[tuple[str, ...], str]]:
     seen: dict[str, str] = {}
-    errors = []
+    errors: list[tuple[tuple[str, ...], str]] = []
     for key, t in tenants.items():
         for host in [f"{key}.{d}" for d in gateway.base_domains] + t.hosts:
             if host in seen and seen[host] != key:

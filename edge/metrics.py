@@ -87,8 +87,8 @@ class _RequestCollector:
         yield limited
         errors = CounterMetricFamily("pos_edge_upstream_errors", "ERPNext calls that failed, by kind",
                                      labels=["tenant", "kind"])
-        for key, n in list(m.upstream_errors.items()):
-            errors.add_metric(list(key), n)
+        for ekey, n in list(m.upstream_errors.items()):
+            errors.add_metric(list(ekey), n)
         yield errors
 
 

@@ -99,7 +99,8 @@ _HEADERS: dict[str, dict[str, Any]] = {
                   "schema": {"type": "string", "pattern": r'^"default";r=\d+;t=\d+$'}},
     "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer", "minimum": 0}},
     "WWW-Authenticate": {"description": "the bearer challenge", "schema": {"type": "string", "pattern": "^Bearer "}},
-    "Location": {"description": "where to follow the batch", "schema": {"type": "string", "pattern": "^/sync/status/[0-9a-f-]{36}$"}},
+    "Location": {"description": "where to follow the batch",
+                 "schema": {"type": "string", "pattern": "^/sync/status/[0-9a-f-]{36}$"}},
     "Idempotent-Replayed": {"description": "the stored answer to an earlier request with the same idempotency key",
                             "schema": {"type": "string", "enum": ["true"]}},
 }

@@ -30,9 +30,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from edge.config import GatewayConfig
 from edge.erpnext.client import FrappeError, Unreachable
 from edge.erpnext.posting import Rejected
-from edge.config import GatewayConfig
 from edge.erpnext.setup import ReferenceFields
 from edge.leases import renewing
 from edge.sales import Sale

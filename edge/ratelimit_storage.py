@@ -15,8 +15,8 @@ once a window, inline: no task, no thread, no lock (the event loop is the lock).
 from __future__ import annotations
 
 import time
-from typing import cast
 from collections import deque
+from typing import cast
 
 from limits.aio.storage import MovingWindowSupport, Storage
 from limits.storage import storage_from_string

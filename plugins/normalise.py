@@ -29,9 +29,9 @@ from pydantic import (
 from starlette.responses import Response
 
 from edge.bodies import read_json
-from edge.erpnext.money import Rounding, covers, uncovered
 from edge.chain import Context, Services
 from edge.config_errors import field_error
+from edge.erpnext.money import Rounding, covers, uncovered
 from edge.problems import Problem, problem_response, validation_errors
 from edge.sales import MAX_BATCH, PAYLOAD_MODELS, BranchId, Closure, Opening, Sale, SyncTransaction, reference_for
 

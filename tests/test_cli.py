@@ -7,7 +7,6 @@ from pathlib import Path
 
 from tests.conftest import POS_EDGE
 
-
 ROOT = Path(__file__).parents[1]
 
 

@@ -188,16 +188,15 @@ async def test_a_holder_whose_claim_was_taken_over_never_sends(tmp_path, standin
     a stalled store) finds its claim taken over and sends nothing."""
     import functools
 
+    import yaml
+
+    from edge.config import parse
     from edge.erpnext.client import ErpnextClient
     from edge.erpnext.posting import Poster
     from edge.posting_guard import ClaimLost, PostingGuard
     from edge.sales import Sale
     from edge.store import open_store
     from edge.upstream import Upstreams
-
-    import yaml
-
-    from edge.config import parse
 
     store = open_store(f"sqlite:///{tmp_path}/fence.db")
     await store.open()

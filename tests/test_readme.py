@@ -138,7 +138,7 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
         wanted = [e for block in blocks for e in expectations(block)]
         assert len(calls) == len(wanted), (calls, wanted)
         shown = 0
-        for (status, body), expected in zip(calls, wanted):
+        for (status, body), expected in zip(calls, wanted, strict=True):
             if expected is None:
                 continue
             shown += 1

@@ -6,7 +6,7 @@ import pytest
 
 from edge.problems import Problem
 from edge.routes.erpnext import allowed, parse_target
-from edge.upstream import request_headers, response_headers, connection_named
+from edge.upstream import connection_named, request_headers, response_headers
 
 
 def test_request_headers_drop_hop_by_hop_credentials_and_host() -> None:

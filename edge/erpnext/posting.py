@@ -17,9 +17,9 @@ from edge.erpnext.client import ErpnextClient, FrappeError, Unreachable
 from edge.erpnext.closing import Closer, NoOpenShift
 from edge.erpnext.documents import invoice
 from edge.erpnext.money import covers, uncovered
+from edge.erpnext.returns import ReturnRefused, bind, sold_rows
 from edge.erpnext.shifts import Shifts, is_no_open_shift
 from edge.erpnext.site import SiteSettings
-from edge.erpnext.returns import ReturnRefused, bind, sold_rows
 from edge.sales import Closure, Return, Sale, reference_for
 
 CACHE_SECONDS = 600.0

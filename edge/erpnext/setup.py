@@ -97,10 +97,11 @@ class ReferenceFields:
         which never waits for ERPNext, can use them."""
         pos = {key: t for key, t in tenants.items() if t.config.pos_enabled}
         warm = [t.poster.site.warm([b.pos_profile for b in t.config.branches.values()]) for t in pos.values()]
-        states, _ = await asyncio.gather(
+        found: list[FieldState]
+        found, _ = await asyncio.gather(
             asyncio.gather(*(reference_field_state(t.poster.client, t.config) for t in pos.values())),
             asyncio.gather(*warm))
-        for (key, tenant), state in zip(pos.items(), states, strict=True):
+        for (key, tenant), state in zip(pos.items(), found, strict=True):
             cfg = tenant.config
             before = self.states.get(key)
             self.states[key] = state

@@ -91,13 +91,13 @@ class SiteSettings:
     async def _cached(self, key: str, fetch: Callable[[], Awaitable[T]]) -> T | None:
         hit = self._values.get(key)
         if hit is not None and hit[0] > time.monotonic():
-            return hit[1]  # type: ignore[no-any-return]
+            return hit[1]
         pending = self._pending.get(key)
         if pending is None:
             pending = asyncio.ensure_future(self._fetch(key, fetch))
             self._pending[key] = pending
             pending.add_done_callback(lambda _: self._pending.pop(key, None))
-        return await asyncio.shield(pending)  # type: ignore[no-any-return]
+        return await asyncio.shield(pending)
 
     async def _fetch(self, key: str, fetch: Callable[[], Awaitable[T]]) -> T | None:
         try:

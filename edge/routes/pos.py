@@ -27,12 +27,12 @@ from starlette.responses import Response
 
 from edge.chain import new_request_id
 from edge.erpnext.client import FrappeError, Unreachable, to_json
+from edge.erpnext.closing import site_time
 from edge.erpnext.documents import till_view, unpaid_warning
 from edge.erpnext.posting import Rejected
 from edge.leases import renewing
 from edge.posting_guard import OutcomeUnknown, PostingBusy, ReferenceConflict
 from edge.problems import Problem, context_headers, problem_body, store_unavailable
-from edge.erpnext.closing import site_time
 from edge.sales import ClosureView, OpeningView
 
 JSON = "application/json"

@@ -9,7 +9,7 @@ real time unless a test pins it; without a time zone the machine's zone is used.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def utc_now() -> datetime:
     """The real time, as an aware UTC datetime (the default clock of a site)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def local_now(site: StandInSite) -> datetime:

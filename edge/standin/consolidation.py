@@ -76,7 +76,8 @@ def _merge(site: StandInSite, invoices: list[dict[str, Any]], closing: dict[str,
     payments: list[dict[str, Any]] = []
     for inv in invoices:
         for p in inv.get("payments") or []:
-            same = next((q for q in payments if (q["mode_of_payment"], q["account"]) == (p["mode_of_payment"], p["account"])), None)
+            key = (p["mode_of_payment"], p["account"])
+            same = next((q for q in payments if (q["mode_of_payment"], q["account"]) == key), None)
             if same:
                 same["amount"] = float(dec(same["amount"]) + dec(p["amount"]))
             else:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from edge.standin.clock import now_text
 from edge.standin.documents import (
     cint,
     missing_message,
     raise_invalid_links,
     raise_missing,
 )
-from edge.standin.clock import now_text
 from edge.standin.errors import FrappeError
 from edge.standin.meta import KNOWN_DOCTYPES, STANDARD_FIELDS, fieldnames, keep_known
 

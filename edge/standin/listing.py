@@ -148,7 +148,7 @@ def _grouped(rows: list[Row], selected: list[Selected], group: list[Column],
         groups.setdefault(tuple(_value(r, c) for c in group), []).append(r)
     if not group and not groups:
         groups[()] = []  # an aggregate without group_by answers one row, even over nothing
-    keys = sorted(groups, key=lambda k: [_sort_key(c.field, v) for c, v in zip(group, k)])
+    keys = sorted(groups, key=lambda k: [_sort_key(c.field, v) for c, v in zip(group, k, strict=True)])
     out = []
     for key in keys:
         members = groups[key]
@@ -207,10 +207,10 @@ def _cmp(field: str, actual: Any, value: Any) -> int:
     if a_typed is not None and b_typed is not None:
         a, b = a_typed, b_typed
     else:
-        a, b = _number(actual), _number(value)  # type: ignore[assignment]
+        a, b = _number(actual), _number(value)
         if a is None or b is None:
-            a, b = str(actual or ""), str(value or "")  # type: ignore[assignment]
-    return (a > b) - (a < b)  # type: ignore[operator]
+            a, b = str(actual or ""), str(value or "")
+    return (a > b) - (a < b)
 
 
 def _like(actual: Any, pattern: Any) -> bool:

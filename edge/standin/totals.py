@@ -59,7 +59,7 @@ def compute_totals(site: StandInSite, doctype: str, out: dict[str, Any], doc: di
     pct = dec(doc.get("additional_discount_percentage"))
     discount = rnd(total * pct / 100) if pct else rnd(dec(doc.get("discount_amount")))
     spread = Decimal(0)
-    for i, (row, amount) in enumerate(zip(rows, amounts)):
+    for i, (row, amount) in enumerate(zip(rows, amounts, strict=True)):
         share = discount - spread if i == len(rows) - 1 else (rnd(discount * amount / total) if total else Decimal(0))
         spread += share
         net_amount = amount - share

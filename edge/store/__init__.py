@@ -8,7 +8,13 @@ import re
 import time
 
 from edge.store.base import (
-    Device, DeviceBlocked, DeviceProofRequired, EnrollmentCodeInvalid, IdempotencyRecord, Store, StoreUnusable,
+    Device,
+    DeviceBlocked,
+    DeviceProofRequired,
+    EnrollmentCodeInvalid,
+    IdempotencyRecord,
+    Store,
+    StoreUnusable,
 )
 
 
@@ -58,4 +64,5 @@ def redacted(url: str) -> str:
     return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
 
 
-__all__ = ["Device", "DeviceBlocked", "DeviceProofRequired", "EnrollmentCodeInvalid", "IdempotencyRecord", "Store", "StoreUnusable", "open_store", "redacted", "wait_for_store"]
+__all__ = ["Device", "DeviceBlocked", "DeviceProofRequired", "EnrollmentCodeInvalid", "IdempotencyRecord", "Store",
+           "StoreUnusable", "open_store", "redacted", "wait_for_store"]

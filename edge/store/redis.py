@@ -243,7 +243,7 @@ class RedisStore(RedisQueue, RedisPostings):
         h = {k.decode(): v for k, v in zip(reply[1::2], reply[2::2], strict=True)}
         record = IdempotencyRecord(
             fingerprint=h["fingerprint"].decode(),
-            state=h["state"].decode(),  # type: ignore[arg-type]
+            state=h["state"].decode(),
             status=int(h["status"]) if "status" in h else None,
             body=h.get("body"),
         )

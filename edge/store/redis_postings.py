@@ -73,7 +73,7 @@ class RedisPostings:
         if result == "new":
             return "new", None
         fp, state, invoice, since = (x.decode() for x in reply[1:])
-        return result, Posting(fp, state, invoice or None, float(since))  # type: ignore[return-value,arg-type]
+        return result, Posting(fp, state, invoice or None, float(since))
 
     async def renew_posting(self, tenant: str, reference: str, owner: str, until: float) -> bool:
         return bool(await self._renew_posting(keys=[self._posting_key(tenant, reference)], args=[owner, repr(until)]))

@@ -186,7 +186,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory, erp: Erp) -> Iterator[Gateway]:
     # settings validation uses: rounding, time zone) has finished; wait for it, so that the
     # first sale is validated as every later one is. /readyz reports the fields once done.
     deadline = time.monotonic() + 30
-    while set((gateway.http.get("/readyz").json().get("reference_fields") or {})) != set(cfg["tenants"]):
+    while set(gateway.http.get("/readyz").json().get("reference_fields") or {}) != set(cfg["tenants"]):
         assert time.monotonic() < deadline, f"start-up checks unfinished:\n{log_of(gateway)}"
         time.sleep(0.05)
     yield gateway

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from tests.real_erpnext.conftest import MAIN, COUNTER, MISSING, SKIP_REASON, ZONE, Erp, log_of, new_id
+from tests.real_erpnext.conftest import COUNTER, MAIN, MISSING, SKIP_REASON, ZONE, Erp, log_of, new_id
 
 if MISSING:
     pytest.skip(SKIP_REASON, allow_module_level=True)
 
-from tests.conftest import Gateway  # noqa: E402
-from tests.routes.test_erpnext import assert_problem  # noqa: E402
+from tests.conftest import Gateway
+from tests.routes.test_erpnext import assert_problem
 
 
 def sale(rate: str = "24000", paid: str | None = None, qty: int = 1, item: str = "POSHO-5KG", **over: Any) -> dict[str, Any]:

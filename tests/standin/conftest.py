@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -115,7 +115,7 @@ def real() -> Iterator[Erp]:
 
 def at_local(site: StandInSite, when: str) -> None:
     """Pin the site's clock to `when`, Africa/Kampala time (the real-like site's zone)."""
-    instant = datetime.fromisoformat(when).replace(tzinfo=ZoneInfo("Africa/Kampala")).astimezone(timezone.utc)
+    instant = datetime.fromisoformat(when).replace(tzinfo=ZoneInfo("Africa/Kampala")).astimezone(UTC)
     site.clock = lambda: instant
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -80,7 +80,7 @@ def clock_for(ex: Exchange) -> datetime:
                  and not sent.get("set_posting_time") else data.get("creation"))
         local = parse_datetime(stamp) if stamp else None
         if local is not None:
-            return local.replace(tzinfo=SITE_ZONE).astimezone(timezone.utc)
+            return local.replace(tzinfo=SITE_ZONE).astimezone(UTC)
     return ex.at
 
 
@@ -224,7 +224,7 @@ class Replay:
             if not isinstance(actual, list) or len(actual) != len(expected):
                 self.fail(where, f"expected {len(expected)} entries, got {actual!r}"[:600])
                 return
-            for i, (e, a) in enumerate(zip(expected, actual)):
+            for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
                 self.compare_value(e, a, f"{where}[{i}]", key, made)
         elif key == "name" and isinstance(expected, str) and (DOC_NAME.fullmatch(expected) or ROW_NAME.match(expected)):
             self.bind(expected, actual, where)
@@ -270,7 +270,7 @@ class Replay:
         match = (re.match if prefix else re.fullmatch)("".join(parts), actual)
         if match is None:
             return False
-        for recorded, got in zip(groups, match.groups()):
+        for recorded, got in zip(groups, match.groups(), strict=True):
             self.bind(recorded, got, f"text {expected[:60]!r}")
         return True
 

@@ -3,7 +3,7 @@ recorded on a real ERPNext 15 site (fixtures/real_erpnext/pos/site.json, roundin
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -52,7 +52,7 @@ def test_rounding_is_disabled_by_the_invoice_or_global_defaults_not_the_pos_prof
 
 
 def test_posting_time_is_site_local_and_reads_back_unpadded(real: Erp) -> None:
-    real.site.clock = lambda: datetime(2026, 11, 28, 19, 39, 6, 914147, tzinfo=timezone.utc)
+    real.site.clock = lambda: datetime(2026, 11, 28, 19, 39, 6, 914147, tzinfo=UTC)
     doc = real.post("Sales Invoice", si(24000, 24000)).json()["data"]  # pt-c1: Kampala is UTC+3
     assert (doc["posting_date"], doc["posting_time"], doc["creation"]) == (
         "2026-11-28", "22:39:06.914147", "2026-11-28 22:39:06.914147")

@@ -21,8 +21,7 @@ import pytest
 import yaml
 
 from edge.routes.devices import code_digest
-from edge.store import DeviceBlocked, open_store
-from edge.store import sqlite_schema
+from edge.store import DeviceBlocked, open_store, sqlite_schema
 from edge.store.sqlite_schema import SchemaTooNew, current_version, upgrade
 from edge.sync.jobs import JobUpdate, batch_status
 from tests.conftest import POS_EDGE, base_config, free_port
