@@ -30,8 +30,6 @@ def _load_or_exit(path: str) -> config_mod.LoadedConfig:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Validate the config, then run uvicorn with the app factory."""
-    import uvicorn
-
     path = _config_path(args)
     cfg = _load_or_exit(path)  # fail fast, with the full error list, before uvicorn starts
     if cfg.defaulted_secrets and not _is_loopback(args.host):
@@ -79,12 +77,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_config=uvicorn_log_config(args.log_level),
         timeout_graceful_shutdown=args.grace,
     )
-    if args.workers > 1:
-        from edge.supervisor import serve_processes
+    from edge.supervisor import PortInUse, serve
 
-        serve_processes("edge.app:create_app", options)
-    else:
-        uvicorn.run("edge.app:create_app", **options)
+    try:
+        serve("edge.app:create_app", options)
+    except PortInUse as exc:
+        print(exc, file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,5 +1,10 @@
-"""`pos-edge serve --workers N`: uvicorn's process supervisor, with SIGHUP meaning what
-pos-edge documents (reload tenants.yaml) rather than what uvicorn does with it.
+"""How `pos-edge serve` runs uvicorn: the listening socket bound first, and with
+`--workers N` uvicorn's process supervisor, SIGHUP meaning what pos-edge documents
+(reload tenants.yaml) rather than what uvicorn does with it.
+
+The socket is bound before anything else: uvicorn binds only after the lifespan has
+started (store opened, in-process sync workers claiming jobs), so a port in use would
+start, then stop, all of it and end in a bare errno line.
 
 uvicorn's supervisor answers SIGHUP by replacing every server process, one after the
 other: connections are dropped, per-process state (ERPNext pools, caches, the rate
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from typing import Any
 
 from uvicorn import Config, Server
@@ -29,12 +35,33 @@ class ForwardingMultiprocess(Multiprocess):
                 os.kill(pid, signal.SIGHUP)
 
 
-def serve_processes(app: str, options: dict[str, Any]) -> None:
-    """What `uvicorn.run(app, workers=N, ...)` does, with the forwarding supervisor."""
-    config = Config(app, **options)
-    Server(config=config)  # as uvicorn.run: configures logging before the supervisor logs
-    sock = config.bind_socket()
+class PortInUse(Exception):
+    """The listening address cannot be bound (in use, not permitted, not local)."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, as uvicorn would make it (SO_REUSEADDR, inheritable for workers)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        ForwardingMultiprocess(config, sockets=[sock]).run()
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(app: str, options: dict[str, Any]) -> None:
+    """What `uvicorn.run(app, ...)` does, on a socket bound before the app starts, and with
+    the forwarding supervisor when `options["workers"]` > 1. Raises PortInUse."""
+    config = Config(app, **options)
+    server = Server(config=config)  # as uvicorn.run: configures logging before anything logs
+    sock = bind(config.host, config.port)
+    try:
+        if config.workers > 1:
+            ForwardingMultiprocess(config, sockets=[sock]).run()
+        else:
+            server.run(sockets=[sock])
     finally:
         sock.close()

@@ -196,3 +196,23 @@ def test_sync_commands_parse_in_either_order(tmp_path) -> None:
         out = run(*argv, "--config", str(cfg))
         assert out.returncode == 1 and "no job or batch" in out.stderr, (argv, out.stderr)
     assert run("sync", "failed", "--config", str(cfg)).returncode == 2  # --tenant is required there
+
+
+def test_serve_on_a_port_in_use_fails_before_starting_anything(tmp_path) -> None:
+    import socket
+
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text((ROOT / "tenants.yaml").read_text())
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        for workers in ("1", "2"):
+            out = run("serve", "--config", str(cfg), "--port", str(port), "--workers", workers)
+            assert out.returncode == 1, out.stdout + out.stderr
+            assert out.stderr.strip().endswith(f"cannot listen on 127.0.0.1:{port}: Address already in use"), out.stderr
+            assert '"event":"started"' not in out.stdout + out.stderr  # the lifespan never ran
+            assert "startup" not in (out.stdout + out.stderr).lower()
+    finally:
+        busy.close()
