@@ -16,6 +16,7 @@ supervisor passes the signal on to them instead.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -58,6 +59,10 @@ def serve(app: str, options: dict[str, Any]) -> None:
     config = Config(app, **options)
     server = Server(config=config)  # as uvicorn.run: configures logging before anything logs
     sock = bind(config.host, config.port)
+    # uvicorn announces the address only for sockets it bound itself; keep its line
+    address = "%s://[%s]:%d" if ":" in config.host else "%s://%s:%d"
+    logging.getLogger("uvicorn.error").info(f"Uvicorn running on {address} (Press CTRL+C to quit)",
+                                            "https" if config.is_ssl else "http", config.host, sock.getsockname()[1])
     try:
         if config.workers > 1:
             ForwardingMultiprocess(config, sockets=[sock]).run()

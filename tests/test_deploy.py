@@ -46,6 +46,7 @@ import yaml
 from edge import config as config_mod
 from edge.cli import build_parser
 from edge.standin.server import free_port
+from tests.conftest import terminate
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -932,13 +933,7 @@ def scrapes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scrapes]:
         yield Scrapes(gateway_text, worker_text)
     finally:
         for proc, log in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            terminate(proc, timeout=30)
             log.close()
 
 
@@ -1241,13 +1236,7 @@ def served(installed: Installed, tmp_path: Path) -> Iterator[tuple[int, subproce
     try:
         yield port, proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc, timeout=30)
         log.close()
 
 

@@ -146,7 +146,11 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
             actual = json.loads(base64.b64decode(body))
             assert int(status) == want_status, f"README says {expected}; the answer was {status} {actual}"
             assert matches(want_body, actual) == [], f"README says {expected}; the answer was {actual}"
-        assert shown >= 7, "every walk-through call should show its answer"
+        assert shown >= 9, "every walk-through call should show its answer"
+        assert (tmp_path / "pos-edge.db").exists()  # the embedded SQLite default, next to tenants.yaml
+        log = (tmp_path / "gw.log").read_text()
+        assert '"tenant":"shop2"' in log and '"event":"registration_open"' in log  # shop2 has no enrollment key
+        assert "demo-shop1-secret" not in log
     finally:
         for p in procs:
             p.terminate()
