@@ -27,6 +27,8 @@ from edge.chain import Context
 from edge.config import LoadedConfig
 from edge.erpnext.setup import ReferenceFields
 from edge.logs import access_log
+from edge.masterdata.collections import COLLECTIONS
+from edge.masterdata.service import MasterData
 from edge.metrics import Metrics
 from edge.openapi import openapi_json
 from edge.posting_guard import PostingGuard
@@ -37,6 +39,7 @@ from edge.routes import erpnext
 from edge.routes.devices import register
 from edge.routes.docs import docs_init, docs_page, errors_page, swagger_ui_static
 from edge.routes.health import MetricsListener, healthz, metrics, metrics_text, readyz
+from edge.routes.masterdata import get_collection, get_init
 from edge.routes.pos import post_document
 from edge.routes.sync import get_status, post_batch
 from edge.runtime import Runtime, build_runtime
@@ -63,6 +66,7 @@ class EdgeApp:
         # one posting per transaction, /v1 and sync workers alike
         self.postings = PostingGuard(self.store, self.reference_fields, lambda: self.config.gateway, self.log)
         self.worker: SyncWorker | None = None
+        self.masterdata = MasterData(self.store, self.log)  # tills' master data, refreshed from ERPNext
         self.starlette = Starlette(
             routes=[
                 Route("/gateway/device/register", register, methods=["POST"]),
@@ -72,6 +76,8 @@ class EdgeApp:
                 Route("/v1/opening", post_document, methods=["POST"]),
                 Route("/sync/batch", post_batch, methods=["POST"]),
                 Route("/sync/status/{batch_uuid}", get_status, methods=["GET"]),
+                Route("/v1/init", get_init, methods=["GET"]),
+                *(Route(f"/v1/{name}", get_collection, methods=["GET"]) for name in COLLECTIONS),
                 Route("/openapi.json", openapi_json, methods=["GET"]),
                 Route("/docs", docs_page, methods=["GET"]),
                 Route("/docs/init.js", docs_init, methods=["GET"]),
@@ -139,6 +145,7 @@ class EdgeApp:
                 # Postings in flight get the same grace as requests; the rest are handed back.
                 await self.worker.stop(grace=float(os.environ.get("POS_EDGE_GRACE", "30")))
                 worker_task.cancel()
+            await self.masterdata.close()
             await self.upstreams.close()
             await self.store.close()
             self.log.info("stopped", pid=os.getpid())

@@ -34,6 +34,7 @@ from pydantic import (
 from edge import config_yaml
 from edge.config_errors import Collector, ConfigError, Issue, field_error, from_validation, unknown_key, written_in_defaults
 from edge.envsubst import substitute
+from edge.masterdata.config import MasterdataConfig
 
 TENANT_KEY = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 HOST_NAME = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -321,6 +322,8 @@ class CoreTenantConfig(Strict):
     erpnext: ErpnextConfig = Field(description="the tenant's ERPNext")
     registration: RegistrationConfig = Field(default_factory=RegistrationConfig, description="device enrollment")
     proxy: ProxyConfig = Field(default_factory=ProxyConfig, description="what /erpnext/... may do beyond GET")
+    masterdata: MasterdataConfig = Field(default_factory=MasterdataConfig,
+                                         description="master data for tills (/v1/init, /v1/products, ...)")
 
     @field_validator("hosts")
     @classmethod

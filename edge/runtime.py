@@ -30,6 +30,7 @@ ROUTE_GROUPS: dict[str, tuple[str, ...]] = {
     "pos": ("jwt_auth", "rate_limit", "normalise"),
     "sync": ("jwt_auth", "rate_limit", "normalise"),
     "sync_status": ("jwt_auth", "rate_limit"),
+    "masterdata": ("jwt_auth", "rate_limit"),
 }
 
 

@@ -125,14 +125,16 @@ class ErpnextClient:
             raise
 
     async def find(self, doctype: str, filters: list[list[Any]], fields: list[str], limit: int = 20,
-                   order_by: str | None = None) -> list[dict[str, Any]]:
-        """frappe.client.get_list through the resource API (`limit` 0: all rows). A field of a
-        child table (`payments.amount`) gives one row per child row."""
+                   order_by: str | None = None, start: int = 0) -> list[dict[str, Any]]:
+        """frappe.client.get_list through the resource API (`limit` 0: all rows, from row
+        `start`). A field of a child table (`payments.amount`) gives one row per child row."""
         params = {
             "filters": json.dumps(filters, default=_wire_number),
             "fields": json.dumps(fields),
             "limit_page_length": str(limit),
         }
+        if start:
+            params["limit_start"] = str(start)
         if order_by:
             params["order_by"] = order_by
         return (await self.call("GET", self.resource(doctype), params=params))["data"]

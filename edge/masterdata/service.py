@@ -1,0 +1,121 @@
+"""Keeping each tenant's master data in the gateway's store, refreshed from ERPNext.
+
+Requests are answered from the store, never by asking ERPNext while the till waits
+(except for a collection never filled yet). A request that finds its collection older
+than `masterdata.freshness` starts a refresh in the background; concurrent requests
+share it (one per collection per process), and a lease in the store lets one process
+of all replicas do it. So 500 tills opening at 8:00 cost ERPNext one round of list
+calls per collection, and an ERPNext that is down leaves the last good data served,
+marked stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from edge.erpnext.client import ErpnextClient, FrappeError, Unreachable
+from edge.masterdata.collections import Collection
+from edge.masterdata.reader import Watermark, changes
+from edge.store.masterdata import CollectionState, MasterdataStore
+
+LEASE = 30.0  # seconds a refresh holds its collection without renewing
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A collection's state as a request sees it."""
+
+    state: CollectionState
+    stale: bool  # the data is older than it should be: ERPNext failed, or a refresh is long overdue
+    age: float  # seconds since the last successful refresh
+
+
+class MasterData:
+    """One per process: refreshes collections on demand, one refresh at a time each."""
+
+    def __init__(self, store: MasterdataStore, log: Any) -> None:
+        self.store = store
+        self.log = log
+        self.owner = f"{uuid.uuid4().hex[:12]}"  # this process, as a lease holder
+        self._flights: dict[tuple[str, str, str], asyncio.Task[None]] = {}
+
+    async def snapshot(self, tenant: str, cfg: Any, client: ErpnextClient, coll: Collection, scope: str) -> Snapshot:
+        """The collection's state, refreshed first if it was never filled (waiting up to
+        `masterdata.refresh_wait`), or refreshing in the background if it is due."""
+        md = cfg.masterdata
+        state = await self.store.md_state(tenant, coll.name, scope)
+        now = time.time()
+        if now - state.refreshed_at >= md.freshness:
+            flight = self._start(tenant, cfg, client, coll, scope)
+            if not state.refreshed_at:
+                try:
+                    await asyncio.wait_for(asyncio.shield(flight), md.refresh_wait)
+                except TimeoutError:
+                    pass
+                state = await self.store.md_state(tenant, coll.name, scope)
+        age = time.time() - state.refreshed_at if state.refreshed_at else float("inf")
+        stale = bool(state.failed_at) or age > 3 * md.freshness
+        return Snapshot(state, stale, age)
+
+    def _start(self, tenant: str, cfg: Any, client: ErpnextClient, coll: Collection, scope: str) -> asyncio.Task[None]:
+        key = (tenant, coll.name, scope)
+        flight = self._flights.get(key)
+        if flight is None or flight.done():
+            flight = asyncio.create_task(self._refresh(tenant, cfg, client, coll, scope))
+            self._flights[key] = flight
+            flight.add_done_callback(lambda _: self._flights.pop(key, None) if self._flights.get(key) is flight else None)
+        return flight
+
+    async def _refresh(self, tenant: str, cfg: Any, client: ErpnextClient, coll: Collection, scope: str) -> None:
+        store, name = self.store, coll.name
+        if not await store.md_lease(tenant, name, scope, self.owner, time.time(), LEASE):
+            await self._await_other(tenant, coll, scope, cfg.masterdata.refresh_wait)
+            return
+        started = time.perf_counter()
+        try:
+            state = await store.md_state(tenant, name, scope)
+            start = mark = Watermark.decode(state.source_cursor)
+            rows = 0
+            async for batch, mark in changes(client, coll, cfg, scope, start, cfg.masterdata.read_page):
+                upserts = [(n, orjson.dumps(r)) for n, r in batch if r is not None]
+                deletes = [n for n, r in batch if r is None]
+                # refreshed_at moves only when the whole refresh is done: a half-filled
+                # collection must not look fresh to the requests meanwhile
+                await store.md_apply(tenant, name, scope, upserts, deletes, mark.encode(), state.refreshed_at)
+                await store.md_lease(tenant, name, scope, self.owner, time.time(), LEASE)
+                rows += len(batch)
+            seq = await store.md_apply(tenant, name, scope, [], [], mark.encode(), time.time())
+            self.log.info("masterdata_refreshed", tenant=tenant, collection=name, scope=scope or None, rows=rows,
+                          seq=seq, ms=round((time.perf_counter() - started) * 1000, 1))
+        except (FrappeError, Unreachable) as exc:
+            detail = f"{type(exc).__name__}: {exc}"[:300]
+            self.log.warning("masterdata_refresh_failed", tenant=tenant, collection=name, scope=scope or None,
+                             error=detail)
+            await store.md_failed(tenant, name, scope, detail, time.time())
+        except Exception as exc:  # a bug must not leave the lease held, nor kill the process
+            self.log.exception("masterdata_refresh_error", tenant=tenant, collection=name, error=type(exc).__name__)
+            await store.md_failed(tenant, name, scope, type(exc).__name__, time.time())
+        finally:
+            await store.md_release(tenant, name, scope, self.owner)
+
+    async def _await_other(self, tenant: str, coll: Collection, scope: str, wait: float) -> None:
+        """Another process refreshes this collection: wait (a while) for it to finish."""
+        before = await self.store.md_state(tenant, coll.name, scope)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            now = await self.store.md_state(tenant, coll.name, scope)
+            if now.refreshed_at != before.refreshed_at or now.failed_at != before.failed_at:
+                return
+
+    async def close(self) -> None:
+        """Cancel refreshes in flight (their leases run out)."""
+        for flight in list(self._flights.values()):
+            flight.cancel()
+        await asyncio.gather(*self._flights.values(), return_exceptions=True)
