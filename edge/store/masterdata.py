@@ -74,3 +74,15 @@ class MasterdataStore(Protocol):
     async def md_release(self, tenant: str, collection: str, scope: str, owner: str) -> None:
         """Give the lease up (only if `owner` holds it)."""
         ...
+
+
+def normalise(upserts: list[tuple[str, bytes]], deletes: list[str]) -> tuple[dict[str, bytes], list[str]]:
+    """What an `md_apply` call asks for, each name once: the upserts (the last data given
+    for a name wins, in the order names first appear) and the deletes that are not also
+    upserts (a name in both lists is an upsert). Both backends apply this, so they hand
+    out the same seqs for the same call."""
+    rows: dict[str, bytes] = {}
+    for name, data in upserts:
+        rows[name] = bytes(data)
+    gone = [name for name in dict.fromkeys(deletes) if name not in rows]
+    return rows, gone

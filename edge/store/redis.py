@@ -21,6 +21,7 @@ from edge.store.base import (
     EnrollmentCodeInvalid,
     IdempotencyRecord,
 )
+from edge.store.redis_masterdata import RedisMasterdata
 from edge.store.redis_postings import RedisPostings
 from edge.store.redis_queue import RedisQueue
 
@@ -125,7 +126,7 @@ return 1
 """
 
 
-class RedisStore(RedisQueue, RedisPostings):
+class RedisStore(RedisQueue, RedisPostings, RedisMasterdata):
     """Store backed by a Redis database."""
 
     def __init__(self, url: str) -> None:
@@ -155,6 +156,7 @@ class RedisStore(RedisQueue, RedisPostings):
         self._renew_idem = self._raw.register_script(_RENEW_IDEMPOTENCY)
         self._register_queue_scripts()
         self._register_posting_scripts()
+        self._register_masterdata_scripts()
 
     async def close(self) -> None:
         if self._r is not None:

@@ -10,6 +10,9 @@ POSTINGS_SCHEMA) are therefore frozen: files in the field already hold them, and
 `IF NOT EXISTS` would not change an existing table. A later change to a table is a
 new function appended to MIGRATIONS, never an edit of those statements.
 
+Version 2 adds the master data tables (MASTERDATA_SCHEMA, plain CREATE: a file reaches
+it exactly once). Once released, its statements are frozen in the same way.
+
 A file whose version is newer than MIGRATIONS knows was upgraded by a newer
 pos-edge; it is refused (SchemaTooNew), since this code could misread or damage it.
 """
@@ -20,6 +23,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 
 from edge.store.base import StoreUnusable
+from edge.store.sqlite_masterdata import MASTERDATA_SCHEMA
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -58,7 +62,13 @@ def _v1(c: sqlite3.Connection) -> None:
                 c.execute(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
 
 
-MIGRATIONS: list[Migration] = [_v1]
+def _v2(c: sqlite3.Connection) -> None:
+    """Version 2: master data kept for tills (md_rows, md_state)."""
+    for statement in _statements(MASTERDATA_SCHEMA):
+        c.execute(statement)
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2]
 
 
 def current_version() -> int:

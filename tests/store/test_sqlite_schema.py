@@ -127,12 +127,57 @@ async def test_a_new_file_gets_the_current_version(tmp_path: Path) -> None:
     await store.open()
     await store.register_device(T, "till-1", "Till 1", "main", NOW)
     await store.close()
-    assert current_version() == 1
-    assert _user_version(path) == 1
+    assert current_version() == 2
+    assert _user_version(path) == 2
     store = open_store(f"sqlite:///{path}")  # reopening changes nothing
     await store.open()
     assert [d.device_id for d in await store.list_devices(T)] == ["till-1"]
     await store.close()
+
+
+async def test_a_version_1_file_gets_the_master_data_tables_and_keeps_its_state(old_file: Path, tmp_path: Path) -> None:
+    # A file as the release before master data left it: 0.1.0's tables at version 1.
+    with closing(sqlite3.connect(old_file, isolation_level=None)) as c:
+        assert upgrade(c, sqlite_schema.MIGRATIONS[:1]) == 1
+        assert not {"md_rows", "md_state"} & {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
+    store = open_store(f"sqlite:///{old_file}")
+    await store.open()
+    try:
+        assert {d.device_id: d.status for d in await store.list_devices(T)} == {
+            "till-1": "active", "till-2": "blocked", "till-3": "active"}
+        assert await store.get_closure(T, "cl-1") == b'{"closure": 1}'
+        batch = await store.get_batch(T, "batch-1")
+        assert batch is not None and len(batch.jobs) == 5
+
+        assert (await store.md_state(T, "prices", "Standard Selling")).seq == 0
+        assert await store.md_apply(T, "prices", "Standard Selling", [("ITEM-1", b'{"rate": 1}')], [], "c", NOW) == 1
+        assert await store.md_lease(T, "prices", "Standard Selling", "w1", NOW, 30)
+        rows = await store.md_page(T, "prices", "Standard Selling", 0, 10, True)
+        assert [(r.name, r.seq, r.data) for r in rows] == [("ITEM-1", 1, b'{"rate": 1}')]
+    finally:
+        await store.close()
+    assert _user_version(old_file) == current_version() == 2
+
+    new_file = tmp_path / "new.db"
+    store = open_store(f"sqlite:///{new_file}")
+    await store.open()
+    await store.close()
+    assert _schema(old_file) == _schema(new_file)
+    tables = {name for kind, name, _ in _schema(new_file) if kind == "table"}
+    assert tables == {"devices", "idempotency", "closures", "sync_jobs", "sync_batches", "sync_batch_jobs", "postings",
+                      "md_rows", "md_state"}
+
+
+async def test_a_till_delta_reads_the_seq_index(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = open_store(f"sqlite:///{path}")
+    await store.open()
+    await store.close()
+    with closing(sqlite3.connect(path)) as c:
+        plan = " ".join(str(r[-1]) for r in c.execute(
+            "EXPLAIN QUERY PLAN SELECT name, seq, deleted, data FROM md_rows WHERE tenant=? AND collection=? "
+            "AND scope=? AND seq > ? AND deleted=0 ORDER BY seq LIMIT ?", ("t", "p", "", 0, 100)))
+    assert "USING INDEX md_rows_seq" in plan and "TEMP B-TREE" not in plan, plan
 
 
 def _newer_file(tmp_path: Path) -> Path:
@@ -176,7 +221,7 @@ def test_the_cli_says_why_it_refuses_a_newer_file(tmp_path: Path, command: str) 
 
 
 def _add_note_column(c: sqlite3.Connection) -> None:
-    """A synthetic version 2 (test only): a column with a default."""
+    """A synthetic next version (test only): a column with a default."""
     c.execute("ALTER TABLE devices ADD COLUMN note TEXT NOT NULL DEFAULT ''")
 
 
@@ -191,19 +236,20 @@ def test_later_migrations_run_in_order_once(old_file: Path) -> None:
         ran.append("v3")
         c.execute("UPDATE devices SET note = 'v3 saw ' || status")
 
+    n = current_version()
     conn = sqlite3.connect(old_file, isolation_level=None)
     try:
-        assert upgrade(conn, [*sqlite_schema.MIGRATIONS, v2]) == 2
-        assert upgrade(conn, [*sqlite_schema.MIGRATIONS, v2, v3]) == 3
-        assert upgrade(conn, [*sqlite_schema.MIGRATIONS, v2, v3]) == 3
+        assert upgrade(conn, [*sqlite_schema.MIGRATIONS, v2]) == n + 1
+        assert upgrade(conn, [*sqlite_schema.MIGRATIONS, v2, v3]) == n + 2
+        assert upgrade(conn, [*sqlite_schema.MIGRATIONS, v2, v3]) == n + 2
         assert ran == ["v2", "v3"]
         assert conn.execute("SELECT device_id, note FROM devices ORDER BY device_id").fetchall() == [
             ("till-1", "v3 saw active"), ("till-2", "v3 saw blocked"), ("till-3", "v3 saw active")]
-        with pytest.raises(SchemaTooNew):  # and this code's version 1 now refuses it
+        with pytest.raises(SchemaTooNew):  # and this code's own version now refuses it
             upgrade(conn)
     finally:
         conn.close()
-    assert _user_version(old_file) == 3
+    assert _user_version(old_file) == n + 2
 
 
 def test_a_failing_migration_leaves_the_file_as_it_was(old_file: Path) -> None:
@@ -234,6 +280,7 @@ async def test_two_stores_opening_an_old_file_at_once_migrate_it_once(
         time.sleep(0.5)  # the other store reaches BEGIN IMMEDIATE meanwhile, and waits
         _add_note_column(c)
 
+    released = current_version()
     monkeypatch.setattr(sqlite_schema, "MIGRATIONS", [*sqlite_schema.MIGRATIONS, slow_v2])
     stores = [open_store(f"sqlite:///{old_file}") for _ in range(2)]
     try:
@@ -244,7 +291,7 @@ async def test_two_stores_opening_an_old_file_at_once_migrate_it_once(
     finally:
         for s in stores:
             await s.close()
-    assert _user_version(old_file) == 2
+    assert _user_version(old_file) == released + 1
 
 
 async def test_two_stores_opening_an_old_file_at_once_both_open(old_file: Path) -> None:
