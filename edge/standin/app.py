@@ -24,7 +24,8 @@ from edge.standin.errors import FrappeError, frappe_error, server_messages
 from edge.standin.form import make_form_dict
 from edge.standin.invoices import INVOICE_DOCTYPES, insert_invoice, update_invoice
 from edge.standin.listing import get_list
-from edge.standin.meta import KNOWN_DOCTYPES
+from edge.standin.masters import MASTER_DOCTYPES, delete_doc, insert_master, stamp_rows
+from edge.standin.meta import KNOWN_DOCTYPES, keep_known
 from edge.standin.opening import insert_opening_entry
 from edge.standin.reading import answer_doc, read_doc
 
@@ -269,8 +270,12 @@ def _method(dotted: Any, user: str, args: dict[str, Any], site: StandInSite) -> 
             return listed
         return JSONResponse({"message": json.loads(bytes(listed.body))["data"]})
     if dotted == "frappe.client.delete":
-        if docs.pop(str(args.get("name")), None) is None:
+        if str(args.get("name")) not in docs:
             return frappe_error("DoesNotExistError", f"{doctype} {args.get('name')} not found")
+        try:
+            delete_doc(site, doctype, str(args.get("name")), user)
+        except FrappeError as e:
+            return e.response()
         return JSONResponse({"message": None})
     if dotted == "erpnext.accounts.doctype.pos_closing_entry.pos_closing_entry.get_pos_invoices":
         try:
@@ -306,10 +311,14 @@ def _resource(method: str, path: str, request: Request, body: bytes, site: Stand
                 return _answer(insert_closing_entry(site, data, user))
             if doctype == "Custom Field":
                 return _answer(insert_custom_field(site, data, user))
+            if doctype in MASTER_DOCTYPES:
+                return _answer(insert_master(site, doctype, data, user, notes), notes)
             if data.get("name") in docs:
                 return frappe_error("DuplicateEntryError", f"{doctype} {data['name']} already exists")
             return _answer(site.insert(doctype, data, user))
         return frappe_error("ValidationError", f"Method {method} not allowed on a list")
+    if method == "DELETE":
+        return delete_doc(site, doctype, name, user)
     doc = docs.get(name)
     if doc is None:
         return frappe_error("DoesNotExistError", f"{doctype} {name} not found")
@@ -322,12 +331,13 @@ def _resource(method: str, path: str, request: Request, body: bytes, site: Stand
         if doctype in INVOICE_DOCTYPES:
             notes = []
             return _answer(update_invoice(site, doctype, doc, data, user, notes), notes)
+        if doctype in MASTER_DOCTYPES:
+            data = keep_known(site, doctype, data)
         doc.update({k: v for k, v in data.items() if k not in ("name", "doctype", "owner", "creation")})
         doc["modified"] = now_text(site)
+        if doctype in MASTER_DOCTYPES:
+            stamp_rows(doctype, doc)
         return _answer(doc)
-    if method == "DELETE":
-        del docs[name]
-        return JSONResponse({"data": "ok"}, status_code=202)
     return frappe_error("ValidationError", f"Method {method} not allowed")
 
 

@@ -32,6 +32,7 @@ STATUS = {
     "PermissionError": 403,
     "AuthenticationError": 401,
     "DuplicateEntryError": 409,
+    "LinkExistsError": 417,
     "TooManyRequestsError": 429,
     "InternalServerError": 500,
     # erpnext's own ValidationError subclasses the stand-in raises

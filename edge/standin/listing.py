@@ -13,11 +13,22 @@ TypeError on the recorded site (pt-b4: Frappe parses the list as a date).
 Unknown fields of a modelled doctype are refused before the query runs
 (meta.check_query, DataError 417).
 
-Without order_by the rows come in ascending name order (the table's primary
-key; recorded lst-f/lst-f2, although Sales Invoice's meta says modified
-desc), a joined table's rows in their idx order; grouped rows in ascending
-group order (MariaDB sorts GROUP BY). Values read back as from the database
-(reading.read_value: "9:05:07").
+Without order_by Frappe's REST list adds no ORDER BY at all (frappe.client.get_list passes
+order_by=None, and db_query only falls back to the meta's sort_field when that names several
+columns; Item, Item Price, Customer, Pricing Rule name one), so the order is MariaDB's: the
+rows come in ascending name order (the table's primary key; recorded lst-f/lst-f2 and
+item-default-order, although the metas say modified desc, Item Price's modified asc), or, with
+a range filter on modified or creation, in that column's ascending order (MariaDB reads them
+through the column's index: recorded item-default-order-modified); a joined table's rows in
+their idx order (on the real site their order is that of the rows' random names:
+bc-join-unordered; a client must order by `tabChild`.idx); grouped rows in ascending group
+order (MariaDB sorts GROUP BY). Values read back as from the database (reading.read_value:
+"9:05:07"). Without limit_page_length (or limit) a page holds 20 rows (frappe.api.v1
+document_list; recorded item-default-size); 0 means all.
+
+A child doctype is listed by itself only with `parent` naming its parent doctype (else 403
+PermissionError, recorded bc-child-no-parent, bc-child-wrong-parent): its rows are those of
+every parent document.
 """
 
 from __future__ import annotations
@@ -33,12 +44,13 @@ from starlette.responses import JSONResponse, Response
 
 from edge.standin.documents import dec
 from edge.standin.errors import FrappeError, frappe_error
-from edge.standin.meta import CHILD_TABLES, allowed, check_query, raise_invalid_field
+from edge.standin.meta import CHILD_DOCTYPES, CHILD_TABLES, allowed, check_query, raise_invalid_field
 from edge.standin.reading import DATETIME_FIELDS, TIME_FIELDS, read_value, sort_value
 from edge.standin.selecting import (
     Column,
     Selected,
     check_ambiguous,
+    check_ambiguous_order,
     child_doctypes,
     parse_column,
     parse_field,
@@ -68,11 +80,23 @@ def get_list(site: StandInSite, doctype: str, docs: dict[str, dict[str, Any]], q
             isinstance(f, list) and len(f) in (3, 4) for f in filters):
         return frappe_error("ValidationError", "Invalid list parameters")
     try:
+        if doctype in CHILD_DOCTYPES:
+            docs = _child_rows(site, doctype, q.get("parent"))
         rows = _query(site, doctype, docs, [str(f) for f in fields], filters, q)
     except FrappeError as e:
         return e.response()
     page = rows[start: start + length] if length else rows[start:]
     return JSONResponse({"data": page})
+
+
+def _child_rows(site: StandInSite, doctype: str, parent: str | None) -> dict[str, dict[str, Any]]:
+    """frappe.client.get_list on a child doctype: check_parent_permission wants `parent`, the parent doctype."""
+    parent_doctype = CHILD_DOCTYPES[doctype]
+    if parent != parent_doctype:
+        raise FrappeError("PermissionError", messages=[], exception="frappe.exceptions.PermissionError")
+    tables = [t for t, child in CHILD_TABLES[parent_doctype].items() if child == doctype]
+    return {row["name"]: row for doc in site.docs.get(parent_doctype, {}).values() for t in tables
+            for row in doc.get(t) or [] if isinstance(row, dict) and row.get("name")}
 
 
 def _query(site: StandInSite, doctype: str, docs: dict[str, dict[str, Any]], fields: list[str],
@@ -89,9 +113,12 @@ def _query(site: StandInSite, doctype: str, docs: dict[str, dict[str, Any]], fie
     joined = {c.table for c in [*(s.column for s in selected if s.column), *(c for c, _, _ in conditions),
                                 *group, *(c for c, _ in order)] if c is not None and c.table}
     check_ambiguous(selected, joined)
+    check_ambiguous_order(str(q.get("order_by") or ""), {s.key for s in selected} if not star else set(), joined)
 
     rows = [r for d in sorted(docs.values(), key=lambda d: str(d.get("name"))) for r in _join(doctype, d, joined)]
     rows = [r for r in rows if all(_match(c.field, _value(r, c), op, value) for c, op, value in conditions)]
+    if not order and not group:
+        order = _index_order(conditions)
     if star:
         tables = CHILD_TABLES.get(doctype, {})
         rows = _ordered(rows, order)
@@ -100,6 +127,18 @@ def _query(site: StandInSite, doctype: str, docs: dict[str, dict[str, Any]], fie
         return _grouped(rows, selected, group, order)
     return [{s.key: read_value(s.column.field, _value(r, s.column)) for s in selected if s.column}
             for r in _ordered(rows, order)]
+
+
+RANGE_OPS = frozenset({">", ">=", "<", "<=", "between"})
+
+
+def _index_order(conditions: list[tuple[Column, str, Any]]) -> list[tuple[Column, bool]]:
+    """No order_by: the order MariaDB's plan gives, read through the index of a range-filtered
+    modified/creation column (else the primary key, name: the rows are already in that order)."""
+    for column, op, _ in conditions:
+        if column.table is None and column.field in ("modified", "creation") and str(op).lower() in RANGE_OPS:
+            return [(column, False)]
+    return []
 
 
 def _join(doctype: str, doc: dict[str, Any], joined: set[str]) -> list[Row]:

@@ -19,10 +19,14 @@ if TYPE_CHECKING:
 
 # The doctypes the stand-in serves under /api/resource (others: "DocType X not found").
 KNOWN_DOCTYPES = frozenset({
-    "Bin", "Company", "Cost Center", "Currency", "Custom Field", "Customer", "Global Defaults", "Item",
-    "Mode of Payment", "POS Closing Entry", "POS Invoice", "POS Invoice Merge Log", "POS Opening Entry",
-    "POS Profile", "Price List", "Sales Invoice", "System Settings", "User", "Warehouse",
+    "Bin", "Company", "Cost Center", "Currency", "Custom Field", "Customer", "Deleted Document", "Global Defaults",
+    "Item", "Item Barcode", "Item Price", "Mode of Payment", "POS Closing Entry", "POS Invoice", "POS Invoice Merge Log",
+    "POS Opening Entry", "POS Profile", "Price List", "Pricing Rule", "Pricing Rule Item Code", "Sales Invoice",
+    "System Settings", "User", "Warehouse",
 })
+# Child doctypes listed directly: only with `parent` naming their parent doctype
+# (frappe.client.get_list -> check_parent_permission; recorded bc-child, bc-child-no-parent).
+CHILD_DOCTYPES = {"Item Barcode": "Item", "Pricing Rule Item Code": "Pricing Rule"}
 
 # frappe/model/__init__.py: default_fields, optional_fields, child_table_fields
 DEFAULT_FIELDS = frozenset({"doctype", "name", "owner", "creation", "modified", "modified_by", "docstatus", "idx"})
@@ -75,7 +79,55 @@ CUSTOM_FIELD_FIELDS = frozenset({
     "print_hide", "is_system_generated", "length", "translatable",
 })
 
+# Master data (erpnext item.json, item_barcode.json, item_price.json, customer.json, pricing_rule.json,
+# pricing_rule_item_code.json; frappe deleted_document.json): every field, in the JSON's order.
+ITEM_FIELDS = frozenset("""
+naming_series item_code variant_of item_name item_group stock_uom disabled allow_alternative_item is_stock_item
+include_item_in_manufacturing opening_stock valuation_rate standard_rate is_fixed_asset asset_category
+asset_naming_series image brand description barcodes shelf_life_in_days end_of_life default_material_request_type
+valuation_method warranty_period weight_per_unit weight_uom reorder_levels uoms has_batch_no create_new_batch
+batch_number_series has_expiry_date retain_sample sample_quantity has_serial_no serial_no_series has_variants
+variant_based_on attributes item_defaults is_purchase_item purchase_uom min_order_qty safety_stock lead_time_days
+last_purchase_rate is_customer_provided_item customer delivered_by_supplier supplier_items country_of_origin
+customs_tariff_number sales_uom is_sales_item max_discount enable_deferred_revenue no_of_months enable_deferred_expense
+no_of_months_exp customer_items taxes inspection_required_before_purchase inspection_required_before_delivery
+quality_inspection_template default_bom is_sub_contracted_item customer_code total_projected_qty
+over_delivery_receipt_allowance over_billing_allowance auto_create_assets default_item_manufacturer
+default_manufacturer_part_no grant_commission is_grouped_asset allow_negative_stock
+""".split())
+ITEM_PRICE_FIELDS = frozenset("""
+item_code uom packing_unit item_name brand item_description price_list customer supplier buying selling currency
+price_list_rate valid_from lead_time_days valid_upto note reference batch_no
+""".split())
+CUSTOMER_FIELDS = frozenset("""
+naming_series salutation customer_name gender customer_type default_bank_account lead_name image account_manager
+customer_group territory tax_id tax_category disabled is_internal_customer represents_company companies
+default_currency default_price_list language website customer_primary_contact mobile_no email_id
+customer_primary_address primary_address accounts payment_terms customer_details market_segment industry is_frozen
+loyalty_program loyalty_program_tier default_sales_partner default_commission_rate sales_team customer_pos_id
+credit_limits so_required dn_required tax_withholding_category opportunity_name portal_users prospect_name
+first_name last_name
+""".split())
+PRICING_RULE_FIELDS = frozenset("""
+title disable apply_on price_or_product_discount warehouse items item_groups brands mixed_conditions is_cumulative
+coupon_code_based apply_rule_on_other other_item_code other_item_group other_brand selling buying applicable_for
+customer customer_group territory sales_partner campaign supplier supplier_group min_qty max_qty min_amt max_amt
+valid_from valid_upto company currency margin_type margin_rate_or_amount rate_or_discount apply_discount_on rate
+discount_amount discount_percentage for_price_list same_item free_item free_qty free_item_uom free_item_rate
+threshold_percentage priority apply_multiple_pricing_rules apply_discount_on_rate validate_applied_rule
+rule_description promotional_scheme_id promotional_scheme condition is_recursive naming_series round_free_qty
+recurse_for apply_recursion_over has_priority dont_enforce_free_item_qty
+""".split())
+DELETED_DOCUMENT_FIELDS = frozenset({"deleted_name", "deleted_doctype", "restored", "new_name", "data"})
+
 SCHEMAS: dict[str, frozenset[str]] = {
+    "Item": ITEM_FIELDS,
+    "Item Barcode": frozenset({"barcode", "barcode_type", "uom"}),
+    "Item Price": ITEM_PRICE_FIELDS,
+    "Customer": CUSTOMER_FIELDS,
+    "Pricing Rule": PRICING_RULE_FIELDS,
+    "Pricing Rule Item Code": frozenset({"item_code", "uom"}),
+    "Deleted Document": DELETED_DOCUMENT_FIELDS,
     "Sales Invoice": INVOICE_FIELDS,
     "POS Invoice": INVOICE_FIELDS | {"consolidated_invoice"},
     "Sales Invoice Item": INVOICE_ITEM_FIELDS | {"sales_invoice_item", "pos_invoice", "pos_invoice_item"},
@@ -91,6 +143,8 @@ SCHEMAS: dict[str, frozenset[str]] = {
 }
 # parent doctype -> table fieldname -> child doctype
 CHILD_TABLES: dict[str, dict[str, str]] = {
+    "Item": {"barcodes": "Item Barcode"},
+    "Pricing Rule": {"items": "Pricing Rule Item Code"},
     "Sales Invoice": {"items": "Sales Invoice Item", "payments": "Sales Invoice Payment"},
     "POS Invoice": {"items": "POS Invoice Item", "payments": "Sales Invoice Payment"},
     "POS Closing Entry": {"payment_reconciliation": "POS Closing Entry Detail",

@@ -23,7 +23,7 @@ from typing import Any
 
 TIME_FIELDS = frozenset({"posting_time"})
 DATETIME_FIELDS = frozenset({"creation", "modified", "period_start_date", "period_end_date"})
-DATE_FIELDS = frozenset({"posting_date", "due_date", "po_date"})
+DATE_FIELDS = frozenset({"posting_date", "due_date", "po_date", "valid_from", "valid_upto"})
 
 
 def parse_time(value: Any) -> timedelta | None:

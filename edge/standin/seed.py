@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.standin.clock import local_now
 from edge.standin.custom_fields import ensure_custom_field
+from edge.standin.masters import insert_master
 from edge.standin.opening import insert_opening_entry, open_entries
 from edge.standin.rounding import BANKERS_LEGACY
 from edge.standin.settings import GLOBAL_DEFAULTS, SYSTEM_SETTINGS
@@ -148,3 +149,32 @@ def seed_settings(site: StandInSite, company: str, currency: str, *, time_zone: 
                                  "disable_rounded_total": 0, "disable_in_words": 0})
     _add(site, "Currency", {"name": currency, "enabled": 1, "fraction": "Cent", "fraction_units": 100,
                             "smallest_currency_fraction_value": smallest_currency_fraction, "number_format": "#,###.##"})
+
+
+def seed_master_data(site: StandInSite, price_list: str = "Standard Selling",
+                     customers: Sequence[tuple[str, str]] = (("Kofi Boateng", "+233200000001"),
+                                                             ("Efua Owusu", "+233200000002")),
+                     discount_item: str | None = None) -> None:
+    """Master data for a seeded site (seed_pos first): an Item Price on `price_list` for every item at
+    its standard_rate, the `customers` (name, mobile_no; each gets a primary Contact, as ERPNext
+    makes one) and one active selling Pricing Rule, 10% off `discount_item` (default: the first
+    item) from 3 units on the price list. Made as the REST API would make them (masters.py);
+    idempotent."""
+    items = list(site.docs.get("Item", {}).values())
+    priced = {(p.get("item_code"), p.get("price_list")) for p in site.docs.get("Item Price", {}).values()}
+    for item in items:
+        if (item["name"], price_list) not in priced and item.get("standard_rate") is not None:
+            insert_master(site, "Item Price", {"item_code": item["name"], "price_list": price_list,
+                                               "price_list_rate": item["standard_rate"]}, "Administrator")
+    for name, mobile in customers:
+        if name not in site.docs.get("Customer", {}):
+            insert_master(site, "Customer", {"customer_name": name, "customer_type": "Individual",
+                                             "customer_group": "Individual", "territory": "All Territories",
+                                             "mobile_no": mobile}, "Administrator")
+    target = discount_item or (items[0]["name"] if items else None)
+    rules = site.docs.get("Pricing Rule", {}).values()
+    if target and not any(r.get("title") == f"10% off {target}" for r in rules):
+        insert_master(site, "Pricing Rule", {
+            "title": f"10% off {target}", "selling": 1, "apply_on": "Item Code", "items": [{"item_code": target}],
+            "for_price_list": price_list, "min_qty": 3, "rate_or_discount": "Discount Percentage",
+            "discount_percentage": 10, "priority": "1"}, "Administrator")

@@ -104,6 +104,20 @@ def check_ambiguous(selected: list[Selected], joined: set[str]) -> None:
                 f"pymysql.err.OperationalError: (1052, \"Column '{sel.column.field}' in SELECT is ambiguous\")"))
 
 
+def check_ambiguous_order(text: str, selected: set[str], joined: set[str]) -> None:
+    """MariaDB resolves an unqualified ORDER BY column against the selected columns first; one
+    that is not selected and is in both the parent and a joined table is error 1052 (recorded
+    bc-join-bare-order-unselected; bc-join-bare-order, with modified and name selected, passes)."""
+    if not joined:
+        return
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        expr = part.rsplit(" ", 1)[0] if part.lower().endswith((" asc", " desc")) else part
+        bare = expr.strip().strip("`")
+        if "." not in bare and bare in _IN_EVERY_TABLE and bare not in selected:
+            raise FrappeError("OperationalError", messages=[], exception=(
+                f"pymysql.err.OperationalError: (1052, \"Column '{bare}' in ORDER BY is ambiguous\")"))
+
+
 def parse_order(doctype: str, text: str) -> list[tuple[Column, bool]]:
     """`order_by` ("posting_time asc, name desc") as (column, descending) pairs."""
     out = []

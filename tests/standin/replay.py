@@ -34,7 +34,7 @@ TOPICS = ("site", "pos_invoice", "pos_closing", "returns", "rounding", "payments
 SITE_ZONE = ZoneInfo("Africa/Kampala")  # the recorded System Settings (site-1)
 HOST, KEY, SECRET = "pos.localhost", "real-key", "real-secret"
 
-DOC_NAME = re.compile(r"(?:ACC-SINV|ACC-PSINV|POS-OPE|POS-CLO)-\d{4}-\d{5}")
+DOC_NAME = re.compile(r"(?:ACC-SINV|ACC-PSINV|POS-OPE|POS-CLO)-\d{4}-\d{5}|PRLE-\d{4}")  # PRLE: Pricing Rules (masterdata)
 ROW_NAME = re.compile(r"^[0-9a-z]{10}$")  # Frappe's hash names (child rows, merge logs)
 # a site-local timestamp inside a message; compared to the second (below)
 STAMP = re.compile(r"\d{4}-\d\d-\d\d \d{1,2}:\d\d:\d\d(?:\.\d+)?")

@@ -111,7 +111,8 @@ def test_demo_sites_carry_the_pos_reference_data() -> None:
     shop1, shop2 = standin.sites["shop1.erp.local"], standin.sites["shop2.erp.local"]
     assert list(shop1.users) == ["demo-shop1-key"] and list(shop2.users) == ["demo-shop2-key"]
     assert set(shop1.docs["Item"]) == {"COFFEE", "BREAD", "MILK"} and shop1.docs["Item"]["MILK"]["standard_rate"] == 0.99
-    assert set(shop1.docs["Customer"]) == {"Walk-in Customer", "Ama Mensah"}
+    # seed_pos's two, and seed_master_data's two (issue 12)
+    assert set(shop1.docs["Customer"]) == {"Walk-in Customer", "Ama Mensah", "Kofi Boateng", "Efua Owusu"}
     assert (list(shop1.docs["Company"]), list(shop1.docs["Warehouse"]), list(shop1.docs["Cost Center"]),
             list(shop1.docs["POS Profile"]), list(shop1.docs["Price List"])) == (
         ["Shop One Ltd"], ["Stores - S1"], ["Main - S1"], ["Shop One Main"], ["Standard Selling"])

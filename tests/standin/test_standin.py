@@ -43,7 +43,8 @@ def test_missing_document_has_server_messages(standin_server, standin) -> None:
 def test_create_list_get_with_filters(standin_server, standin) -> None:
     url = f"{standin_server.url}/api/resource/Customer"
     created = httpx.post(url, headers=AUTH, json={"customer_name": "Ama", "customer_group": "Retail"}).json()["data"]
-    assert created["name"].startswith("CUST-") and created["docstatus"] == 0 and created["doctype"] == "Customer"
+    # named by customer_name (Selling Settings' default; recorded cust-new-a)
+    assert created["name"] == "Ama" and created["docstatus"] == 0 and created["doctype"] == "Customer"
     listed = httpx.get(url, headers=AUTH, params={"filters": json.dumps([["customer_name", "=", "Ama"]]),
                                                   "fields": '["name","customer_group"]'}).json()
     assert listed == {"data": [{"name": created["name"], "customer_group": "Retail"}]}
