@@ -103,11 +103,15 @@ _HEADERS: dict[str, dict[str, Any]] = {
                  "schema": {"type": "string", "pattern": "^/sync/status/[0-9a-f-]{36}$"}},
     "Idempotent-Replayed": {"description": "the stored answer to an earlier request with the same idempotency key",
                             "schema": {"type": "string", "enum": ["true"]}},
+    "ETag": {"description": "strong validator of this answer: send it as If-None-Match for a 304",
+             "schema": {"type": "string", "pattern": '^"[0-9a-f]+"$'}},
+    "Pos-Edge-Stale": {"description": "the data is the store's last good copy: ERPNext could not be read lately",
+                       "schema": {"type": "string", "enum": ["true"]}},
 }
 
 
 # Required where they are always sent; the others are optional.
-_ALWAYS = {"X-Request-ID", "WWW-Authenticate", "Location"}
+_ALWAYS = {"X-Request-ID", "WWW-Authenticate", "Location", "ETag"}
 
 
 def _header(name: str, required: bool = False) -> dict[str, Any]:
@@ -147,6 +151,7 @@ JWT = ("unauthorized", "token_expired", "device_blocked", "store_unavailable")
 RATE = ("rate_limited",)
 BODY = ("invalid_request", "payload_too_large", "unsupported_media_type", "validation_failed")
 UPSTREAM = ("upstream_unreachable", "upstream_timeout", "upstream_auth_failed")
+MASTERDATA = ("pos_not_configured", "validation_failed", "branch_not_allowed", "upstream_unreachable")
 
 
 def _errors(*codes: str, passthrough: bool = False, challenge: bool = False) -> dict[str, Any]:
@@ -234,6 +239,46 @@ def _proxy_responses() -> dict[str, Any]:
                     "content": _PASSTHROUGH},
         **_errors(*TENANT, *JWT, *RATE, "invalid_path", "invalid_request", "proxy_not_allowed", "payload_too_large",
                   "unsupported_media_type", *UPSTREAM, passthrough=True, challenge=True),
+    }
+
+
+_BRANCH_PARAM: dict[str, Any] = {
+    "name": "branch_id", "in": "query", "required": False, "schema": {"type": "string", "maxLength": 140},
+    "description": "the branch, for a device registered without one (else it must be the device's)"}
+
+_PAGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["collection", "cursor", "next", "deleted", "stale", "items"],
+    "properties": {
+        "collection": {"type": "string"},
+        "scope": {"type": ["string", "null"], "description": "the price list, for prices"},
+        "cursor": {"type": "string", "description": "pass as `since` for what changed after this page"},
+        "next": {"type": ["string", "null"], "description": "the next page, while there is one"},
+        "deleted": {"type": "array", "items": {"type": "string"}, "description": "names that left the collection"},
+        "stale": {"type": "boolean", "description": "ERPNext could not be read lately: the store's last good data"},
+        "refreshed_at": {"type": ["string", "null"], "format": "date-time"},
+        "items": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def _collection(name: str) -> dict[str, Any]:
+    return {
+        "summary": f"the {name} of the till's branch, paged; with `since`, what changed after that cursor",
+        "operationId": f"get_{name}", "security": _SECURED,
+        "parameters": [
+            {"name": "since", "in": "query", "required": False, "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+             "description": "a cursor from an earlier answer; absent: a first load (live rows only)"},
+            {"name": "limit", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 5000}, "description": "rows per page"},
+            _BRANCH_PARAM,
+        ],
+        "responses": {
+            **_ok(200, f"a page of {name}", _PAGE_SCHEMA, required=("ETag",), optional=(*_RATE_HEADERS, "Pos-Edge-Stale")),
+            "304": {"description": "If-None-Match matched: nothing changed",
+                    "headers": _headers(("ETag",), ("Pos-Edge-Stale",))},
+            **_errors(*TENANT, *JWT, *RATE, *MASTERDATA, challenge=True),
+        },
     }
 
 
@@ -338,6 +383,20 @@ def spec() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/init": {"get": {
+                "summary": "what a till needs to sell offline: its branch, POS Profile and the first page of each "
+                           "collection with its cursor (from the gateway's store)",
+                "operationId": "get_init", "security": _SECURED,
+                "parameters": [_BRANCH_PARAM],
+                "responses": {
+                    **_ok(200, "the branch's master data", {"type": "object"}, required=("ETag",),
+                          optional=(*_RATE_HEADERS, "Pos-Edge-Stale")),
+                    "304": {"description": "If-None-Match matched: nothing changed",
+                    "headers": _headers(("ETag",), ("Pos-Edge-Stale",))},
+                    **_errors(*TENANT, *JWT, *RATE, *MASTERDATA, challenge=True),
+                },
+            }},
+            **{f"/v1/{name}": {"get": _collection(name)} for name in ("products", "prices", "customers", "campaigns")},
             "/erpnext/{path}": {m: _proxy(m) for m in ("get", "head", "post", "put", "patch", "delete")},
             "/healthz": {"get": {
                 "summary": "liveness: the process answers", "operationId": "healthz", "security": [],

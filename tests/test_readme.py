@@ -74,9 +74,10 @@ def expectations(block: str) -> list[str | None]:
 
 
 def expected_json(text: str) -> tuple[int, Any]:
-    """`201 {"a": 1, ...}` -> (201, {"a": 1}); a bare `...` element is dropped, `[...]` is any list."""
+    """`201 {"a": 1, ...}` -> (201, {"a": 1}); a bare `...` element is dropped, `[...]` and `{...}`
+    are any list and any object."""
     status, _, body = text.partition(" ")
-    body = re.sub(r"\[\s*\.\.\.\s*\]", '"..."', body)
+    body = re.sub(r"\[\s*\.\.\.\s*\]|\{\s*\.\.\.\s*\}", '"..."', body)
     body = re.sub(r",\s*\.\.\.(?=\s*[\]}])", "", body)
     return int(status), json.loads(body)
 

@@ -15,6 +15,7 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -34,6 +35,14 @@ class Snapshot:
     state: CollectionState
     stale: bool  # the data is older than it should be: ERPNext failed, or a refresh is long overdue
     age: float  # seconds since the last successful refresh
+
+
+def _number(value: Any) -> float:
+    # ERPNext's numbers are parsed as Decimal (edge.erpnext.client); to a till they are
+    # JSON numbers again, as ERPNext sent them
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 class MasterData:
@@ -83,7 +92,7 @@ class MasterData:
             start = mark = Watermark.decode(state.source_cursor)
             rows = 0
             async for batch, mark in changes(client, coll, cfg, scope, start, cfg.masterdata.read_page):
-                upserts = [(n, orjson.dumps(r)) for n, r in batch if r is not None]
+                upserts = [(n, orjson.dumps(r, default=_number)) for n, r in batch if r is not None]
                 deletes = [n for n, r in batch if r is None]
                 # refreshed_at moves only when the whole refresh is done: a half-filled
                 # collection must not look fresh to the requests meanwhile

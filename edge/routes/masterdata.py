@@ -57,6 +57,7 @@ async def get_init(request: Request) -> Response:
         return denied
     tenant = ctx.tenant
     cfg = tenant.config
+    _unknown_params(request, {"branch_id"})
     branch = _branch(request, ctx, cfg)
     limit = cfg.masterdata.page_size
     try:
@@ -164,8 +165,17 @@ def _branch(request: Request, ctx: Any, cfg: Any) -> str:
     return branch
 
 
+def _unknown_params(request: Request, known: set[str]) -> None:
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise Problem("validation_failed", "unknown query parameter", errors=[
+            {"loc": ["query", name], "msg": f"not a parameter here (known: {', '.join(sorted(known))})"}
+            for name in unknown[:10]])
+
+
 def _paging(request: Request, page_size: int) -> tuple[int | None, int]:
     q = request.query_params
+    _unknown_params(request, {"since", "limit", "branch_id"})
     errors = []
     since: int | None = None
     limit = page_size

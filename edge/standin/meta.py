@@ -21,12 +21,14 @@ if TYPE_CHECKING:
 KNOWN_DOCTYPES = frozenset({
     "Bin", "Company", "Cost Center", "Currency", "Custom Field", "Customer", "Deleted Document", "Global Defaults",
     "Item", "Item Barcode", "Item Price", "Mode of Payment", "POS Closing Entry", "POS Invoice", "POS Invoice Merge Log",
-    "POS Opening Entry", "POS Profile", "Price List", "Pricing Rule", "Pricing Rule Item Code", "Sales Invoice",
+    "POS Opening Entry", "POS Payment Method", "POS Profile", "Price List", "Pricing Rule", "Pricing Rule Item Code",
+    "Pricing Rule Item Group", "Sales Invoice",
     "System Settings", "User", "Warehouse",
 })
 # Child doctypes listed directly: only with `parent` naming their parent doctype
 # (frappe.client.get_list -> check_parent_permission; recorded bc-child, bc-child-no-parent).
-CHILD_DOCTYPES = {"Item Barcode": "Item", "Pricing Rule Item Code": "Pricing Rule"}
+CHILD_DOCTYPES = {"Item Barcode": "Item", "Pricing Rule Item Code": "Pricing Rule",
+                  "Pricing Rule Item Group": "Pricing Rule", "POS Payment Method": "POS Profile"}
 
 # frappe/model/__init__.py: default_fields, optional_fields, child_table_fields
 DEFAULT_FIELDS = frozenset({"doctype", "name", "owner", "creation", "modified", "modified_by", "docstatus", "idx"})
@@ -127,6 +129,8 @@ SCHEMAS: dict[str, frozenset[str]] = {
     "Customer": CUSTOMER_FIELDS,
     "Pricing Rule": PRICING_RULE_FIELDS,
     "Pricing Rule Item Code": frozenset({"item_code", "uom"}),
+    "Pricing Rule Item Group": frozenset({"item_group", "uom"}),
+    "POS Payment Method": frozenset({"mode_of_payment", "default", "allow_in_returns"}),
     "Deleted Document": DELETED_DOCUMENT_FIELDS,
     "Sales Invoice": INVOICE_FIELDS,
     "POS Invoice": INVOICE_FIELDS | {"consolidated_invoice"},
@@ -144,7 +148,8 @@ SCHEMAS: dict[str, frozenset[str]] = {
 # parent doctype -> table fieldname -> child doctype
 CHILD_TABLES: dict[str, dict[str, str]] = {
     "Item": {"barcodes": "Item Barcode"},
-    "Pricing Rule": {"items": "Pricing Rule Item Code"},
+    "Pricing Rule": {"items": "Pricing Rule Item Code", "item_groups": "Pricing Rule Item Group"},
+    "POS Profile": {"payments": "POS Payment Method"},  # recorded: payments.mode_of_payment joins
     "Sales Invoice": {"items": "Sales Invoice Item", "payments": "Sales Invoice Payment"},
     "POS Invoice": {"items": "POS Invoice Item", "payments": "Sales Invoice Payment"},
     "POS Closing Entry": {"payment_reconciliation": "POS Closing Entry Detail",

@@ -231,3 +231,46 @@ def test_branch_rules(gw: Gateway, md_server: StandInServer) -> None:
     token = loose.json()["token"]
     assert_problem(gw.request("GET", "/v1/products", tenant=shop.key, token=token), 422, "validation_failed")
     assert gw.request("GET", "/v1/products?branch_id=main", tenant=shop.key, token=token).status_code == 200
+
+
+def test_prices_customers_and_campaigns_hold_what_belongs(gw: Gateway, md_server: StandInServer) -> None:
+    shop = Shop(gw, md_server, customers={"groups": ["Loyal"]}, customer_fields=["mobile_no"])
+    site = shop.site
+    tag = uuid.uuid4().hex[:5].upper()
+    site.insert("Item Price", {"name": f"ip-{tag}-1", "item_code": "COFFEE", "price_list": "Standard Selling",
+                               "price_list_rate": 2.75, "currency": "GHS", "uom": "Nos", "selling": 1, "buying": 0})
+    site.insert("Item Price", {"name": f"ip-{tag}-2", "item_code": "COFFEE", "price_list": "Wholesale",
+                               "price_list_rate": 2.10, "currency": "GHS", "uom": "Nos", "selling": 1, "buying": 0})
+    site.insert("Customer", {"name": f"Loyal {tag}", "customer_name": f"Loyal {tag}", "customer_group": "Loyal",
+                             "territory": "All Territories", "disabled": 0, "mobile_no": "+233200000001"})
+    site.insert("Customer", {"name": f"Other {tag}", "customer_name": f"Other {tag}", "customer_group": "Retail",
+                             "territory": "All Territories", "disabled": 0})
+    site.insert("Customer", {"name": f"Gone {tag}", "customer_name": f"Gone {tag}", "customer_group": "Loyal",
+                             "territory": "All Territories", "disabled": 1})
+    rule = {"title": f"Ten off {tag}", "selling": 1, "buying": 0, "disable": 0, "company": COMPANY, "apply_on": "Item Code",
+            "rate_or_discount": "Discount Percentage", "discount_percentage": 10, "priority": 1,
+            "items": [{"item_code": "COFFEE"}], "item_groups": []}
+    site.insert("Pricing Rule", {"name": f"PRLE-{tag}-1", **rule})
+    site.insert("Pricing Rule", {"name": f"PRLE-{tag}-2", **rule, "disable": 1})
+    site.insert("Pricing Rule", {"name": f"PRLE-{tag}-3", **rule, "company": "Someone Else Ltd"})
+    site.insert("Pricing Rule", {"name": f"PRLE-{tag}-4", **rule, "selling": 0, "buying": 1})
+
+    prices = {p["item_price"]: p for p in shop.all_pages("prices")[0]}
+    assert prices[f"ip-{tag}-1"]["price_list_rate"] == 2.75 and prices[f"ip-{tag}-1"]["item_code"] == "COFFEE"
+    assert f"ip-{tag}-2" not in prices  # another price list
+    assert {p["price_list"] for p in prices.values()} == {"Standard Selling"}
+
+    customers = {c["customer"]: c for c in shop.all_pages("customers")[0]}
+    assert customers[f"Loyal {tag}"]["mobile_no"] == "+233200000001"  # an extra field the tenant asked for
+    assert f"Other {tag}" not in customers and f"Gone {tag}" not in customers
+    assert {c["customer_group"] for c in customers.values()} == {"Loyal"}
+
+    campaigns = {c["pricing_rule"]: c for c in shop.all_pages("campaigns")[0]}
+    assert sorted(n for n in campaigns if tag in n) == [f"PRLE-{tag}-1"]
+    mine = campaigns[f"PRLE-{tag}-1"]
+    assert (mine["discount_percentage"], mine["item_codes"], mine["apply_on"]) == (10, [{"item_code": "COFFEE"}], "Item Code")
+
+    init = shop.get("/v1/init").json()
+    assert init["settings"]["selling_price_list"] == "Standard Selling" and init["settings"]["company"] == COMPANY
+    assert {(m["method"], m["mode_of_payment"]) for m in init["settings"]["payment_methods"]} >= {("cash", "Cash")}
+    assert init["tenant"] == {"key": shop.key, "name": "MD shop", "company": COMPANY}
