@@ -167,7 +167,8 @@ def gw(tmp_path_factory: pytest.TempPathFactory, erp: Erp) -> Iterator[Gateway]:
     cfg = base_config(tmp, erp.url)
     cfg["defaults"]["erpnext"] = {"timeout": 60}
     cfg["tenants"] = {
-        "shop1": real_tenant("Sales Invoice", MAIN, erp, registration={"enrollment_key": "enrol-1"}),
+        "shop1": real_tenant("Sales Invoice", MAIN, erp, registration={"enrollment_key": "enrol-1"},
+                             masterdata={"freshness": 2}),
         "counter": real_tenant("POS Invoice", COUNTER, erp),
         "noauto": real_tenant("POS Invoice", MAIN, erp, auto_open_shift=False),
         "pono": real_tenant("Sales Invoice", MAIN, erp, reference_field="po_no",

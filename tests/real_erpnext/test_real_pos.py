@@ -303,3 +303,52 @@ def test_a_timed_out_sale_on_po_no_is_booked_exactly_once(gw: Gateway, erp: Erp)
     assert late["invoice_id"] == final["invoice_id"]
     assert len(erp.rows("Sales Invoice", [["po_no", "=", reference]], ["name"])) == 1, answers
     print(f"po_no exactly-once: first 504 after the 0.3 s timeout, then {answers}")
+
+
+# --------------------------------------------------------------------------- master data (issue 12)
+
+
+def test_master_data_comes_from_the_real_site_and_follows_its_changes(gw: Gateway, erp: Erp) -> None:
+    """/v1/init and the deltas against real ERPNext list calls: the stocked items with their
+    Standard Selling prices, the POS Profile's settings in UGX; then an item made, re-priced,
+    disabled and deleted on the site shows up in the deltas (Deleted Document included)."""
+    _, token = till(gw)
+
+    def get(path: str) -> dict[str, Any]:
+        r = gw.request("GET", path, tenant="shop1", token=token)
+        assert r.status_code == 200, f"{r.status_code} {r.text}\n--- gateway log:\n{log_of(gw)}"
+        return dict(r.json())
+
+    init = get("/v1/init")
+    assert init["settings"]["currency"] == "UGX" and init["settings"]["pos_profile"] == MAIN
+    assert {"method": "cash", "mode_of_payment": "Cash", "default": True} in init["settings"]["payment_methods"]
+    codes = {p["item_code"] for p in init["products"]["items"]}
+    assert {"POSHO-5KG", "SUGAR-1KG", "SALT-1KG"} <= codes, codes
+    rates = {p["item_code"]: p["price_list_rate"] for p in init["prices"]["items"]}
+    assert (rates.get("POSHO-5KG"), rates.get("SUGAR-1KG")) == (24000, 5000), rates
+    assert "Walk-in Customer" in {c["customer"] for c in init["customers"]["items"]}
+    cursors = {name: init[name]["cursor"] for name in ("products", "prices")}
+
+    code = new_id("MD").upper()
+    erp.insert("Item", {"item_code": code, "item_name": f"Master data {code}", "item_group": "Products",
+                        "stock_uom": "Nos", "is_stock_item": 0})
+    price = erp.insert("Item Price", {"item_code": code, "price_list": "Standard Selling", "price_list_rate": 700})
+
+    def until(path: str, done: Any) -> dict[str, Any]:
+        deadline = time.monotonic() + 60  # the tenant's freshness is 2 s here
+        while True:
+            body = get(path)
+            if done(body):
+                return body
+            assert time.monotonic() < deadline, body
+            time.sleep(2)
+
+    added = until(f"/v1/products?since={cursors['products']}",
+                  lambda b: any(p["item_code"] == code for p in b["items"]))
+    priced = until(f"/v1/prices?since={cursors['prices']}", lambda b: any(p["item_code"] == code for p in b["items"]))
+    assert [p["price_list_rate"] for p in priced["items"] if p["item_code"] == code] == [700]
+    erp.call("PUT", f"/api/resource/Item/{code}", json={"disabled": 1})
+    gone = until(f"/v1/products?since={added['cursor']}", lambda b: code in b["deleted"])
+    assert all(p["item_code"] != code for p in gone["items"])
+    erp.call("DELETE", f"/api/resource/Item Price/{price['name']}")
+    until(f"/v1/prices?since={priced['cursor']}", lambda b: price["name"] in b["deleted"])
