@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import signal
+import time
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -39,7 +41,7 @@ from edge.routes import erpnext
 from edge.routes.devices import register
 from edge.routes.docs import docs_init, docs_page, errors_page, swagger_ui_static
 from edge.routes.health import MetricsListener, healthz, metrics, metrics_text, readyz
-from edge.routes.masterdata import get_collection, get_init
+from edge.routes.masterdata import get_collection, get_events, get_init
 from edge.routes.pos import post_document
 from edge.routes.sync import get_status, post_batch
 from edge.runtime import Runtime, build_runtime
@@ -66,7 +68,10 @@ class EdgeApp:
         # one posting per transaction, /v1 and sync workers alike
         self.postings = PostingGuard(self.store, self.reference_fields, lambda: self.config.gateway, self.log)
         self.worker: SyncWorker | None = None
-        self.masterdata = MasterData(self.store, self.log)  # tills' master data, refreshed from ERPNext
+        # tills' master data, refreshed from ERPNext, and their event streams
+        self.masterdata = MasterData(self.store, self.log, self._tenants)
+        self.stopping = asyncio.Event()  # set on SIGTERM/SIGINT: event streams end so shut-down is not held up
+        self._tenant_configs: dict[str, Any] = {}
         self.starlette = Starlette(
             routes=[
                 Route("/gateway/device/register", register, methods=["POST"]),
@@ -77,6 +82,7 @@ class EdgeApp:
                 Route("/sync/batch", post_batch, methods=["POST"]),
                 Route("/sync/status/{batch_uuid}", get_status, methods=["GET"]),
                 Route("/v1/init", get_init, methods=["GET"]),
+                Route("/v1/events", get_events, methods=["GET"]),
                 *(Route(f"/v1/{name}", get_collection, methods=["GET"]) for name in COLLECTIONS),
                 Route("/openapi.json", openapi_json, methods=["GET"]),
                 Route("/docs", docs_page, methods=["GET"]),
@@ -104,6 +110,9 @@ class EdgeApp:
                                public=os.environ.get("POS_EDGE_PUBLIC") == "1")
         watcher = ConfigWatcher(cfg.source, self.live.reload, self.log)
         watcher.start()
+        self._tenant_configs = dict(cfg.tenants)
+        self.live.on_swap.append(self._announce_config)
+        self._chain_stop_signals()
         listener = None
         if (address := cfg.gateway.metrics.address()) is not None:
             listener = MetricsListener(lambda: metrics_text(self), address)
@@ -136,6 +145,7 @@ class EdgeApp:
         try:
             yield
         finally:
+            self.stopping.set()
             checks.cancel()
             rechecks.cancel()
             await watcher.stop()
@@ -150,6 +160,32 @@ class EdgeApp:
             await self.store.close()
             self.log.info("stopped", pid=os.getpid())
             logs.flush()
+
+    def _chain_stop_signals(self) -> None:
+        """Set `stopping` on SIGTERM/SIGINT before uvicorn's own handler runs: uvicorn waits
+        for open responses before shutting down, and an event stream never ends by itself."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(sig)
+            if not callable(previous):  # not uvicorn's (a test harness, or nothing): leave it
+                continue
+
+            def chained(signum: int, frame: Any, previous: Any = previous) -> None:
+                loop.call_soon_threadsafe(self.stopping.set)
+                previous(signum, frame)
+
+            signal.signal(sig, chained)
+
+    def _announce_config(self) -> None:
+        """tenants.yaml changed: tell the tills of each tenant whose entry changed."""
+        now = dict(self.config.tenants)
+        changed = [key for key, cfg in now.items() if self._tenant_configs.get(key) != cfg]
+        self._tenant_configs = now
+        for key in changed:
+            task = asyncio.ensure_future(self.store.ev_append(key, "config.changed", "", b'{"reload":"tenants.yaml"}',
+                                                              time.time()))
+            task.add_done_callback(lambda t: t.exception() and self.log.warning(
+                "event_append_failed", error=type(t.exception()).__name__))
 
     async def _run_worker(self, checks: asyncio.Task[None]) -> None:
         # Not before the reference fields are known: a tenant without one must not be posted to blind.

@@ -11,6 +11,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from edge import config as config_mod
 
 DEFAULT_CONFIG = "tenants.yaml"
@@ -215,6 +217,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
             status = "blocked" if args.action == "block" else "active"
             d = await store.set_device_status(args.tenant, args.device_id, status, time.time())
             print(f"{d.device_id}: {d.status}")
+            if status == "blocked":  # its open event stream says so and ends (GET /v1/events)
+                await store.ev_append(args.tenant, "device.blocked", args.device_id,
+                                      orjson.dumps({"device_id": args.device_id}), time.time())
             if existing is None:
                 # Deliberate: a stolen till's id can be blocked before it ever enrols. A typo
                 # leaves a record behind, which `devices delete` removes.

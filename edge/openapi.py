@@ -397,6 +397,20 @@ def spec() -> dict[str, Any]:
                 },
             }},
             **{f"/v1/{name}": {"get": _collection(name)} for name in ("products", "prices", "customers", "campaigns")},
+            "/v1/events": {"get": {
+                "summary": "Server-Sent Events of the till's tenant and branch: products/prices/customers/campaigns/"
+                           "settings.changed (with the new cursor), device.blocked, config.changed, resync",
+                "operationId": "get_events", "security": _SECURED,
+                "parameters": [_BRANCH_PARAM, {
+                    "name": "Last-Event-ID", "in": "header", "required": False,
+                    "schema": {"type": "string", "maxLength": 64, "pattern": "^[0-9A-Za-z-]*$"},
+                    "description": "resume after this event (an EventSource sends it when it reconnects)"}],
+                "responses": {
+                    **_ok(200, "an event stream that stays open", {"type": "string"}, media="text/event-stream",
+                          optional=_RATE_HEADERS),
+                    **_errors(*TENANT, *JWT, *RATE, *MASTERDATA, challenge=True),
+                },
+            }},
             "/erpnext/{path}": {m: _proxy(m) for m in ("get", "head", "post", "put", "patch", "delete")},
             "/healthz": {"get": {
                 "summary": "liveness: the process answers", "operationId": "healthz", "security": [],

@@ -51,7 +51,9 @@ CONFIG = SchemathesisConfig.from_dict({
         "positive_data_acceptance": {"enabled": False},
     },
 })
-schema = schemathesis.openapi.from_dict(copy.deepcopy(spec()), config=CONFIG)  # it amends the dict it is given
+# /v1/events answers a stream that stays open until the till goes: a fuzzer's request would
+# never end. tests/routes/test_events.py drives it instead, and checks its refusals.
+schema = schemathesis.openapi.from_dict(copy.deepcopy(spec()), config=CONFIG).exclude(path="/v1/events")
 
 # /erpnext/{path} is checked like the rest: its own refusals (400/401/403/404/413/429/
 # 502/503/504 as problem+json) are validated against Problem; what ERPNext says is passed

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -23,7 +24,8 @@ import orjson
 from edge.erpnext.client import ErpnextClient, FrappeError, Unreachable
 from edge.masterdata.collections import Collection
 from edge.masterdata.reader import Watermark, changes
-from edge.store.masterdata import CollectionState, MasterdataStore
+from edge.store.base import Store
+from edge.store.masterdata import CollectionState
 
 LEASE = 30.0  # seconds a refresh holds its collection without renewing
 
@@ -48,11 +50,42 @@ def _number(value: Any) -> float:
 class MasterData:
     """One per process: refreshes collections on demand, one refresh at a time each."""
 
-    def __init__(self, store: MasterdataStore, log: Any) -> None:
-        self.store = store
+    def __init__(self, store: Store, log: Any, tenants: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.store: Store = store  # master data, and the event log where changes are announced
         self.log = log
         self.owner = f"{uuid.uuid4().hex[:12]}"  # this process, as a lease holder
         self._flights: dict[tuple[str, str, str], asyncio.Task[None]] = {}
+        self._tenants = tenants or dict  # the serving tenants (TenantRuntime by key), after every reload
+        self._followed: dict[object, tuple[str, list[tuple[Collection, str]]]] = {}
+        self._poller: asyncio.Task[None] | None = None
+
+    def follow(self, tenant: str, scopes: list[tuple[Collection, str]]) -> object:
+        """Keep these collections of `tenant` fresh while the returned handle is followed
+        (an open event stream): refreshed when due, without a request asking."""
+        handle = object()
+        self._followed[handle] = (tenant, scopes)
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll())
+        return handle
+
+    def unfollow(self, handle: object) -> None:
+        """The stream closed."""
+        self._followed.pop(handle, None)
+
+    async def _poll(self) -> None:
+        while self._followed:
+            await asyncio.sleep(1.0)
+            due = {(t, c.name, s): (t, c, s) for t, scopes in list(self._followed.values()) for c, s in scopes}
+            tenants = self._tenants()
+            for tenant, coll, scope in due.values():
+                rt = tenants.get(tenant)
+                if rt is None:
+                    continue
+                try:
+                    await self.snapshot(tenant, rt.config, rt.poster.client, coll, scope)
+                except Exception as exc:  # the store is away: the next round tries again
+                    self.log.warning("masterdata_poll_failed", tenant=tenant, collection=coll.name,
+                                     error=type(exc).__name__)
 
     async def snapshot(self, tenant: str, cfg: Any, client: ErpnextClient, coll: Collection, scope: str) -> Snapshot:
         """The collection's state, refreshed first if it was never filled (waiting up to
@@ -100,6 +133,10 @@ class MasterData:
                 await store.md_lease(tenant, name, scope, self.owner, time.time(), LEASE)
                 rows += len(batch)
             seq = await store.md_apply(tenant, name, scope, [], [], mark.encode(), time.time())
+            if seq != state.seq:  # tills following this tenant hear of it (GET /v1/events)
+                kind = "settings.changed" if name == "settings" else f"{name}.changed"
+                await self.store.ev_append(tenant, kind, scope, orjson.dumps(
+                    {"collection": name, "scope": scope or None, "cursor": str(seq)}), time.time())
             self.log.info("masterdata_refreshed", tenant=tenant, collection=name, scope=scope or None, rows=rows,
                           seq=seq, ms=round((time.perf_counter() - started) * 1000, 1))
         except (FrappeError, Unreachable) as exc:
@@ -125,6 +162,9 @@ class MasterData:
 
     async def close(self) -> None:
         """Cancel refreshes in flight (their leases run out)."""
+        self._followed.clear()
+        if self._poller is not None:
+            self._poller.cancel()
         for flight in list(self._flights.values()):
             flight.cancel()
         await asyncio.gather(*self._flights.values(), return_exceptions=True)

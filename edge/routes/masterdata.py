@@ -11,15 +11,17 @@ strong ETag; `If-None-Match` with it is 304, answered from the store alone.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from edge.masterdata.collections import COLLECTIONS, SETTINGS, Collection
+from edge.masterdata.events import Stream, following
 from edge.masterdata.service import Snapshot
 from edge.problems import Problem, context_headers, store_unavailable
 
@@ -84,6 +86,47 @@ async def get_init(request: Request) -> Response:
     if _matches(request, etag):
         return Response(status_code=304, headers={**context_headers(ctx), **_cache_headers(etag, stale)})
     return _answer(request, ctx, orjson.dumps(head)[:-1] + b"," + b"".join(parts) + b"}", etag, stale)
+
+
+async def get_events(request: Request) -> Response:
+    """`GET /v1/events?branch_id=`: Server-Sent Events of the till's tenant and branch
+    (edge.masterdata.events); `Last-Event-ID` resumes after the event it names."""
+    edge = request.app.state.edge
+    ctx = request.scope["pos_edge.ctx"]
+    denied = await edge.runtime.enter(ctx, "masterdata")
+    if denied is not None:
+        return denied
+    tenant = ctx.tenant
+    cfg = tenant.config
+    _unknown_params(request, {"branch_id"})
+    branch = _branch(request, ctx, cfg)
+    resume = request.headers.get("last-event-id", "").strip()
+    if len(resume) > 64 or not resume.replace("-", "").isalnum() and resume:
+        raise Problem("validation_failed", "Last-Event-ID is not an event id",
+                      errors=[{"loc": ["header", "Last-Event-ID"], "msg": "an id from this stream"}])
+    try:
+        profile = cfg.branches[branch].pos_profile
+        price_list = await _scope(edge, tenant, COLLECTIONS["prices"], branch)
+        after = resume or await edge.store.ev_last(tenant.key)
+    except Problem:
+        raise
+    except Exception as exc:
+        raise store_unavailable(ctx, exc, "events cannot be read right now; retry shortly") from None
+    key = tenant.key
+    stream = Stream(edge, key, ctx.device_id, int((ctx.claims or {}).get("gen") or 0),
+                    {"prices.changed": price_list, "settings.changed": profile}, after, edge.stopping,
+                    lambda: key in edge.runtime.services.tenants)
+    followed = [(coll, price_list if coll.name == "prices" else "") for coll in COLLECTIONS.values()]
+    followed.append((SETTINGS, profile))
+
+    async def body() -> AsyncIterator[bytes]:
+        async with following(edge.masterdata, key, followed):
+            async for chunk in stream.frames():
+                yield chunk
+
+    headers = {**context_headers(ctx), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    ctx.log.info("events_opened", branch=branch, resume=bool(resume))
+    return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
 
 
 async def _page(request: Request, ctx: Any, edge: Any, tenant: Any, coll: Collection, scope: str, snap: Snapshot,

@@ -6,6 +6,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from edge.store.events import EventLog
 from edge.store.masterdata import MasterdataStore
 from edge.sync.jobs import Batch, Enqueued, Job, JobUpdate, NewJob
 
@@ -100,9 +101,9 @@ def check_registration(status: str, generation: int, stored_code_hash: str, code
     return False
 
 
-class Store(MasterdataStore, Protocol):
+class Store(MasterdataStore, EventLog, Protocol):
     """Durable gateway state. Every method is safe to call from many processes.
-    The master data methods (md_*) are MasterdataStore's."""
+    The master data methods (md_*) are MasterdataStore's, the event log's (ev_*) EventLog's."""
 
     async def open(self) -> None:
         """Connect and create what is missing (tables, scripts)."""

@@ -39,8 +39,15 @@ class EventLog(Protocol):
         """Events after id `after` ("" = from the oldest kept), oldest first, at most `limit`;
         when there are none, wait up to `wait` seconds for one. The flag is False when
         `after` is older than what the log still holds or is not an id of this log: events
-        were lost to the reader, who must load its data again."""
+        were lost to the reader, who must load its data again. With False no events come
+        and nothing is waited for: the reader reloads and reads on from ev_last()."""
         ...
 
 
 EVENTS_KEPT = 10_000  # per tenant: hours of changes for a busy shop
+
+
+def trim_step(kept: int) -> int:
+    """How many events a log may grow beyond `kept` before it is trimmed back to `kept`
+    (trimming once every so many appends keeps its cost per append constant)."""
+    return max(1, min(100, kept // 100))

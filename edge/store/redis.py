@@ -21,6 +21,7 @@ from edge.store.base import (
     EnrollmentCodeInvalid,
     IdempotencyRecord,
 )
+from edge.store.redis_events import RedisEvents
 from edge.store.redis_masterdata import RedisMasterdata
 from edge.store.redis_postings import RedisPostings
 from edge.store.redis_queue import RedisQueue
@@ -126,7 +127,7 @@ return 1
 """
 
 
-class RedisStore(RedisQueue, RedisPostings, RedisMasterdata):
+class RedisStore(RedisQueue, RedisPostings, RedisMasterdata, RedisEvents):
     """Store backed by a Redis database."""
 
     def __init__(self, url: str) -> None:
@@ -157,11 +158,13 @@ class RedisStore(RedisQueue, RedisPostings, RedisMasterdata):
         self._register_queue_scripts()
         self._register_posting_scripts()
         self._register_masterdata_scripts()
+        self._open_events()
 
     async def close(self) -> None:
         if self._r is not None:
             await self._r.aclose()
             await self._raw.aclose()
+            await self._close_events()
             self._r = None
 
     async def ping(self) -> None:

@@ -13,6 +13,8 @@ new function appended to MIGRATIONS, never an edit of those statements.
 Version 2 adds the master data tables (MASTERDATA_SCHEMA, plain CREATE: a file reaches
 it exactly once). Once released, its statements are frozen in the same way.
 
+Version 3 adds the event log tables (EVENTS_SCHEMA: events, events_state), the same way.
+
 A file whose version is newer than MIGRATIONS knows was upgraded by a newer
 pos-edge; it is refused (SchemaTooNew), since this code could misread or damage it.
 """
@@ -23,6 +25,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 
 from edge.store.base import StoreUnusable
+from edge.store.sqlite_events import EVENTS_SCHEMA
 from edge.store.sqlite_masterdata import MASTERDATA_SCHEMA
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -68,7 +71,13 @@ def _v2(c: sqlite3.Connection) -> None:
         c.execute(statement)
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2]
+def _v3(c: sqlite3.Connection) -> None:
+    """Version 3: the event log for tills (events, events_state)."""
+    for statement in _statements(EVENTS_SCHEMA):
+        c.execute(statement)
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
 
 
 def current_version() -> int:

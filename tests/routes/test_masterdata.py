@@ -6,113 +6,17 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Any
-from urllib.parse import unquote
 
 import httpx
-import pytest
 
-from edge.standin import StandIn, StandInServer, StandInSite
-from edge.standin.seed import seed_pos
-from tests.conftest import Gateway, base_config, start_gateway
+from edge.standin import StandInServer
+from tests.conftest import Gateway
+from tests.routes.md_shop import COMPANY, KEY, SECRET, SITE, Shop, item
 from tests.routes.test_erpnext import assert_problem
 
-SITE = "md.erp.test"
-KEY, SECRET = "key-md", "secret-md"
-COMPANY = "MD Ltd"
 
-
-def item(code: str, **over: Any) -> dict[str, Any]:
-    return {"name": code, "item_code": code, "item_name": f"Item {code}", "item_group": "Products",
-            "stock_uom": "Nos", "disabled": 0, "is_sales_item": 1, "has_variants": 0, **over}
-
-
-@pytest.fixture(scope="module")
-def md_server() -> Iterator[StandInServer]:
-    site = StandInSite(SITE, users={KEY: (SECRET, "api@md.test")})
-    seed_pos(site, COMPANY, suffix="MD", pos_profile="MD Main", invoice_doctype="Sales Invoice", items=())
-    server = StandInServer(StandIn([site]))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module", params=["sqlite", "redis"])
-def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, md_server: StandInServer) -> Iterator[Gateway]:
-    if request.param == "redis":
-        request.getfixturevalue("redis_url")
-    tmp = tmp_path_factory.mktemp(f"md-{request.param}")
-    cfg = base_config(tmp, md_server.url, store=request.param)
-    cfg["tenants"] = {}
-    gateway = start_gateway(tmp, cfg)
-    gateway.md_tmp = tmp  # type: ignore[attr-defined]
-    yield gateway
-    gateway.stop()
-
-
-class Shop:
-    """A tenant of its own on the module's site (keys are unique: the Redis store is shared)."""
-
-    def __init__(self, gw: Gateway, server: StandInServer, **masterdata: Any) -> None:
-        self.gw, self.server = gw, server
-        self.site: StandInSite = server.standin.sites[SITE]
-        self.key = f"md{uuid.uuid4().hex[:8]}"
-        entry = {
-            "name": "MD shop", "erpnext": {"url": server.url, "site_name": SITE, "api_key": KEY, "api_secret": SECRET},
-            "company": COMPANY, "default_customer": "Walk-in Customer",
-            "payment_methods": {"cash": "Cash", "momo": "Mobile Money"},
-            "branches": {"main": {"pos_profile": "MD Main", "warehouse": "Stores - MD", "price_list": "Standard Selling"}},
-            "masterdata": {"freshness": 1, "refresh_wait": 5, **masterdata},
-        }
-        import yaml
-
-        path = gw.config_path
-        cfg = yaml.safe_load(path.read_text())
-        cfg["tenants"][self.key] = entry
-        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        deadline = time.monotonic() + 15
-        while gw.register(f"probe-{uuid.uuid4().hex[:6]}", self.key).status_code != 201:  # the reload took it
-            assert time.monotonic() < deadline, gw.log_lines()[-20:]
-            time.sleep(0.1)
-        self.token = gw.token(f"till-{uuid.uuid4().hex[:6]}", self.key)
-
-    def get(self, path: str, **kw: Any) -> httpx.Response:
-        return self.gw.request("GET", path, tenant=self.key, token=self.token, **kw)
-
-    def all_pages(self, collection: str, since: str | None = None, limit: int = 10) -> tuple[list[dict[str, Any]], list[str], str]:
-        """Every page of a collection from `since`: (rows, deleted names, the last cursor)."""
-        rows: list[dict[str, Any]] = []
-        deleted: list[str] = []
-        url = f"/v1/{collection}?limit={limit}" + (f"&since={since}" if since is not None else "")
-        while True:
-            r = self.get(url)
-            assert r.status_code == 200, r.text
-            body = r.json()
-            rows += body["items"]
-            deleted += body["deleted"]
-            if body["next"] is None:
-                return rows, deleted, body["cursor"]
-            url = body["next"]
-
-    def until(self, collection: str, since: str, done: Any, timeout: float = 15) -> tuple[list[dict[str, Any]], list[str], str]:
-        """Deltas from `since` (as a till polls) until `done(rows, deleted)`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            rows, deleted, cursor = self.all_pages(collection, since)
-            if done(rows, deleted):
-                return rows, deleted, cursor
-            assert time.monotonic() < deadline, (rows, deleted)
-            time.sleep(0.3)
-
-    def calls(self, doctype: str) -> int:
-        """List calls the stand-in got for `doctype` (all tenants share the site: count before/after)."""
-        path = "/api/resource/" + doctype
-        return sum(1 for r in self.server.standin.requests if unquote(r.path) == path)
-
-
-def test_products_page_then_change_by_delta(gw: Gateway, md_server: StandInServer) -> None:
-    shop = Shop(gw, md_server)
+def test_products_page_then_change_by_delta(md_gw: Gateway, md_server: StandInServer) -> None:
+    shop = Shop(md_gw, md_server)
     site = shop.site
     tag = uuid.uuid4().hex[:5].upper()
     codes = [f"P{tag}-{n:02d}" for n in range(25)]
@@ -143,9 +47,9 @@ def test_products_page_then_change_by_delta(gw: Gateway, md_server: StandInServe
     assert (again, gone, cursor3) == ([], [], cursor2)  # nothing since
 
 
-def test_rows_sharing_one_modified_are_all_read_across_erpnext_pages(gw: Gateway, md_server: StandInServer) -> None:
+def test_rows_sharing_one_modified_are_all_read_across_erpnext_pages(md_gw: Gateway, md_server: StandInServer) -> None:
     """A bulk import stamps many rows alike; ERPNext is read 4 rows a call here."""
-    shop = Shop(gw, md_server, read_page=4)
+    shop = Shop(md_gw, md_server, read_page=4)
     site = shop.site
     tag = uuid.uuid4().hex[:5].upper()
     _, _, cursor = shop.all_pages("products")
@@ -160,8 +64,8 @@ def test_rows_sharing_one_modified_are_all_read_across_erpnext_pages(gw: Gateway
         f"T{tag}-{n:02d}" for n in range(11)]
 
 
-def test_etag_gives_304_without_asking_erpnext(gw: Gateway, md_server: StandInServer) -> None:
-    shop = Shop(gw, md_server, freshness=600)
+def test_etag_gives_304_without_asking_erpnext(md_gw: Gateway, md_server: StandInServer) -> None:
+    shop = Shop(md_gw, md_server, freshness=600)
     first = shop.get("/v1/products?limit=50")
     assert first.status_code == 200
     etag = first.headers["etag"]
@@ -174,13 +78,13 @@ def test_etag_gives_304_without_asking_erpnext(gw: Gateway, md_server: StandInSe
     assert other.status_code == 200  # another page is another answer
 
 
-def test_concurrent_inits_cost_erpnext_one_read_per_collection(gw: Gateway, md_server: StandInServer) -> None:
-    shop = Shop(gw, md_server, freshness=600)
-    tokens = [gw.token(f"till-{uuid.uuid4().hex[:8]}", shop.key) for _ in range(40)]
+def test_concurrent_inits_cost_erpnext_one_read_per_collection(md_gw: Gateway, md_server: StandInServer) -> None:
+    shop = Shop(md_gw, md_server, freshness=600)
+    tokens = [md_gw.token(f"till-{uuid.uuid4().hex[:8]}", shop.key) for _ in range(40)]
     before = {d: shop.calls(d) for d in ("Item", "Item Price", "Customer", "Pricing Rule", "POS Profile")}
 
     async def burst() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.port}", timeout=30) as c:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{md_gw.port}", timeout=30) as c:
             return await asyncio.gather(*(c.get("/v1/init", headers={"Host": f"{shop.key}.tillking.test",
                                                                       "Authorization": f"Bearer {t}"})
                                           for t in tokens))
@@ -200,8 +104,8 @@ def test_concurrent_inits_cost_erpnext_one_read_per_collection(gw: Gateway, md_s
         assert {"items", "cursor", "next", "deleted", "stale"} <= set(init[name]), name
 
 
-def test_stale_data_is_served_while_erpnext_fails(gw: Gateway, md_server: StandInServer) -> None:
-    shop = Shop(gw, md_server)
+def test_stale_data_is_served_while_erpnext_fails(md_gw: Gateway, md_server: StandInServer) -> None:
+    shop = Shop(md_gw, md_server)
     assert shop.get("/v1/customers").status_code == 200  # filled
     time.sleep(1.2)  # due for a refresh
     md_server.standin.fail_next(times=50, status=502)
@@ -220,21 +124,21 @@ def test_stale_data_is_served_while_erpnext_fails(gw: Gateway, md_server: StandI
         md_server.standin.reset()  # the failures not used up
 
 
-def test_branch_rules(gw: Gateway, md_server: StandInServer) -> None:
-    shop = Shop(gw, md_server)
+def test_branch_rules(md_gw: Gateway, md_server: StandInServer) -> None:
+    shop = Shop(md_gw, md_server)
     assert_problem(shop.get("/v1/products?branch_id=other"), 403, "branch_not_allowed")
     assert_problem(shop.get("/v1/products?since=x1"), 422, "validation_failed")
     assert_problem(shop.get("/v1/products?limit=0"), 422, "validation_failed")
-    assert_problem(gw.request("GET", "/v1/products", tenant=shop.key, token=None), 401, "unauthorized")
-    loose = gw.register(f"loose-{uuid.uuid4().hex[:6]}", shop.key, branch_id=None)
+    assert_problem(md_gw.request("GET", "/v1/products", tenant=shop.key, token=None), 401, "unauthorized")
+    loose = md_gw.register(f"loose-{uuid.uuid4().hex[:6]}", shop.key, branch_id=None)
     assert loose.status_code == 201, loose.text
     token = loose.json()["token"]
-    assert_problem(gw.request("GET", "/v1/products", tenant=shop.key, token=token), 422, "validation_failed")
-    assert gw.request("GET", "/v1/products?branch_id=main", tenant=shop.key, token=token).status_code == 200
+    assert_problem(md_gw.request("GET", "/v1/products", tenant=shop.key, token=token), 422, "validation_failed")
+    assert md_gw.request("GET", "/v1/products?branch_id=main", tenant=shop.key, token=token).status_code == 200
 
 
-def test_prices_customers_and_campaigns_hold_what_belongs(gw: Gateway, md_server: StandInServer) -> None:
-    shop = Shop(gw, md_server, customers={"groups": ["Loyal"]}, customer_fields=["mobile_no"])
+def test_prices_customers_and_campaigns_hold_what_belongs(md_gw: Gateway, md_server: StandInServer) -> None:
+    shop = Shop(md_gw, md_server, customers={"groups": ["Loyal"]}, customer_fields=["mobile_no"])
     site = shop.site
     tag = uuid.uuid4().hex[:5].upper()
     site.insert("Item Price", {"name": f"ip-{tag}-1", "item_code": "COFFEE", "price_list": "Standard Selling",

@@ -22,6 +22,7 @@ import yaml
 
 from edge.routes.devices import code_digest
 from edge.store import DeviceBlocked, open_store, sqlite_schema
+from edge.store.events import Event
 from edge.store.sqlite_schema import SchemaTooNew, current_version, upgrade
 from edge.sync.jobs import JobUpdate, batch_status
 from tests.conftest import POS_EDGE, base_config, free_port
@@ -127,8 +128,8 @@ async def test_a_new_file_gets_the_current_version(tmp_path: Path) -> None:
     await store.open()
     await store.register_device(T, "till-1", "Till 1", "main", NOW)
     await store.close()
-    assert current_version() == 2
-    assert _user_version(path) == 2
+    assert current_version() == 3
+    assert _user_version(path) == 3
     store = open_store(f"sqlite:///{path}")  # reopening changes nothing
     await store.open()
     assert [d.device_id for d in await store.list_devices(T)] == ["till-1"]
@@ -156,7 +157,7 @@ async def test_a_version_1_file_gets_the_master_data_tables_and_keeps_its_state(
         assert [(r.name, r.seq, r.data) for r in rows] == [("ITEM-1", 1, b'{"rate": 1}')]
     finally:
         await store.close()
-    assert _user_version(old_file) == current_version() == 2
+    assert _user_version(old_file) == current_version() == 3
 
     new_file = tmp_path / "new.db"
     store = open_store(f"sqlite:///{new_file}")
@@ -165,7 +166,26 @@ async def test_a_version_1_file_gets_the_master_data_tables_and_keeps_its_state(
     assert _schema(old_file) == _schema(new_file)
     tables = {name for kind, name, _ in _schema(new_file) if kind == "table"}
     assert tables == {"devices", "idempotency", "closures", "sync_jobs", "sync_batches", "sync_batch_jobs", "postings",
-                      "md_rows", "md_state"}
+                      "md_rows", "md_state", "events", "events_state"}
+
+
+async def test_a_version_2_file_gets_the_event_tables_and_keeps_its_master_data(old_file: Path) -> None:
+    # A file as the release before the event log left it: at version 2, with master data.
+    with closing(sqlite3.connect(old_file, isolation_level=None)) as c:
+        assert upgrade(c, sqlite_schema.MIGRATIONS[:2]) == 2
+        c.execute("INSERT INTO md_rows VALUES ('acme', 'prices', '', 'ITEM-1', 1, 0, X'7b7d')")
+        assert not {"events", "events_state"} & {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
+    store = open_store(f"sqlite:///{old_file}")
+    await store.open()
+    try:
+        assert [(r.name, r.data) for r in await store.md_page(T, "prices", "", 0, 10, True)] == [("ITEM-1", b"{}")]
+        assert [d.device_id for d in await store.list_devices(T)] == ["till-1", "till-2", "till-3"]
+        assert await store.ev_last(T) == ""
+        first = await store.ev_append(T, "prices.changed", "", b"{}", NOW)
+        assert first == "1" and await store.ev_read(T, "", 10, 0) == ([Event("1", "prices.changed", "", b"{}")], True)
+    finally:
+        await store.close()
+    assert _user_version(old_file) == current_version() == 3
 
 
 async def test_a_till_delta_reads_the_seq_index(tmp_path: Path) -> None:
