@@ -30,6 +30,7 @@ from edge.config import LoadedConfig
 from edge.erpnext.setup import ReferenceFields
 from edge.logs import access_log
 from edge.masterdata.collections import COLLECTIONS
+from edge.masterdata.events import Feeds
 from edge.masterdata.service import MasterData
 from edge.metrics import Metrics
 from edge.openapi import openapi_json
@@ -70,6 +71,7 @@ class EdgeApp:
         self.worker: SyncWorker | None = None
         # tills' master data, refreshed from ERPNext, and their event streams
         self.masterdata = MasterData(self.store, self.log, self._tenants)
+        self.feeds = Feeds(self.store, self.log)  # one reader of each tenant's event log per process
         self.stopping = asyncio.Event()  # set on SIGTERM/SIGINT: event streams end so shut-down is not held up
         self._tenant_configs: dict[str, Any] = {}
         self.starlette = Starlette(

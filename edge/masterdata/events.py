@@ -19,12 +19,15 @@ in ERPNext reaches the stream without any till asking.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
+
+from edge.store.events import Event
 
 HEARTBEAT = 15.0  # seconds between keep-alive comments: proxies drop silent connections
 DEVICE_CHECK = 5.0  # seconds between looks at the device's status (blocked?)
@@ -34,6 +37,93 @@ def frame(event_id: str, kind: str, data: bytes) -> bytes:
     """One SSE message; without an id ("") the till's Last-Event-ID stays what it was."""
     head = b"id: " + event_id.encode() + b"\n" if event_id else b""
     return head + b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
+
+
+class Feed:
+    """One reader of a tenant's event log per process, shared by all its streams there:
+    2,000 tills on one process cost the store one read loop, not 2,000."""
+
+    WINDOW = 2000  # recent events kept in memory for the streams to catch up from
+
+    def __init__(self, store: Any, tenant: str, log: Any) -> None:
+        self.store, self.tenant, self.log = store, tenant, log
+        self.events: collections.deque[Event] = collections.deque(maxlen=self.WINDOW)
+        self.start = ""  # the last id before the window's first event ("" the log's beginning)
+        self.last = ""  # the newest id read
+        self.changed = asyncio.Condition()
+        self.users = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def join(self) -> None:
+        """A stream starts reading from this feed."""
+        self.users += 1
+        if self._task is None or self._task.done():
+            self.last = self.start = await self.store.ev_last(self.tenant)
+            self.events.clear()
+            self._task = asyncio.create_task(self._read())
+
+    def leave(self) -> None:
+        self.users -= 1
+
+    async def _read(self) -> None:
+        while self.users > 0:
+            try:
+                events, ok = await self.store.ev_read(self.tenant, self.last, 500, 1.0)
+            except Exception as exc:  # the store is away: the streams keep waiting, this retries
+                self.log.warning("events_read_failed", tenant=self.tenant, error=type(exc).__name__)
+                await asyncio.sleep(1.0)
+                continue
+            if not ok:  # the log moved on without us: streams that need older events read the store
+                self.last = self.start = await self.store.ev_last(self.tenant)
+                self.events.clear()
+                continue
+            if events:
+                if len(self.events) + len(events) > self.WINDOW:
+                    dropped = len(self.events) + len(events) - self.WINDOW
+                    self.start = (list(self.events) + events)[dropped - 1].id
+                self.events.extend(events)
+                self.last = events[-1].id
+                async with self.changed:
+                    self.changed.notify_all()
+
+    def after(self, event_id: str) -> list[Event] | None:
+        """The events after `event_id` that this feed holds, or None if it does not know
+        that position (older than its window, or not of this log)."""
+        if event_id == self.last:
+            return []
+        if event_id == self.start:
+            return list(self.events)
+        for i in range(len(self.events) - 1, -1, -1):
+            if self.events[i].id == event_id:
+                return list(self.events)[i + 1:]
+        return None
+
+    async def wait(self, seconds: float) -> None:
+        """Until new events arrive, or `seconds` pass."""
+        async with self.changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), seconds)
+
+
+class Feeds:
+    """The feeds of this process, one per tenant with open streams."""
+
+    def __init__(self, store: Any, log: Any) -> None:
+        self.store, self.log = store, log
+        self._feeds: dict[str, Feed] = {}
+
+    @contextlib.asynccontextmanager
+    async def joined(self, tenant: str) -> AsyncIterator[Feed]:
+        feed = self._feeds.get(tenant)
+        if feed is None:
+            feed = self._feeds[tenant] = Feed(self.store, tenant, self.log)
+        await feed.join()
+        try:
+            yield feed
+        finally:
+            feed.leave()
+            if feed.users <= 0 and self._feeds.get(tenant) is feed:
+                del self._feeds[tenant]
 
 
 class Stream:
@@ -57,19 +147,36 @@ class Stream:
     async def frames(self) -> AsyncIterator[bytes]:
         """The stream's bytes, until the till goes, the device is blocked, the tenant is
         removed from tenants.yaml or the process stops."""
+        async with self.edge.feeds.joined(self.tenant) as feed:
+            async for chunk in self._frames(feed):
+                yield chunk
+
+    async def _frames(self, feed: Feed) -> AsyncIterator[bytes]:
         store = self.edge.store
         yield b"retry: 3000\n\n"  # how long an EventSource waits before reconnecting
+        if not self.after:
+            self.after = feed.last  # from now on
         next_device_check = time.monotonic() + DEVICE_CHECK
         last_sent = time.monotonic()
         while not self.stopping.is_set():
             if not self.tenant_alive():
                 return
-            # short waits: a stop or the tenant's removal is seen within a second
-            events, ok = await store.ev_read(self.tenant, self.after, 100, 1.0)
-            if not ok:
-                self.after = await store.ev_last(self.tenant)
-                yield frame(self.after, "resync", b'{"reason":"events were lost: load /v1/init again"}')
-                continue
+            held = feed.after(self.after)
+            if held is None:  # a position before the feed's window (a late reconnect): the store has it
+                events, ok = await store.ev_read(self.tenant, self.after, 500, 0.0)
+                if not ok:
+                    self.after = feed.last
+                    yield frame(self.after, "resync", b'{"reason":"events were lost: load /v1/init again"}')
+                    continue
+                if not events:  # the newest there is, and the feed has not read up to it yet
+                    await feed.wait(1.0)
+                    continue
+            elif held:
+                events = held
+            else:
+                # short waits: a stop or the tenant's removal is seen within a second
+                await feed.wait(1.0)
+                events = feed.after(self.after) or []
             for event in events:
                 self.after = event.id
                 if self.wants(event.kind, event.scope):
