@@ -22,10 +22,6 @@ from typing import Any
 from edge.erpnext.client import ErpnextClient, FrappeError
 from edge.masterdata.collections import Collection, Row
 
-# `name in (...)` lists are cut so that a request line stays far below gunicorn's
-# default limit (4,094 bytes): a longer one is refused before Frappe sees it.
-MAX_IN_CHARS = 2000
-
 
 @dataclass(frozen=True)
 class Watermark:
@@ -61,7 +57,7 @@ async def changes(client: ErpnextClient, coll: Collection, cfg: Any, scope: str,
             tie = await client.find(coll.doctype, [*base, ["modified", "=", mark.modified], ["name", ">", mark.name]],
                                     fields, limit=page, order_by="name asc")
             if tie:
-                yield await _batch(client, coll, cfg, scope, tie), replace(mark, name=str(tie[-1]["name"]))
+                yield await _batch(client, coll, cfg, scope, tie, base), replace(mark, name=str(tie[-1]["name"]))
                 mark = replace(mark, name=str(tie[-1]["name"]))
                 if len(tie) == page:
                     continue
@@ -70,7 +66,7 @@ async def changes(client: ErpnextClient, coll: Collection, cfg: Any, scope: str,
         if not rows:
             break
         mark = replace(mark, modified=str(rows[-1]["modified"]), name=str(rows[-1]["name"]))
-        yield await _batch(client, coll, cfg, scope, rows), mark
+        yield await _batch(client, coll, cfg, scope, rows, base), mark
     async for gone, deleted_mark in _deletions(client, coll.doctype, mark, page):
         yield [(name, None) for name in gone], deleted_mark
 
@@ -103,31 +99,23 @@ async def _deletions(client: ErpnextClient, doctype: str, mark: Watermark,
         # the API user may not read Deleted Document: deletions are not seen (disabling is)
 
 
-async def _batch(client: ErpnextClient, coll: Collection, cfg: Any, scope: str, rows: list[Row]) -> Batch:
-    """The till's rows for a page of ERPNext rows, with their child rows."""
+async def _batch(client: ErpnextClient, coll: Collection, cfg: Any, scope: str, rows: list[Row],
+                 base: list[list[Any]]) -> Batch:
+    """The till's rows for a page of ERPNext rows, with their child rows: one call per child
+    table for the whole page, selecting the page's span of `modified` (the page was read in
+    that order), never a list of names (500 names would not fit in a request line)."""
     kept = {str(r["name"]): r for r in rows if coll.keep(r, cfg, scope) is not None}
-    for child in coll.children:
+    span = [["modified", ">=", rows[0]["modified"]], ["modified", "<=", rows[-1]["modified"]]]
+    for child in coll.children if kept else ():
         found: dict[str, list[Row]] = {name: [] for name in kept}
-        for chunk in _chunks(list(kept)):
-            joined = await client.find(coll.doctype, [["name", "in", chunk]],
-                                       ["name", *(f"{child.table}.{f}" for f in child.fields)], limit=0)
-            for j in joined:
-                values = {f: j.get(f) for f in child.fields}
-                if any(v is not None for v in values.values()):  # a parent without children joins as nulls
-                    found[str(j["name"])].append(values)
+        joined = await client.find(coll.doctype, [*base, *span],
+                                   ["name", *(f"{child.table}.{f}" for f in child.fields)], limit=0)
+        for j in joined:
+            values = {f: j.get(f) for f in child.fields}
+            name = str(j["name"])
+            # a parent without children joins as nulls; rows sharing a boundary stamp may be another page's
+            if name in found and any(v is not None for v in values.values()):
+                found[name].append(values)
         for name, row in kept.items():
             row[child.key] = found[name]
     return [(str(r["name"]), coll.keep(r, cfg, scope)) for r in rows]
-
-
-def _chunks(names: list[str]) -> list[list[str]]:
-    out: list[list[str]] = []
-    size = 0
-    for name in names:
-        cost = len(json.dumps(name)) * 3 + 1  # URL-encoded at worst
-        if not out or size + cost > MAX_IN_CHARS:
-            out.append([])
-            size = 0
-        out[-1].append(name)
-        size += cost
-    return out

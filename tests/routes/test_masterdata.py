@@ -25,12 +25,19 @@ def test_products_page_then_change_by_delta(md_gw: Gateway, md_server: StandInSe
     site.insert("Item", item(f"P{tag}-OFF", disabled=1))
     site.insert("Item", item(f"P{tag}-TPL", has_variants=1))
     site.insert("Item", item(f"P{tag}-BUY", is_sales_item=0))
+    site.insert("Item", item(f"P{tag}-BAR", barcodes=[{"barcode": f"600{tag}1", "uom": "Nos"},
+                                                       {"barcode": f"600{tag}2", "uom": "Box"}]))
+    codes = sorted([*codes, f"P{tag}-BAR"])
     rows, deleted, cursor = shop.all_pages("products")
     mine = [r for r in rows if r["item_code"].startswith(f"P{tag}")]
     assert sorted(r["item_code"] for r in mine) == codes  # no disabled, template or purchase-only item
     assert deleted == []  # a first load has nothing to delete
     assert len({r["item_code"] for r in rows}) == len(rows)  # each row once across pages
     assert mine[0]["item_name"] == f"Item {codes[0]}" and mine[0]["stock_uom"] == "Nos"
+    bar = next(r for r in mine if r["item_code"] == f"P{tag}-BAR")
+    assert sorted(bar["barcodes"], key=lambda b: b["barcode"]) == [
+        {"barcode": f"600{tag}1", "uom": "Nos"}, {"barcode": f"600{tag}2", "uom": "Box"}]
+    assert all(r["barcodes"] == [] for r in mine if r["item_code"] != f"P{tag}-BAR")
 
     # a rename, a disabling, a deletion (over ERPNext's REST API, as a user would) and a new item
     erp = httpx.Client(base_url=md_server.url, headers={"Host": SITE, "Authorization": f"token {KEY}:{SECRET}"})
