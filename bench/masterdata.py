@@ -155,6 +155,12 @@ async def streams(base: str, headers: dict[str, str], count: int, touch: str, ed
     ready = asyncio.Event()
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=httpx.Timeout(120, read=None)) as client:
         async def one() -> None:
+            try:
+                await _one()
+            except httpx.HTTPError as exc:
+                raise BenchError(f"an event stream failed: {exc!r} ({len(arrivals)} events arrived)") from None
+
+        async def _one() -> None:
             nonlocal opened
             async with client.stream("GET", "/v1/events", headers=headers) as r:
                 if r.status_code != 200:
@@ -277,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
         result["events"] = asyncio.run(streams(base, auth, args.streams, erp + "/__bench/touch", edge.pid))
     except BenchError as exc:
         print(f"benchmark invalid: {exc}", file=sys.stderr)
+        for child in children:
+            print(f"--- {child.name} stderr/stdout tail:\n{child.stderr_tail(15)}", file=sys.stderr)
+            lines = child.stdout_path.read_text(errors="replace").splitlines()
+            print("\n".join([ln for ln in lines if '"level":"error"' in ln or '"level":"warning"' in ln][:5]
+                            or lines[-5:]), file=sys.stderr)
         return 1
     finally:
         for child in reversed(children):

@@ -50,7 +50,8 @@ class Feed:
         self.events: collections.deque[Event] = collections.deque(maxlen=self.WINDOW)
         self.start = ""  # the last id before the window's first event ("" the log's beginning)
         self.last = ""  # the newest id read
-        self.changed = asyncio.Condition()
+        # set, and replaced, whenever events arrive: a waiter holds the one current when it began
+        self._arrived = asyncio.Event()
         self.users = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -83,8 +84,8 @@ class Feed:
                     self.start = (list(self.events) + events)[dropped - 1].id
                 self.events.extend(events)
                 self.last = events[-1].id
-                async with self.changed:
-                    self.changed.notify_all()
+                arrived, self._arrived = self._arrived, asyncio.Event()
+                arrived.set()
 
     def after(self, event_id: str) -> list[Event] | None:
         """The events after `event_id` that this feed holds, or None if it does not know
@@ -100,9 +101,8 @@ class Feed:
 
     async def wait(self, seconds: float) -> None:
         """Until new events arrive, or `seconds` pass."""
-        async with self.changed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._arrived.wait(), seconds)
 
 
 class Feeds:

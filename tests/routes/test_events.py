@@ -185,3 +185,17 @@ def test_events_need_a_device_token(md_gw: Gateway, md_server: StandInServer) ->
     assert_problem(md_gw.request("GET", "/v1/events", tenant=shop.key, token=None), 401, "unauthorized")
     r = md_gw.request("GET", "/v1/events", tenant=shop.key, token=shop.token, headers={"Last-Event-ID": "x" * 100})
     assert_problem(r, 422, "validation_failed")
+
+
+def test_many_streams_on_one_process_all_hear_one_change(md_gw: Gateway, md_server: StandInServer,
+                                                         opened: list[Events]) -> None:
+    """40 tills of one tenant share one reader of the event log in the process (a feed)."""
+    shop = Shop(md_gw, md_server)
+    shop.all_pages("products")
+    streams = [Events(md_gw, shop.key, shop.token) for _ in range(40)]
+    opened.extend(streams)
+    time.sleep(1.5)  # every stream waits on the feed, its waits timing out each second
+    shop.site.insert("Item", item(f"MANY{uuid.uuid4().hex[:6].upper()}"))
+    heard = [s.next("products.changed", timeout=20) for s in streams]
+    assert all(h is not None for h in heard)
+    assert len({h["id"] for h in heard if h}) == 1  # the same event, everywhere
