@@ -30,15 +30,13 @@ JSON = "application/json"
 
 async def get_collection(request: Request) -> Response:
     """`GET /v1/<collection>?since=&limit=&branch_id=`."""
-    edge = request.app.state.edge
-    ctx = request.scope["pos_edge.ctx"]
-    denied = await edge.runtime.enter(ctx, "masterdata")
-    if denied is not None:
-        return denied
+    entered = await _entered(request, {"since", "limit", "branch_id"})
+    if isinstance(entered, Response):
+        return entered
+    edge, ctx, branch = entered
     coll = COLLECTIONS[request.url.path.rstrip("/").rsplit("/", 1)[-1]]
     tenant = ctx.tenant
     since, limit = _paging(request, tenant.config.masterdata.page_size)
-    branch = _branch(request, ctx, tenant.config)
     try:
         scope = await _scope(edge, tenant, coll, branch)
         snap = await edge.masterdata.snapshot(tenant.key, tenant.config, tenant.poster.client, coll, scope)
@@ -52,15 +50,12 @@ async def get_collection(request: Request) -> Response:
 async def get_init(request: Request) -> Response:
     """`GET /v1/init?branch_id=`: what a till needs to sell offline for its branch, with
     the first page of each collection and its cursor."""
-    edge = request.app.state.edge
-    ctx = request.scope["pos_edge.ctx"]
-    denied = await edge.runtime.enter(ctx, "masterdata")
-    if denied is not None:
-        return denied
+    entered = await _entered(request, {"branch_id"})
+    if isinstance(entered, Response):
+        return entered
+    edge, ctx, branch = entered
     tenant = ctx.tenant
     cfg = tenant.config
-    _unknown_params(request, {"branch_id"})
-    branch = _branch(request, ctx, cfg)
     limit = cfg.masterdata.page_size
     try:
         profile, settings_snap = await _settings(edge, tenant, branch)
@@ -91,15 +86,12 @@ async def get_init(request: Request) -> Response:
 async def get_events(request: Request) -> Response:
     """`GET /v1/events?branch_id=`: Server-Sent Events of the till's tenant and branch
     (edge.masterdata.events); `Last-Event-ID` resumes after the event it names."""
-    edge = request.app.state.edge
-    ctx = request.scope["pos_edge.ctx"]
-    denied = await edge.runtime.enter(ctx, "masterdata")
-    if denied is not None:
-        return denied
+    entered = await _entered(request, {"branch_id"})
+    if isinstance(entered, Response):
+        return entered
+    edge, ctx, branch = entered
     tenant = ctx.tenant
     cfg = tenant.config
-    _unknown_params(request, {"branch_id"})
-    branch = _branch(request, ctx, cfg)
     resume = request.headers.get("last-event-id", "").strip()
     if len(resume) > 64 or not resume.replace("-", "").isalnum() and resume:
         raise Problem("validation_failed", "Last-Event-ID is not an event id",
@@ -208,6 +200,18 @@ def _branch(request: Request, ctx: Any, cfg: Any) -> str:
     return branch
 
 
+async def _entered(request: Request, params: set[str]) -> tuple[Any, Any, str] | Response:
+    """(edge, context, branch) once the tenant, device token and rate limit let the request in
+    and its query names only `params`; else the refusal."""
+    edge = request.app.state.edge
+    ctx = request.scope["pos_edge.ctx"]
+    denied: Response | None = await edge.runtime.enter(ctx, "masterdata")
+    if denied is not None:
+        return denied
+    _unknown_params(request, params)
+    return edge, ctx, _branch(request, ctx, ctx.tenant.config)
+
+
 def _unknown_params(request: Request, known: set[str]) -> None:
     unknown = sorted(set(request.query_params) - known)
     if unknown:
@@ -218,7 +222,6 @@ def _unknown_params(request: Request, known: set[str]) -> None:
 
 def _paging(request: Request, page_size: int) -> tuple[int | None, int]:
     q = request.query_params
-    _unknown_params(request, {"since", "limit", "branch_id"})
     errors = []
     since: int | None = None
     limit = page_size
