@@ -46,6 +46,10 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # Listening at once claims the port: a socket that is only bound can still be shared by
+        # another SO_REUSEADDR socket (the metrics listener given the same port, say), which would
+        # then take the connections. Connections made before the app is ready wait in the backlog.
+        sock.listen(2048)
     except OSError as exc:
         sock.close()
         raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -242,7 +242,10 @@ def start_gateway(tmp: Path, config: dict[str, Any], env: dict[str, str] | None 
     path = config_path or tmp / "tenants.yaml"
     if config_path is None:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
+    metrics = str((config.get("gateway") or {}).get("metrics", {}).get("listen") or "")
     port = free_port()
+    while metrics.endswith(f":{port}"):  # two free_port() calls can return the same port
+        port = free_port()
     log_path = tmp / f"gateway-{port}.log"
     proc = subprocess.Popen(
         [POS_EDGE, "serve", "--config", str(path), "--host", "127.0.0.1", "--port", str(port), "--grace", "2",
