@@ -53,6 +53,23 @@ from edge.upstream import Upstreams
 _ERPNEXT = erpnext.PREFIX
 
 
+# SaleFlex GATE's route family, answered by the same handlers (with and without the slash),
+# so a SaleFlex/PyPOS terminal can use pos-edge unchanged.
+SALEFLEX = {
+    "/pos/register": (register, "POST"),
+    "/pos/init": (get_init, "GET"),
+    "/pos/products": (get_collection, "GET"),
+    "/pos/campaigns": (get_collection, "GET"),
+    "/pos/transactions": (post_batch, "POST"),
+    "/pos/closures": (post_document, "POST"),
+}
+
+
+def _saleflex_routes() -> list[Route]:
+    return [Route(path + slash, handler, methods=[method])
+            for path, (handler, method) in SALEFLEX.items() for slash in ("", "/")]
+
+
 class EdgeApp:
     """pos-edge as one ASGI callable."""
 
@@ -83,6 +100,7 @@ class EdgeApp:
                 Route("/v1/opening", post_document, methods=["POST"]),
                 Route("/sync/batch", post_batch, methods=["POST"]),
                 Route("/sync/status/{batch_uuid}", get_status, methods=["GET"]),
+                *_saleflex_routes(),
                 Route("/v1/init", get_init, methods=["GET"]),
                 Route("/v1/events", get_events, methods=["GET"]),
                 *(Route(f"/v1/{name}", get_collection, methods=["GET"]) for name in COLLECTIONS),

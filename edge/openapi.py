@@ -10,6 +10,7 @@ gateway against this document.
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from typing import Any, Literal
 
@@ -292,6 +293,33 @@ def spec() -> dict[str, Any]:
     _, defs = models_json_schema(models, ref_template="#/components/schemas/{model}")
     schemas = {**defs.get("$defs", {}), "Problem": PROBLEM_SCHEMA, "ErpnextAnswer": ERPNEXT_ANSWER,
                "Health": HEALTH_SCHEMA, "Readiness": READY_SCHEMA}
+    document = _document(schemas)
+    document["paths"].update(_saleflex_aliases(document["paths"]))
+    return document
+
+
+# SaleFlex GATE's paths -> the pos-edge path whose handler answers them (edge.app.SALEFLEX)
+SALEFLEX_ALIASES = {"/pos/register": "/gateway/device/register", "/pos/init": "/v1/init",
+                    "/pos/products": "/v1/products", "/pos/campaigns": "/v1/campaigns",
+                    "/pos/transactions": "/sync/batch", "/pos/closures": "/v1/closure"}
+
+
+def _saleflex_aliases(paths: dict[str, Any]) -> dict[str, Any]:
+    """Each SaleFlex path, with and without its trailing slash, documented as its original."""
+    out: dict[str, Any] = {}
+    for alias, original in SALEFLEX_ALIASES.items():
+        for path in (alias + "/", alias):
+            item = copy.deepcopy(paths[original])
+            for method, op in item.items():
+                op["operationId"] = f"{op['operationId']}_saleflex{'_slash' if path.endswith('/') else ''}"
+                op["summary"] = f"SaleFlex GATE alias of {method.upper()} {original}: {op['summary']}"
+                for answer in op["responses"].values():  # links name operations of the original path
+                    answer.pop("links", None)
+            out[path] = item
+    return out
+
+
+def _document(schemas: dict[str, Any]) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {

@@ -129,9 +129,10 @@ class NormalisePlugin:
         if not self._enabled:
             return _answer(ctx, Problem("pos_not_configured",
                                         "this tenant has no POS mapping (company, branches, payment_methods)"))
-        if ctx.scope["path"].startswith("/sync/"):
+        if ctx.group == "sync":  # /sync/batch, and SaleFlex's /pos/transactions/
             return await self._batch(ctx)
-        kind = ctx.scope["path"].rstrip("/").rsplit("/", 1)[-1]  # the route table admits sale, return, closure
+        last = ctx.scope["path"].rstrip("/").rsplit("/", 1)[-1]  # the route table admits sale, return, closure...
+        kind = _ALIASES.get(last, last)
         raw = await read_json(ctx.receive, ctx.headers, self._limit)
         try:
             payload = _MODELS[kind].model_validate(raw)
@@ -262,6 +263,7 @@ class NormalisePlugin:
 
 
 _MODELS = PAYLOAD_MODELS
+_ALIASES = {"closures": "closure"}  # SaleFlex GATE's POST /pos/closures/
 
 
 def _answer(ctx: Context, problem: Problem) -> Response:
