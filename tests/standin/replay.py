@@ -112,9 +112,13 @@ class Replay:
         if self.server is not None:
             self.server.stop()
 
+    def clock(self, ex: Exchange) -> datetime:
+        """The moment to pin the site's clock at for `ex` (see clock_for)."""
+        return clock_for(ex)
+
     def send(self, ex: Exchange) -> httpx.Response:
         """Send the recorded request (names substituted) with the site's clock pinned."""
-        instant = clock_for(ex)
+        instant = self.clock(ex)
         self.site.clock = lambda: instant
         request = ex.data["request"]
         body = request.get("body")
