@@ -91,6 +91,7 @@ class EdgeApp:
         self.feeds = Feeds(self.store, self.log)  # one reader of each tenant's event log per process
         self.stopping = asyncio.Event()  # set on SIGTERM/SIGINT: event streams end so shut-down is not held up
         self._tenant_configs: dict[str, Any] = {}
+        self._announcing: set[asyncio.Task[None]] = set()
         self.starlette = Starlette(
             routes=[
                 Route("/gateway/device/register", register, methods=["POST"]),
@@ -201,11 +202,17 @@ class EdgeApp:
         now = dict(self.config.tenants)
         changed = [key for key, cfg in now.items() if self._tenant_configs.get(key) != cfg]
         self._tenant_configs = now
-        for key in changed:
-            task = asyncio.ensure_future(self.store.ev_append(key, "config.changed", "", b'{"reload":"tenants.yaml"}',
-                                                              time.time()))
-            task.add_done_callback(lambda t: t.exception() and self.log.warning(
-                "event_append_failed", error=type(t.exception()).__name__))
+        if changed:
+            task = asyncio.ensure_future(self._append_config_changed(changed))
+            self._announcing.add(task)  # held until done: the loop keeps only weak references to tasks
+            task.add_done_callback(self._announcing.discard)
+
+    async def _append_config_changed(self, tenants: list[str]) -> None:
+        for key in tenants:
+            try:
+                await self.store.ev_append(key, "config.changed", "", b'{"reload":"tenants.yaml"}', time.time())
+            except Exception as exc:  # the store is away: tills see the change at their next /v1/init
+                self.log.warning("event_append_failed", tenant=key, error=type(exc).__name__)
 
     async def _run_worker(self, checks: asyncio.Task[None]) -> None:
         # Not before the reference fields are known: a tenant without one must not be posted to blind.

@@ -57,8 +57,8 @@ async def changes(client: ErpnextClient, coll: Collection, cfg: Any, scope: str,
             tie = await client.find(coll.doctype, [*base, ["modified", "=", mark.modified], ["name", ">", mark.name]],
                                     fields, limit=page, order_by="name asc")
             if tie:
-                yield await _batch(client, coll, cfg, scope, tie, base), replace(mark, name=str(tie[-1]["name"]))
                 mark = replace(mark, name=str(tie[-1]["name"]))
+                yield await _batch(client, coll, cfg, scope, tie, base), mark
                 if len(tie) == page:
                     continue
         after = [["modified", ">", mark.modified]] if mark.modified else []

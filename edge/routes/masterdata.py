@@ -63,7 +63,7 @@ async def get_init(request: Request) -> Response:
         stale = settings_snap.stale
         tags = [settings_snap.state.seq]
         for coll in COLLECTIONS.values():
-            scope = await _scope(edge, tenant, coll, branch)
+            scope = await _scope(edge, tenant, coll, branch, profile)
             snap = await edge.masterdata.snapshot(tenant.key, cfg, tenant.poster.client, coll, scope)
             body, _ = await _collection_body(edge, tenant, coll, scope, snap, None, limit, branch)
             parts += [b',"', coll.name.encode(), b'":', body]
@@ -166,14 +166,16 @@ async def _settings(edge: Any, tenant: Any, branch: str) -> tuple[dict[str, Any]
     return dict(orjson.loads(rows[0].data)), snap
 
 
-async def _scope(edge: Any, tenant: Any, coll: Collection, branch: str) -> str:
-    """Prices are per price list (the branch's, else its POS Profile's); the rest per tenant."""
+async def _scope(edge: Any, tenant: Any, coll: Collection, branch: str, profile: dict[str, Any] | None = None) -> str:
+    """Prices are per price list (the branch's, else its POS Profile's, read unless `profile`
+    is that already); the rest per tenant."""
     if coll.name != "prices":
         return ""
     configured = tenant.config.branches[branch].price_list
     if configured:
         return str(configured)
-    profile, _ = await _settings(edge, tenant, branch)
+    if profile is None:
+        profile, _ = await _settings(edge, tenant, branch)
     price_list = profile.get("selling_price_list")
     if not price_list:
         raise Problem("pos_not_configured", f"branch {branch} has no price list: set branches.{branch}.price_list "
