@@ -54,19 +54,33 @@ class Feed:
         self._arrived = asyncio.Event()
         self.users = 0
         self._task: asyncio.Task[None] | None = None
+        self._started = asyncio.Event()  # the reader knows the log's position
 
     async def join(self) -> None:
-        """A stream starts reading from this feed."""
+        """A stream starts reading from this feed (once it knows where the log is)."""
         self.users += 1
         if self._task is None or self._task.done():
-            self.last = self.start = await self.store.ev_last(self.tenant)
-            self.events.clear()
+            # made before any await: streams joining meanwhile share this reader (one each
+            # would read every event into the window as many times)
+            self._started = asyncio.Event()
             self._task = asyncio.create_task(self._read())
+        await self._started.wait()
+        if self._task.done():  # the reader could not find the log's position: the store is away
+            self.users -= 1
+            raise ConnectionError(f"the event log of {self.tenant} cannot be read")
 
     def leave(self) -> None:
         self.users -= 1
 
     async def _read(self) -> None:
+        try:
+            self.last = self.start = await self.store.ev_last(self.tenant)
+        except Exception as exc:  # the store is away: the joined streams end (tills reconnect)
+            self.log.warning("events_read_failed", tenant=self.tenant, error=type(exc).__name__)
+            return
+        finally:
+            self._started.set()
+        self.events.clear()
         while self.users > 0:
             try:
                 events, ok = await self.store.ev_read(self.tenant, self.last, 500, 1.0)
@@ -84,8 +98,7 @@ class Feed:
                     self.start = (list(self.events) + events)[dropped - 1].id
                 self.events.extend(events)
                 self.last = events[-1].id
-                arrived, self._arrived = self._arrived, asyncio.Event()
-                arrived.set()
+                self.kick()
 
     def after(self, event_id: str) -> list[Event] | None:
         """The events after `event_id` that this feed holds, or None if it does not know
@@ -100,9 +113,15 @@ class Feed:
         return None
 
     async def wait(self, seconds: float) -> None:
-        """Until new events arrive, or `seconds` pass."""
+        """Until new events arrive (or a kick), or `seconds` pass."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._arrived.wait(), seconds)
+            async with asyncio.timeout(seconds):  # no task per waiter, as wait_for would make
+                await self._arrived.wait()
+
+    def kick(self) -> None:
+        """Wake every stream of this feed to look at its state (stopping, tenant removed)."""
+        arrived, self._arrived = self._arrived, asyncio.Event()
+        arrived.set()
 
 
 class Feeds:
@@ -111,6 +130,11 @@ class Feeds:
     def __init__(self, store: Any, log: Any) -> None:
         self.store, self.log = store, log
         self._feeds: dict[str, Feed] = {}
+
+    def kick(self) -> None:
+        """Wake every stream of this process (the process stops, or tenants.yaml changed)."""
+        for feed in list(self._feeds.values()):
+            feed.kick()
 
     @contextlib.asynccontextmanager
     async def joined(self, tenant: str) -> AsyncIterator[Feed]:
@@ -174,8 +198,8 @@ class Stream:
             elif held:
                 events = held
             else:
-                # short waits: a stop or the tenant's removal is seen within a second
-                await feed.wait(1.0)
+                # until an event, a kick (stop, reload), the device check or the keep-alive is due
+                await feed.wait(max(0.05, min(next_device_check, last_sent + HEARTBEAT) - time.monotonic()))
                 events = feed.after(self.after) or []
             for event in events:
                 self.after = event.id

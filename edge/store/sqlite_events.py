@@ -6,12 +6,14 @@ id up to which the log was trimmed.
 file cannot hand out the same id. Every `trim_step(EVENTS_KEPT)` ids the same
 transaction deletes the events older than the newest EVENTS_KEPT and records how far
 it went, so `ev_read` can tell a reader whose `after` was trimmed that it lost events.
-SQLite cannot tell another process that a row arrived: a waiting `ev_read` polls.
+SQLite cannot tell another process that a row arrived: a waiting `ev_read` polls; an
+append in the same process wakes it at once (the embedded default is one process).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
 import time
@@ -50,6 +52,12 @@ class SqliteEvents:
 
     _run: Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
     _transaction: Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
+    _appended: asyncio.Event | None = None  # set, and replaced, by each append in this process
+
+    def _woken(self) -> asyncio.Event:
+        if self._appended is None:
+            self._appended = asyncio.Event()
+        return self._appended
 
     async def ev_append(self, tenant: str, kind: str, scope: str, data: bytes, now: float) -> str:
         """Append an event; returns its id (see EventLog)."""
@@ -70,7 +78,10 @@ class SqliteEvents:
                       (tenant, new, trimmed))
             return new
 
-        return str(await self._transaction(tx))
+        new = str(await self._transaction(tx))
+        woken, self._appended = self._woken(), asyncio.Event()
+        woken.set()
+        return new
 
     async def ev_last(self, tenant: str) -> str:
         """The id of the tenant's latest event ("" when there is none)."""
@@ -85,13 +96,15 @@ class SqliteEvents:
         start = int(after) if after else 0
         deadline = time.monotonic() + wait
         while True:
+            woken = self._woken()  # before the look: an append during it is not missed
             found, ok = await self._run(lambda c: _read(c, tenant, start, bool(after), limit))
             if found or not ok or limit <= 0:
                 return found, ok
             left = deadline - time.monotonic()
             if left <= 0:
                 return [], True
-            await asyncio.sleep(min(POLL_INTERVAL, left))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), min(POLL_INTERVAL, left))
 
 
 def _read(c: sqlite3.Connection, tenant: str, after: int, given: bool, limit: int) -> tuple[list[Event], bool]:

@@ -199,3 +199,39 @@ def test_many_streams_on_one_process_all_hear_one_change(md_gw: Gateway, md_serv
     heard = [s.next("products.changed", timeout=20) for s in streams]
     assert all(h is not None for h in heard)
     assert len({h["id"] for h in heard if h}) == 1  # the same event, everywhere
+
+
+def test_streams_opened_at_once_on_a_new_feed_hear_each_event_once(md_gw: Gateway, md_server: StandInServer) -> None:
+    """Tills connecting together (a shop opening) share one reader of the log: none is
+    sent an event twice (concurrent joins once started a reader each, which read every
+    event into the shared window once per reader)."""
+    import asyncio
+
+    shop = Shop(md_gw, md_server)  # nothing loaded yet: the streams' own refreshes raise the first events
+    request = (f"GET /v1/events HTTP/1.1\r\nHost: {shop.key}.tillking.test\r\nAuthorization: Bearer {shop.token}"
+               "\r\n\r\n").encode()
+
+    async def one() -> list[str]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", md_gw.port)
+        writer.write(request)
+        await reader.readuntil(b"\r\n\r\n")
+        ids: list[str] = []
+        try:
+            async with asyncio.timeout(6):
+                while True:
+                    chunk = await reader.read(65536)
+                    if not chunk:
+                        break
+                    ids += [line[4:] for line in chunk.decode().split("\n") if line.startswith("id: ")]
+        except TimeoutError:
+            pass
+        writer.close()
+        return ids
+
+    async def many() -> list[list[str]]:
+        return await asyncio.gather(*(one() for _ in range(60)))
+
+    heard = asyncio.run(many())
+    assert any(heard), "the first refreshes raise events"
+    for ids in heard:
+        assert len(ids) == len(set(ids)), f"an event was sent twice: {ids}"

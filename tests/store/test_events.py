@@ -201,3 +201,18 @@ async def test_a_cancelled_wait_leaves_the_store_usable(store: Store, tenant: st
         assert ok and [(e.id, e.data) for e in got] == [(third, b"3")]
     finally:
         await s.close()
+
+
+async def test_an_append_in_the_same_process_wakes_a_waiting_read_at_once(
+        store: Store, tenant: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # SQLite polls for other processes' appends; this process's own need not wait for a poll
+    from edge.store import sqlite_events
+
+    monkeypatch.setattr(sqlite_events, "POLL_INTERVAL", 30.0)
+    reader = asyncio.create_task(store.ev_read(tenant, "", 10, 30.0))
+    await asyncio.sleep(0.2)  # the reader has looked once and waits
+    t0 = time.monotonic()
+    new = await store.ev_append(tenant, "products.changed", "", b"{}", NOW)
+    got, ok = await asyncio.wait_for(reader, 10)
+    assert ok and [e.id for e in got] == [new]
+    assert time.monotonic() - t0 < 10  # woken by the append, not by the (30 s) poll
