@@ -42,6 +42,7 @@ from edge.routes import erpnext
 from edge.routes.devices import register
 from edge.routes.docs import docs_init, docs_page, errors_page, swagger_ui_static
 from edge.routes.health import MetricsListener, healthz, metrics, metrics_text, readyz
+from edge.routes.hooks import post_erpnext_hook
 from edge.routes.masterdata import get_collection, get_events, get_init
 from edge.routes.pos import post_document
 from edge.routes.sync import get_status, post_batch
@@ -104,6 +105,7 @@ class EdgeApp:
                 *_saleflex_routes(),
                 Route("/v1/init", get_init, methods=["GET"]),
                 Route("/v1/events", get_events, methods=["GET"]),
+                Route("/hooks/erpnext/{tenant}", post_erpnext_hook, methods=["POST"]),
                 *(Route(f"/v1/{name}", get_collection, methods=["GET"]) for name in COLLECTIONS),
                 Route("/openapi.json", openapi_json, methods=["GET"]),
                 Route("/docs", docs_page, methods=["GET"]),
@@ -166,7 +168,7 @@ class EdgeApp:
         try:
             yield
         finally:
-            self.stopping.set()
+            self._stop_streams()
             checks.cancel()
             rechecks.cancel()
             await watcher.stop()
@@ -192,13 +194,20 @@ class EdgeApp:
                 continue
 
             def chained(signum: int, frame: Any, previous: Any = previous) -> None:
-                loop.call_soon_threadsafe(self.stopping.set)
+                loop.call_soon_threadsafe(self._stop_streams)
                 previous(signum, frame)
 
             signal.signal(sig, chained)
 
+    def _stop_streams(self) -> None:
+        """Event streams end now: they look at `stopping` when kicked."""
+        self.stopping.set()
+        self.feeds.kick()
+
     def _announce_config(self) -> None:
-        """tenants.yaml changed: tell the tills of each tenant whose entry changed."""
+        """tenants.yaml changed: tell the tills of each tenant whose entry changed (and wake
+        every stream: those of a removed tenant end)."""
+        self.feeds.kick()
         now = dict(self.config.tenants)
         changed = [key for key, cfg in now.items() if self._tenant_configs.get(key) != cfg]
         self._tenant_configs = now

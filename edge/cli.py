@@ -424,9 +424,10 @@ def _printable(text: str) -> str:
 
 
 def cmd_erpnext_setup(args: argparse.Namespace) -> int:
-    """Create the tenant's invoice reference field in its ERPNext."""
+    """Create the tenant's invoice reference field, and its Webhooks, in its ERPNext."""
     from edge.erpnext.client import ErpnextClient, FrappeError, Unreachable
     from edge.erpnext.setup import create_reference_field
+    from edge.erpnext.webhooks import ensure_webhooks
     from edge.upstream import Upstreams
 
     cfg = _load_or_exit(_config_path(args))
@@ -437,8 +438,19 @@ def cmd_erpnext_setup(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         upstreams = Upstreams(pool_size=4)
+        client = ErpnextClient(upstreams, tenant.erpnext)
         try:
-            print(await create_reference_field(ErpnextClient(upstreams, tenant.erpnext), tenant))
+            print(await create_reference_field(client, tenant))
+            secret, public = tenant.erpnext.webhook_secret, cfg.gateway.public_url
+            if secret is None or public is None:
+                missing = [name for name, value in (("gateway.public_url", public),
+                                                    (f"tenants.{args.tenant}.erpnext.webhook_secret", secret))
+                           if value is None]
+                print(f"Webhooks: none (set {' and '.join(missing)} to have them); tills hear of master-data "
+                      f"changes when the gateway polls (masterdata.freshness: {tenant.masterdata.freshness:g} s)")
+                return 0
+            for line in await ensure_webhooks(client, args.tenant, str(public), secret.get_secret_value()):
+                print(line)
             return 0
         except (FrappeError, Unreachable) as exc:
             print(f"ERPNext refused or could not be reached: {exc}", file=sys.stderr)
@@ -551,7 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("erpnext", help="prepare a tenant's ERPNext")
     xs = x.add_subparsers(dest="erpnext_command", required=True, metavar="ACTION")
-    xsetup = xs.add_parser("setup", help="create the invoice reference field (a unique Custom Field)")
+    xsetup = xs.add_parser("setup", help="create the invoice reference field (a unique Custom Field) and the "
+                                               "master-data Webhooks (with gateway.public_url and erpnext.webhook_secret)")
     xsetup.add_argument("--tenant", required=True)
     _config_option(xsetup)
     xsetup.set_defaults(func=cmd_erpnext_setup)

@@ -203,6 +203,16 @@ class GatewayConfig(Strict):
                                  description="what one client connection may cost (`pos-edge serve`)")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="who may read /metrics")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="the per-request log line")
+    public_url: AnyHttpUrl | None = Field(default=None, description=(
+        "the gateway's URL as ERPNext reaches it (`https://pos.example.com`): `pos-edge erpnext setup` points the "
+        "tenant's Webhooks at `<public_url>/hooks/erpnext/<tenant>`; unset, no Webhooks are made"))
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, v: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        if v is not None and (v.query or v.fragment or v.username or v.password):
+            raise ValueError("must be scheme://host[:port][/path]: no query, no user:password")
+        return v
 
     @field_validator("base_domains")
     @classmethod
@@ -239,9 +249,19 @@ class ErpnextConfig(Strict):
     time_zone: str | None = Field(default=None, description=(
         "the site's time zone (e.g. Africa/Kampala) if the API user may not read System Settings; "
         "read from there otherwise"))
+    webhook_secret: SecretStr | None = Field(default=None, description=(
+        "signs ERPNext's Webhooks to `POST /hooks/erpnext/<tenant>` (X-Frappe-Webhook-Signature), at least 16 "
+        "characters; `pos-edge erpnext setup` writes it into the Webhooks; unset, changes are found by polling"))
     commit_grace: float = Field(default=150.0, gt=0, le=3600, description=(
         "seconds after a posting whose outcome is unknown before the sale may be posted again, where the reference "
         "field is not unique: longer than ERPNext's own request timeout (gunicorn's, 120 s by default)"))
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _strong(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 16:
+            raise ValueError("a webhook secret must be at least 16 characters long")
+        return v
 
     @field_validator("time_zone")
     @classmethod
@@ -347,7 +367,7 @@ def tenant_model() -> type[CoreTenantConfig]:
     return cast(type[CoreTenantConfig], model)  # the core model, plus the plugins' fields
 
 
-SECRET_KEYS = frozenset({"secret", "api_key", "api_secret", "enrollment_key", "token"})
+SECRET_KEYS = frozenset({"secret", "api_key", "api_secret", "enrollment_key", "token", "webhook_secret"})
 
 
 @dataclass(frozen=True)

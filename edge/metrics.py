@@ -135,6 +135,9 @@ class Metrics:
         self.booked_unpaid = Counter("pos_edge_sales_booked_unpaid",
                                      "Sales ERPNext booked as not fully paid on tenants without credit sales",
                                      ["tenant"], registry=r)
+        self.webhooks = Counter("pos_edge_webhooks", "ERPNext Webhooks received, by tenant and outcome "
+                                "(accepted, signature_missing, signature_mismatch; not_configured without a tenant)",
+                                ["tenant", "outcome"], registry=r)
         for result in ("ok", "failed"):
             self.reloads.labels(result)  # both series exist from the start, at 0
         # what any Python service exports: CPU, memory, open fds, start time; the
@@ -167,6 +170,10 @@ class Metrics:
         if ctx.upstream_error is not None:
             ekey = (tenant, ctx.upstream_error)
             self.upstream_errors[ekey] = self.upstream_errors.get(ekey, 0) + 1
+
+    def webhook(self, tenant: str, outcome: str) -> None:
+        """Count one Webhook (`tenant` only once it names a configured one: the path is the caller's)."""
+        self.webhooks.labels(tenant or NO_TENANT, outcome).inc()
 
     def set_queue(self, stats: dict[str, dict[str, float]]) -> None:
         """Publish the store's queue figures (tenant -> queued, in_flight, failed, oldest_due_age)."""

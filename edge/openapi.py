@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from edge import __version__
+from edge.masterdata.webhooks import SIGNATURE_HEADER, Notice
 from edge.problems import CODES
 from edge.routes.devices import RegisterRequest, RegisterResponse
 from edge.sales import (
@@ -283,6 +284,35 @@ def _collection(name: str) -> dict[str, Any]:
     }
 
 
+def _webhook() -> dict[str, Any]:
+    too_many = _errors("rate_limited")["429"]
+    too_many["headers"] = _headers(("Retry-After",))  # the per-address limit: no RateLimit headers
+    return {
+        "summary": "ERPNext's Webhook: a followed document changed (pos-edge reads the change from ERPNext itself "
+                   "and tells the tills); `pos-edge erpnext setup` creates the Webhooks",
+        "description": "The tenant is the path's, not the Host's. An unknown tenant and one without "
+                       "`erpnext.webhook_secret` are the same 404; a missing or wrong signature is 401 "
+                       "`webhook_signature_invalid` and changes nothing; refusals count against the caller's "
+                       "address (`gateway.unauthenticated_rate_limit`).",
+        "operationId": "post_erpnext_webhook",
+        "security": [{"erpnextWebhook": []}],
+        "parameters": [{"name": "tenant", "in": "path", "required": True, "schema": {"type": "string"},
+                        "description": "a tenant key in tenants.yaml"}],
+        "requestBody": {"required": True, "content": {JSON: {"schema": Notice.model_json_schema()}}},
+        "responses": {
+            **_ok(202, "verified: the document's collections are being refreshed", {
+                "type": "object", "required": ["accepted", "refresh"],
+                "properties": {"accepted": {"const": True}, "refresh": {"type": "array", "items": {
+                    "type": "object", "required": ["collection", "scope"],
+                    "properties": {"collection": {"type": "string"}, "scope": {"type": ["string", "null"]}}}}}}),
+            **_errors("invalid_request", "webhook_signature_invalid", "tenant_suspended", "not_found",
+                      "pos_not_configured", "payload_too_large", "validation_failed", "internal_error",
+                      "store_unavailable"),
+            "429": too_many,
+        },
+    }
+
+
 @cache
 def spec() -> dict[str, Any]:
     """The OpenAPI 3.1 document (built once)."""
@@ -350,10 +380,17 @@ def _document(schemas: dict[str, Any]) -> dict[str, Any]:
             "schemas": schemas,
             "headers": {name: {**h, "required": name in _ALWAYS} for name, h in _HEADERS.items()},
             "responses": {f"Erpnext{status.title()}": r for status, r in _proxy_responses().items()},
-            "securitySchemes": {"deviceToken": {
-                "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                "description": "a device token from /gateway/device/register, valid for the tenant of the Host only",
-            }},
+            "securitySchemes": {
+                "deviceToken": {
+                    "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                    "description": "a device token from /gateway/device/register, valid for the tenant of the Host only",
+                },
+                "erpnextWebhook": {
+                    "type": "apiKey", "in": "header", "name": SIGNATURE_HEADER,
+                    "description": "base64 of the HMAC-SHA256 of the raw body with the tenant's "
+                                   "`erpnext.webhook_secret` (Frappe's Webhook with Enable Security)",
+                },
+            },
         },
         "paths": {
             "/gateway/device/register": {
@@ -439,6 +476,7 @@ def _document(schemas: dict[str, Any]) -> dict[str, Any]:
                     **_errors(*TENANT, *JWT, *RATE, *MASTERDATA, challenge=True),
                 },
             }},
+            "/hooks/erpnext/{tenant}": {"post": _webhook()},
             "/erpnext/{path}": {m: _proxy(m) for m in ("get", "head", "post", "put", "patch", "delete")},
             "/healthz": {"get": {
                 "summary": "liveness: the process answers", "operationId": "healthz", "security": [],

@@ -17,6 +17,7 @@ CODES: dict[str, tuple[int, str]] = {
     "token_expired": (401, "Device token expired"),
     "enrollment_key_invalid": (401, "Invalid enrollment key"),
     "enrollment_code_invalid": (401, "Invalid enrollment code"),
+    "webhook_signature_invalid": (401, "Missing or invalid webhook signature"),
     "device_blocked": (403, "Device blocked"),
     "tenant_suspended": (403, "Tenant suspended"),
     "tenant_mismatch": (403, "Tenant mismatch"),

@@ -132,3 +132,16 @@ def test_a_missing_secret_variable_is_reported_once() -> None:
     with pytest.raises(ConfigError) as err:
         parse(text, env={})
     assert err.value.errors == [("gateway.jwt.secret", "environment variable POS_EDGE_TEST_NOT_SET is not set")]
+
+
+def test_webhook_secret_is_long_enough_and_public_url_has_no_query() -> None:
+    text = GOOD.replace('api_secret: "${S1}"}', 'api_secret: "${S1}", webhook_secret: "${W1}"}').replace(
+        "base_domains:", "public_url: https://pos.example.com/edge?x=1\n  base_domains:")
+    errs = errors_of(text, env={**ENV, "W1": "too-short"})
+    assert "at least 16 characters" in errs["tenants.shop1.erpnext.webhook_secret"]
+    assert "too-short" not in str(errs)
+    assert "no query" in errs["gateway.public_url"]
+    cfg = parse(text.replace("?x=1", ""), env={**ENV, "W1": "w" * 16})
+    assert str(cfg.gateway.public_url) == "https://pos.example.com/edge"
+    assert cfg.tenants["shop1"].erpnext.webhook_secret is not None
+    assert cfg.tenants["shop2"].erpnext.webhook_secret is None  # no webhooks: polling only

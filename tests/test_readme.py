@@ -119,7 +119,9 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
     assert len(blocks) >= 4, "the walk-through lost its CI markers"
     erp_port, gw_port = free_port(), free_port()
     (tmp_path / "tenants.yaml").write_text(
-        (ROOT / "tenants.yaml").read_text().replace("127.0.0.1:8001", f"127.0.0.1:{erp_port}"))
+        (ROOT / "tenants.yaml").read_text().replace("127.0.0.1:8001", f"127.0.0.1:{erp_port}")
+        .replace("127.0.0.1:8000", f"127.0.0.1:{gw_port}"))
+    (tmp_path / ".venv").symlink_to(Path(POS_EDGE).parents[1])  # `.venv/bin/pos-edge`, as in a checkout
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SHOP1_", "SHOP2_", "POS_EDGE_"))}
     procs = [
         subprocess.Popen([POS_EDGE, "demo-erpnext", "--port", str(erp_port)], cwd=tmp_path, env=env,
@@ -130,7 +132,8 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
     try:
         wait_for(f"http://127.0.0.1:{erp_port}/api/method/frappe.ping", procs[0])
         wait_for(f"http://127.0.0.1:{gw_port}/healthz", procs[1])
-        script = CURL_SPY + "\n".join(blocks).replace("127.0.0.1:8000", f"127.0.0.1:{gw_port}")
+        script = CURL_SPY + "\n".join(blocks).replace("127.0.0.1:8000", f"127.0.0.1:{gw_port}").replace(
+            "127.0.0.1:8001", f"127.0.0.1:{erp_port}")
         log = tmp_path / "curl.log"
         run = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                              env={**env, "CURL_LOG": str(log)})

@@ -151,6 +151,13 @@ class ErpnextClient:
         return created
 
 
+    async def update(self, doctype: str, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Save changes to a document (`PUT /api/resource/<DocType>/<name>`)."""
+        answer = await self.call("PUT", self.resource(doctype, name), body=changes)
+        updated: dict[str, Any] = answer["data"]
+        return updated
+
+
 def to_json(obj: Any) -> bytes:
     """JSON bytes with Decimals as numbers (see _wire_number)."""
     return json.dumps(obj, default=_wire_number, separators=(",", ":")).encode()

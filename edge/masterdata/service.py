@@ -58,6 +58,8 @@ class MasterData:
         self._tenants = tenants or dict  # the serving tenants (TenantRuntime by key), after every reload
         self._followed: dict[object, tuple[str, list[tuple[Collection, str]]]] = {}
         self._poller: asyncio.Task[None] | None = None
+        self._again: set[tuple[str, str, str]] = set()  # nudged while refreshing: refresh once more after
+        self._closed = False
 
     def follow(self, tenant: str, scopes: list[tuple[Collection, str]]) -> object:
         """Keep these collections of `tenant` fresh while the returned handle is followed
@@ -105,19 +107,46 @@ class MasterData:
         stale = bool(state.failed_at) or age > 3 * md.freshness
         return Snapshot(state, stale, age)
 
-    def _start(self, tenant: str, cfg: Any, client: ErpnextClient, coll: Collection, scope: str) -> asyncio.Task[None]:
+    def nudge(self, tenant: str, cfg: Any, client: ErpnextClient, coll: Collection, scope: str) -> None:
+        """ERPNext said (a Webhook) that the collection changed: refresh it now, due or not.
+        A refresh already running may have read before the change, so one more follows
+        it; a burst of Webhooks costs one running and one pending refresh, not one each."""
+        key = (tenant, coll.name, scope)
+        flight = self._flights.get(key)
+        if flight is not None and not flight.done():
+            self._again.add(key)
+            return
+        self._start(tenant, cfg, client, coll, scope, insist=True)
+
+    def _start(self, tenant: str, cfg: Any, client: ErpnextClient, coll: Collection, scope: str,
+               insist: bool = False) -> asyncio.Task[None]:
         key = (tenant, coll.name, scope)
         flight = self._flights.get(key)
         if flight is None or flight.done():
-            flight = asyncio.create_task(self._refresh(tenant, cfg, client, coll, scope))
+            flight = asyncio.create_task(self._refresh(tenant, cfg, client, coll, scope, insist))
             self._flights[key] = flight
-            flight.add_done_callback(lambda _: self._flights.pop(key, None) if self._flights.get(key) is flight else None)
+            flight.add_done_callback(lambda _: self._landed(key, flight, coll))
         return flight
 
-    async def _refresh(self, tenant: str, cfg: Any, client: ErpnextClient, coll: Collection, scope: str) -> None:
+    def _landed(self, key: tuple[str, str, str], flight: asyncio.Task[None], coll: Collection) -> None:
+        if self._flights.get(key) is flight:
+            self._flights.pop(key, None)
+        if key in self._again and not self._closed:
+            self._again.discard(key)
+            rt = self._tenants().get(key[0])  # after a reload, its current config and client
+            if rt is not None:  # (a tenant removed meanwhile is not refreshed)
+                self._start(key[0], rt.config, rt.poster.client, coll, key[2], insist=True)
+
+    async def _refresh(self, tenant: str, cfg: Any, client: ErpnextClient, coll: Collection, scope: str,
+                       insist: bool = False) -> None:
         store, name = self.store, coll.name
-        if not await store.md_lease(tenant, name, scope, self.owner, time.time(), LEASE):
+        # `insist` (a Webhook's refresh): another replica's refresh may have read before the
+        # change, so once it is done this one reads the delta itself
+        for _ in range(3 if insist else 1):
+            if await store.md_lease(tenant, name, scope, self.owner, time.time(), LEASE):
+                break
             await self._await_other(tenant, coll, scope, cfg.masterdata.refresh_wait)
+        else:
             return
         started = time.perf_counter()
         try:
@@ -162,6 +191,7 @@ class MasterData:
 
     async def close(self) -> None:
         """Cancel refreshes in flight (their leases run out)."""
+        self._closed = True
         self._followed.clear()
         if self._poller is not None:
             self._poller.cancel()

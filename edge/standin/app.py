@@ -28,6 +28,7 @@ from edge.standin.masters import MASTER_DOCTYPES, delete_doc, insert_master, sta
 from edge.standin.meta import KNOWN_DOCTYPES, keep_known
 from edge.standin.opening import insert_opening_entry
 from edge.standin.reading import answer_doc, read_doc
+from edge.standin.webhooks import WEBHOOK, Deliveries, events_of, insert_webhook, update_webhook
 
 # Methods that Frappe whitelists with allow_guest=True.
 GUEST_METHODS = frozenset({"frappe.ping"})
@@ -51,6 +52,7 @@ class StandInSite:
     docs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # doctype -> name -> doc
     _counter: itertools.count = field(default_factory=lambda: itertools.count(1))
     series: dict[str, int] = field(default_factory=dict)  # naming series prefix -> current (Frappe's tabSeries)
+    passwords: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (doctype, name, field): Frappe's __Auth
     clock: Callable[[], datetime] = utc_now
     strict_paid_amount: bool = False
     strict_closing: bool = False
@@ -99,6 +101,8 @@ class StandIn:
         self._slow_commits: list[tuple[float, bool]] = []
         # invoice creations whose body contains a marker fail this many more times
         self._invoice_failures: dict[str, list[tuple[int, str, str]]] = {}
+        # Webhooks fired by writes, sent in the background (edge.standin.webhooks)
+        self.webhooks = Deliveries()
 
     def fail_next(self, times: int = 1, status: int = 500, exc_type: str = "InternalServerError", message: str = "") -> None:
         """Answer the next `times` requests with a Frappe error instead of serving them."""
@@ -200,10 +204,13 @@ def build_app(standin: StandIn) -> Starlette:
             await asyncio.sleep(seconds)
             if not commit:
                 return frappe_error("InternalServerError", "the worker was killed before it committed")
+        before = _before_delete(request.method, path, site)
         try:
             response = _resource(request.method, path, request, body, site, user)
         except FrappeError as e:
             return e.response()
+        if response.status_code < 300:
+            _fire_webhooks(standin, site, request.method, path, response, before)
         if standin._after_commit and _created_invoice(request, path, response):
             mode = standin._after_commit.pop(0)
             if mode == "drop":
@@ -218,6 +225,33 @@ def build_app(standin: StandIn) -> Starlette:
             Route("/api/method/{path:path}", entry, methods=["GET", "HEAD", "POST"]),
         ]
     )
+
+
+def _before_delete(method: str, path: str, site: StandInSite) -> dict[str, Any] | None:
+    """The document a DELETE is about to remove (its on_trash Webhooks send it)."""
+    if method != "DELETE":
+        return None
+    doctype, _, name = path.partition("/")
+    doc = site.docs.get(unquote(doctype), {}).get(unquote(name))
+    return dict(doc) if doc is not None else None
+
+
+def _fire_webhooks(standin: StandIn, site: StandInSite, method: str, path: str, response: Response,
+                   before: dict[str, Any] | None) -> None:
+    """After a committed write, the Webhooks its document events fire (Frappe's after_commit queue)."""
+    events = events_of(method)
+    if not events:
+        return
+    doctype, _, name = path.partition("/")
+    doctype, name = unquote(doctype), unquote(name)
+    if method == "DELETE":
+        doc = before
+    else:
+        if not name:
+            name = str(json.loads(bytes(response.body))["data"]["name"])
+        doc = site.docs.get(doctype, {}).get(name)
+    if doc is not None:
+        standin.webhooks.fire(site, doctype, doc, events)
 
 
 def _invoice_failure(standin: StandIn, request: Request, path: str, body: bytes) -> tuple[int, str, str] | None:
@@ -311,6 +345,8 @@ def _resource(method: str, path: str, request: Request, body: bytes, site: Stand
                 return _answer(insert_closing_entry(site, data, user))
             if doctype == "Custom Field":
                 return _answer(insert_custom_field(site, data, user))
+            if doctype == WEBHOOK:
+                return _answer(insert_webhook(site, data, user))
             if doctype in MASTER_DOCTYPES:
                 return _answer(insert_master(site, doctype, data, user, notes), notes)
             if data.get("name") in docs:
@@ -331,6 +367,8 @@ def _resource(method: str, path: str, request: Request, body: bytes, site: Stand
         if doctype in INVOICE_DOCTYPES:
             notes = []
             return _answer(update_invoice(site, doctype, doc, data, user, notes), notes)
+        if doctype == WEBHOOK:
+            return _answer(update_webhook(site, doc, data))
         if doctype in MASTER_DOCTYPES:
             data = keep_known(site, doctype, data)
         doc.update({k: v for k, v in data.items() if k not in ("name", "doctype", "owner", "creation")})

@@ -23,7 +23,7 @@ KNOWN_DOCTYPES = frozenset({
     "Item", "Item Barcode", "Item Price", "Mode of Payment", "POS Closing Entry", "POS Invoice", "POS Invoice Merge Log",
     "POS Opening Entry", "POS Payment Method", "POS Profile", "Price List", "Pricing Rule", "Pricing Rule Item Code",
     "Pricing Rule Item Group", "Sales Invoice",
-    "System Settings", "User", "Warehouse",
+    "System Settings", "User", "Warehouse", "Webhook",
 })
 # Child doctypes listed directly: only with `parent` naming their parent doctype
 # (frappe.client.get_list -> check_parent_permission; recorded bc-child, bc-child-no-parent).
@@ -150,6 +150,7 @@ CHILD_TABLES: dict[str, dict[str, str]] = {
     "Item": {"barcodes": "Item Barcode"},
     "Pricing Rule": {"items": "Pricing Rule Item Code", "item_groups": "Pricing Rule Item Group"},
     "POS Profile": {"payments": "POS Payment Method"},  # recorded: payments.mode_of_payment joins
+    "Webhook": {"webhook_headers": "Webhook Header", "webhook_data": "Webhook Data"},
     "Sales Invoice": {"items": "Sales Invoice Item", "payments": "Sales Invoice Payment"},
     "POS Invoice": {"items": "POS Invoice Item", "payments": "Sales Invoice Payment"},
     "POS Closing Entry": {"payment_reconciliation": "POS Closing Entry Detail",

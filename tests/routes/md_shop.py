@@ -26,12 +26,13 @@ def item(code: str, **over: Any) -> dict[str, Any]:
 class Shop:
     """A tenant of its own on the module's site (keys are unique: the Redis store is shared)."""
 
-    def __init__(self, gw: Gateway, server: StandInServer, **masterdata: Any) -> None:
+    def __init__(self, gw: Gateway, server: StandInServer, webhook_secret: str | None = None, **masterdata: Any) -> None:
         self.gw, self.server = gw, server
         self.site: StandInSite = server.standin.sites[SITE]
         self.key = f"md{uuid.uuid4().hex[:8]}"
         entry = {
-            "name": "MD shop", "erpnext": {"url": server.url, "site_name": SITE, "api_key": KEY, "api_secret": SECRET},
+            "name": "MD shop", "erpnext": {"url": server.url, "site_name": SITE, "api_key": KEY, "api_secret": SECRET,
+                                           **({"webhook_secret": webhook_secret} if webhook_secret else {})},
             "company": COMPANY, "default_customer": "Walk-in Customer",
             "payment_methods": {"cash": "Cash", "momo": "Mobile Money"},
             "branches": {"main": {"pos_profile": "MD Main", "warehouse": "Stores - MD", "price_list": "Standard Selling"}},
