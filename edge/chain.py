@@ -65,6 +65,14 @@ class Plugin(Protocol):
         ...
 
 
+class TenantResolver(Plugin, Protocol):
+    """The plugin that runs first on every tenant route: the tenant, and the real client."""
+
+    def apply_forwarding(self, ctx: Context) -> bytes:
+        """Believe a trusted proxy's X-Forwarded-* headers; returns the Host asked for."""
+        ...
+
+
 class Context:
     """Per-request state that plugins share. Slots keep creation cheap on the hot path."""
 

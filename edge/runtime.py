@@ -7,13 +7,13 @@ once, so that the request path does lookups and nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from limits.aio.storage import Storage
 from starlette.responses import Response
 
-from edge.chain import Context, Plugin, Services, TenantRuntime, run_chain, sort_plugins
+from edge.chain import Context, Plugin, Services, TenantResolver, TenantRuntime, run_chain, sort_plugins
 from edge.config import LoadedConfig
 from edge.devices import DeviceDirectory
 from edge.erpnext.client import ErpnextClient
@@ -40,7 +40,7 @@ class Runtime:
 
     config: LoadedConfig
     services: Services
-    tenant_plugin: Plugin
+    tenant_plugin: TenantResolver
     upstreams: Upstreams  # owned by the app, not by one configuration
     timeouts: dict[str, aiohttp.ClientTimeout]
 
@@ -98,4 +98,5 @@ def build_runtime(
             poster = Poster(ErpnextClient(upstreams, tenant.erpnext), tenant)
         services.tenants[key] = TenantRuntime(key, tenant, chains, tenant.proxy.rules(), poster)
     timeouts = {key: timeout_for(t.erpnext.timeout) for key, t in config.tenants.items()}
-    return Runtime(config, services, by_name["tenant"](config.gateway, services), upstreams, timeouts)
+    resolver = cast(TenantResolver, by_name["tenant"](config.gateway, services))
+    return Runtime(config, services, resolver, upstreams, timeouts)

@@ -49,21 +49,13 @@ class TenantPlugin:
         return hit
 
     async def on_request(self, ctx: Context) -> Response | None:
-        headers = ctx.headers
+        ctx.headers  # noqa: B018 (building them finds the repeated ones)
         if b"host" in ctx.repeated:
             # Servers disagree on which Host counts (gunicorn joins them, so Frappe fails):
             # never pick one for the till.
             return problem_response(Problem("invalid_request", "the request has more than one Host header"),
                                     ctx.request_id)
-        host = headers.get(b"host", b"")
-        if self._trusted and self._is_trusted(ctx.client_ip):
-            host = _first(headers.get(b"x-forwarded-host")) or host
-            ctx.forwarded_proto = (_first(headers.get(b"x-forwarded-proto")) or ctx.forwarded_proto.encode()).decode(
-                "latin-1"
-            )
-            chain = headers.get(b"x-forwarded-for")
-            if chain:
-                ctx.forwarded_for = self._client_from_chain(chain.decode("latin-1"), ctx.client_ip)
+        host = self.apply_forwarding(ctx)
         name = host.decode("latin-1").lower()
         if name.startswith("["):  # IPv6 literal: never a tenant
             name = name.split("]")[0] + "]"
@@ -84,6 +76,23 @@ class TenantPlugin:
                 Problem("tenant_suspended", f"tenant {tenant.key} is suspended"), ctx.request_id
             )
         return None
+
+    def apply_forwarding(self, ctx: Context) -> bytes:
+        """Believe X-Forwarded-For/Proto from a trusted proxy (`ctx.forwarded_for`,
+        `ctx.forwarded_proto`); returns the Host the client asked for. Also used by routes
+        that name their tenant otherwise (ERPNext's webhooks), so refusals are counted per
+        real client, not per proxy."""
+        headers = ctx.headers
+        host = headers.get(b"host", b"")
+        if self._trusted and self._is_trusted(ctx.client_ip):
+            host = _first(headers.get(b"x-forwarded-host")) or host
+            ctx.forwarded_proto = (_first(headers.get(b"x-forwarded-proto")) or ctx.forwarded_proto.encode()).decode(
+                "latin-1"
+            )
+            chain = headers.get(b"x-forwarded-for")
+            if chain:
+                ctx.forwarded_for = self._client_from_chain(chain.decode("latin-1"), ctx.client_ip)
+        return host
 
     def _client_from_chain(self, chain: str, peer: str) -> str:
         # Walk right to left past our own proxies: the first untrusted hop is the client.

@@ -24,6 +24,8 @@ def test_failures_from_one_address_are_429_past_the_limit(gateway_factory, tmp_p
     codes += [gw.register(f"till-{uuid.uuid4().hex[:6]}", enrollment_key="wrong", headers=client).status_code]
     assert codes == [401, 401, 401, 404, 404, 401]
     for attempt in (lambda: gw.request("GET", "/erpnext/Item", token="not.a.token", headers=client),
+                    # an ERPNext webhook for no tenant's secret: counted per caller behind the proxy too
+                    lambda: gw.request("POST", "/hooks/erpnext/shop1", headers=client, content=b"{}"),
                     lambda: gw.request("POST", "/v1/sale", tenant="nobody", headers=client, json={}),
                     lambda: gw.register(f"till-{uuid.uuid4().hex[:6]}", enrollment_key="wrong", headers=client)):
         r = attempt()
@@ -35,3 +37,5 @@ def test_failures_from_one_address_are_429_past_the_limit(gateway_factory, tmp_p
     # another address is counted on its own
     assert gw.request("GET", "/erpnext/Item", token="not.a.token",
                       headers={"X-Forwarded-For": "203.0.113.77"}).status_code == 401
+    assert gw.request("POST", "/hooks/erpnext/shop1", content=b"{}",
+                      headers={"X-Forwarded-For": "203.0.113.78"}).status_code == 404

@@ -150,7 +150,6 @@ class ErpnextClient:
             created["_server_messages"] = said
         return created
 
-
     async def update(self, doctype: str, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Save changes to a document (`PUT /api/resource/<DocType>/<name>`)."""
         answer = await self.call("PUT", self.resource(doctype, name), body=changes)

@@ -33,6 +33,10 @@ HEARTBEAT = 15.0  # seconds between keep-alive comments: proxies drop silent con
 DEVICE_CHECK = 5.0  # seconds between looks at the device's status (blocked?)
 
 
+class StoreAway(Exception):
+    """The event log cannot be read: the stream ends, and the till reconnects."""
+
+
 def frame(event_id: str, kind: str, data: bytes) -> bytes:
     """One SSE message; without an id ("") the till's Last-Event-ID stays what it was."""
     head = b"id: " + event_id.encode() + b"\n" if event_id else b""
@@ -64,10 +68,14 @@ class Feed:
             # would read every event into the window as many times)
             self._started = asyncio.Event()
             self._task = asyncio.create_task(self._read())
-        await self._started.wait()
+        try:
+            await self._started.wait()
+        except BaseException:  # the till went while the reader started: not a user any more
+            self.users -= 1
+            raise
         if self._task.done():  # the reader could not find the log's position: the store is away
             self.users -= 1
-            raise ConnectionError(f"the event log of {self.tenant} cannot be read")
+            raise StoreAway(f"the event log of {self.tenant} cannot be read")
 
     def leave(self) -> None:
         self.users -= 1
@@ -89,7 +97,12 @@ class Feed:
                 await asyncio.sleep(1.0)
                 continue
             if not ok:  # the log moved on without us: streams that need older events read the store
-                self.last = self.start = await self.store.ev_last(self.tenant)
+                try:
+                    self.last = self.start = await self.store.ev_last(self.tenant)
+                except Exception as exc:
+                    self.log.warning("events_read_failed", tenant=self.tenant, error=type(exc).__name__)
+                    await asyncio.sleep(1.0)
+                    continue
                 self.events.clear()
                 continue
             if events:
@@ -141,7 +154,12 @@ class Feeds:
         feed = self._feeds.get(tenant)
         if feed is None:
             feed = self._feeds[tenant] = Feed(self.store, tenant, self.log)
-        await feed.join()
+        try:
+            await feed.join()
+        except BaseException:
+            if feed.users <= 0 and self._feeds.get(tenant) is feed:
+                del self._feeds[tenant]
+            raise
         try:
             yield feed
         finally:
@@ -171,9 +189,12 @@ class Stream:
     async def frames(self) -> AsyncIterator[bytes]:
         """The stream's bytes, until the till goes, the device is blocked, the tenant is
         removed from tenants.yaml or the process stops."""
-        async with self.edge.feeds.joined(self.tenant) as feed:
-            async for chunk in self._frames(feed):
-                yield chunk
+        try:
+            async with self.edge.feeds.joined(self.tenant) as feed:
+                async for chunk in self._frames(feed):
+                    yield chunk
+        except StoreAway:  # logged by the feed; the till's EventSource reconnects after `retry`
+            return
 
     async def _frames(self, feed: Feed) -> AsyncIterator[bytes]:
         store = self.edge.store

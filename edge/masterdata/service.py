@@ -142,11 +142,20 @@ class MasterData:
         store, name = self.store, coll.name
         # `insist` (a Webhook's refresh): another replica's refresh may have read before the
         # change, so once it is done this one reads the delta itself
-        for _ in range(3 if insist else 1):
-            if await store.md_lease(tenant, name, scope, self.owner, time.time(), LEASE):
-                break
-            await self._await_other(tenant, coll, scope, cfg.masterdata.refresh_wait)
+        tries = 3 if insist else 1
+        for attempt in range(tries):
+            try:
+                if await store.md_lease(tenant, name, scope, self.owner, time.time(), LEASE):
+                    break
+            except Exception as exc:  # the store is away: the next request or poll tries again
+                self.log.warning("masterdata_lease_failed", tenant=tenant, collection=name, error=type(exc).__name__)
+                return
+            if attempt + 1 < tries or not insist:
+                await self._await_other(tenant, coll, scope, max(cfg.masterdata.refresh_wait, 1.0))
         else:
+            if insist:  # the change is found by the next poll (masterdata.freshness)
+                self.log.warning("masterdata_nudge_dropped", tenant=tenant, collection=name, scope=scope or None,
+                                 detail="another process held the refresh throughout")
             return
         started = time.perf_counter()
         try:

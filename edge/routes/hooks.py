@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from edge.bodies import read_body
 from edge.masterdata.collections import COLLECTIONS, SETTINGS, Collection
+from edge.masterdata.scopes import cached_price_list
 from edge.masterdata.webhooks import SIGNATURE_HEADER, WATCHED, Notice, signed
 from edge.problems import Problem, problem_response, store_unavailable, validation_errors
 
@@ -30,25 +31,27 @@ async def post_erpnext_hook(request: Request) -> Response:
     edge = request.app.state.edge
     ctx = request.scope["pos_edge.ctx"]
     runtime = edge.runtime
+    runtime.tenant_plugin.apply_forwarding(ctx)  # refusals count against the real caller, not a proxy
     key = request.path_params["tenant"]
     tenant = runtime.services.tenants.get(key)
     secret = tenant.config.erpnext.webhook_secret if tenant is not None else None
     if tenant is None or secret is None:
-        # one answer for "no such tenant" and "no webhooks": tenants are not enumerable here
+        # one answer for "no such tenant" and "no webhooks here" (tenants with webhooks do
+        # answer 401 instead: tenant keys are public host names anyway)
         return await _refused(edge, ctx, key, "not_configured",
                               Problem("not_found", "no ERPNext webhooks are configured for this tenant"))
     body = await read_body(request.receive, ctx.headers, MAX_BODY)
     given = request.headers.get(SIGNATURE_HEADER)
     if not signed(secret.get_secret_value(), body, given):
-        reason = "missing" if not given else "mismatch"
-        return await _refused(edge, ctx, key, f"signature_{reason}", Problem(
-            "webhook_signature_invalid", f"{SIGNATURE_HEADER} is {'missing' if not given else 'not the body HMAC'}"
+        missing = not given
+        return await _refused(edge, ctx, key, "signature_missing" if missing else "signature_mismatch", Problem(
+            "webhook_signature_invalid", f"{SIGNATURE_HEADER} is {'missing' if missing else 'not the body HMAC'}"
             f": the Webhook's secret must be tenants.{key}.erpnext.webhook_secret (pos-edge erpnext setup writes it)"))
     cfg = tenant.config
-    if cfg.status != "active":
-        raise Problem("tenant_suspended", "this tenant is suspended")
-    if not cfg.pos_enabled:
-        raise Problem("pos_not_configured", "this tenant has no POS mapping (company, branches, payment_methods)")
+    if cfg.status != "active" or not cfg.pos_enabled:
+        # nothing to refresh; a refusal would have Frappe's worker retry it for ~12 s
+        ctx.log.info("webhook_ignored", tenant=key, reason="suspended" if cfg.status != "active" else "no POS")
+        return Response(orjson.dumps({"accepted": True, "refresh": []}), 202, media_type="application/json")
     try:
         notice = Notice.model_validate(orjson.loads(body))
     except orjson.JSONDecodeError:
@@ -66,7 +69,8 @@ async def post_erpnext_hook(request: Request) -> Response:
         raise store_unavailable(ctx, exc, "the gateway's store cannot be read right now") from None
     for coll, scope in targets:
         edge.masterdata.nudge(key, cfg, tenant.poster.client, coll, scope)
-    ctx.log.info("webhook_received", tenant=key, doctype=notice.doctype, docname=notice.name, docevent=notice.event,
+    # not the document's name: a Customer's is usually a person's
+    ctx.log.info("webhook_received", tenant=key, doctype=notice.doctype, docevent=notice.event,
                  refresh=[f"{c.name}:{s}" if s else c.name for c, s in targets])
     edge.metrics.webhook(key, "accepted")
     answer = {"accepted": True, "refresh": [{"collection": c.name, "scope": s or None} for c, s in targets]}
@@ -75,27 +79,20 @@ async def post_erpnext_hook(request: Request) -> Response:
 
 async def _refused(edge: Any, ctx: Any, tenant: str, reason: str, problem: Problem) -> Response:
     """Log and count a refused Webhook; its caller's failures count against its address."""
-    ctx.log.warning("webhook_refused", tenant=tenant, reason=reason, client=ctx.forwarded_for)
+    ctx.log.warning("webhook_refused", tenant=tenant[:64], reason=reason, client=ctx.forwarded_for)
     edge.metrics.webhook(tenant if reason != "not_configured" else "", reason)
     return await edge.runtime.services.unauthenticated.answer(ctx, problem_response(problem, ctx.request_id))
 
 
 async def _scopes(edge: Any, tenant: Any, name: str, notice: Notice) -> list[tuple[Collection, str]]:
     """The scopes of collection `name` that tills of this tenant use: prices per price list
-    (a branch's own, else its POS Profile's, as cached), settings per POS Profile."""
-    branches = tenant.config.branches.values()
+    (as their branches resolve it, from what is cached: a profile never read means no
+    till has that branch's prices yet), settings per POS Profile."""
+    branches = tenant.config.branches
     if name == "settings":
-        return [(SETTINGS, notice.name)] if any(b.pos_profile == notice.name for b in branches) else []
+        return [(SETTINGS, notice.name)] if any(b.pos_profile == notice.name for b in branches.values()) else []
     coll = COLLECTIONS[name]
     if name != "prices":
         return [(coll, "")]
-    lists: dict[str, None] = {}
-    for branch in branches:
-        if branch.price_list:
-            lists[str(branch.price_list)] = None
-            continue
-        rows = await edge.store.md_page(tenant.key, SETTINGS.name, branch.pos_profile, 0, 1, False)
-        price_list = orjson.loads(rows[0].data).get("selling_price_list") if rows else None
-        if price_list:  # a profile never read: no till has this branch's prices yet
-            lists[str(price_list)] = None
-    return [(coll, scope) for scope in lists]
+    lists = {scope for branch in branches if (scope := await cached_price_list(edge, tenant, branch))}
+    return [(coll, scope) for scope in sorted(lists)]

@@ -22,6 +22,7 @@ from starlette.responses import Response, StreamingResponse
 
 from edge.masterdata.collections import COLLECTIONS, SETTINGS, Collection
 from edge.masterdata.events import Stream, following
+from edge.masterdata.scopes import price_list_of
 from edge.masterdata.service import Snapshot
 from edge.problems import Problem, context_headers, store_unavailable
 
@@ -171,12 +172,10 @@ async def _scope(edge: Any, tenant: Any, coll: Collection, branch: str, profile:
     is that already); the rest per tenant."""
     if coll.name != "prices":
         return ""
-    configured = tenant.config.branches[branch].price_list
-    if configured:
-        return str(configured)
-    if profile is None:
+    cfg = tenant.config.branches[branch]
+    if profile is None and not cfg.price_list:
         profile, _ = await _settings(edge, tenant, branch)
-    price_list = profile.get("selling_price_list")
+    price_list = price_list_of(cfg, profile)
     if not price_list:
         raise Problem("pos_not_configured", f"branch {branch} has no price list: set branches.{branch}.price_list "
                       "or the POS Profile's selling price list")

@@ -6,6 +6,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from edge.store.audit import AuditLog
 from edge.store.events import EventLog
 from edge.store.masterdata import MasterdataStore
 from edge.sync.jobs import Batch, Enqueued, Job, JobUpdate, NewJob
@@ -101,9 +102,10 @@ def check_registration(status: str, generation: int, stored_code_hash: str, code
     return False
 
 
-class Store(MasterdataStore, EventLog, Protocol):
+class Store(MasterdataStore, EventLog, AuditLog, Protocol):
     """Durable gateway state. Every method is safe to call from many processes.
-    The master data methods (md_*) are MasterdataStore's, the event log's (ev_*) EventLog's."""
+    The master data methods (md_*) are MasterdataStore's, the event log's (ev_*) EventLog's,
+    the admin audit log's (audit_*) AuditLog's."""
 
     async def open(self) -> None:
         """Connect and create what is missing (tables, scripts)."""

@@ -21,6 +21,7 @@ from edge.store.base import (
     EnrollmentCodeInvalid,
     IdempotencyRecord,
 )
+from edge.store.redis_audit import RedisAudit
 from edge.store.redis_events import RedisEvents
 from edge.store.redis_masterdata import RedisMasterdata
 from edge.store.redis_postings import RedisPostings
@@ -127,7 +128,7 @@ return 1
 """
 
 
-class RedisStore(RedisQueue, RedisPostings, RedisMasterdata, RedisEvents):
+class RedisStore(RedisQueue, RedisPostings, RedisMasterdata, RedisEvents, RedisAudit):
     """Store backed by a Redis database."""
 
     def __init__(self, url: str) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from edge.store.base import Device, DeviceStatus, IdempotencyRecord, check_registration
+from edge.store.sqlite_audit import SqliteAudit
 from edge.store.sqlite_events import SqliteEvents
 from edge.store.sqlite_masterdata import SqliteMasterdata
 from edge.store.sqlite_postings import SqlitePostings
@@ -65,7 +66,7 @@ CREATE TABLE IF NOT EXISTS closures (
 _COLUMNS = "tenant, device_id, device_name, branch_id, status, generation, registered_at, updated_at, code_until"
 
 
-class SqliteStore(SqliteQueue, SqlitePostings, SqliteMasterdata, SqliteEvents):
+class SqliteStore(SqliteQueue, SqlitePostings, SqliteMasterdata, SqliteEvents, SqliteAudit):
     """Store backed by one SQLite file."""
 
     def __init__(self, path: str) -> None:

@@ -52,12 +52,15 @@ class SqliteEvents:
 
     _run: Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
     _transaction: Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
-    _appended: asyncio.Event | None = None  # set, and replaced, by each append in this process
+    _appended: dict[str, asyncio.Event] | None = None  # per tenant: set, and replaced, by an append here
 
-    def _woken(self) -> asyncio.Event:
+    def _woken(self, tenant: str) -> asyncio.Event:
         if self._appended is None:
-            self._appended = asyncio.Event()
-        return self._appended
+            self._appended = {}
+        woken = self._appended.get(tenant)
+        if woken is None:
+            woken = self._appended[tenant] = asyncio.Event()
+        return woken
 
     async def ev_append(self, tenant: str, kind: str, scope: str, data: bytes, now: float) -> str:
         """Append an event; returns its id (see EventLog)."""
@@ -79,7 +82,9 @@ class SqliteEvents:
             return new
 
         new = str(await self._transaction(tx))
-        woken, self._appended = self._woken(), asyncio.Event()
+        woken = self._woken(tenant)
+        assert self._appended is not None
+        self._appended[tenant] = asyncio.Event()
         woken.set()
         return new
 
@@ -96,7 +101,7 @@ class SqliteEvents:
         start = int(after) if after else 0
         deadline = time.monotonic() + wait
         while True:
-            woken = self._woken()  # before the look: an append during it is not missed
+            woken = self._woken(tenant)  # before the look: an append during it is not missed
             found, ok = await self._run(lambda c: _read(c, tenant, start, bool(after), limit))
             if found or not ok or limit <= 0:
                 return found, ok
@@ -104,7 +109,8 @@ class SqliteEvents:
             if left <= 0:
                 return [], True
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), min(POLL_INTERVAL, left))
+                async with asyncio.timeout(min(POLL_INTERVAL, left)):
+                    await woken.wait()
 
 
 def _read(c: sqlite3.Connection, tenant: str, after: int, given: bool, limit: int) -> tuple[list[Event], bool]:

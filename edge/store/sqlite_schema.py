@@ -15,6 +15,8 @@ it exactly once). Once released, its statements are frozen in the same way.
 
 Version 3 adds the event log tables (EVENTS_SCHEMA: events, events_state), the same way.
 
+Version 4 adds the admin audit log (AUDIT_SCHEMA: audit), the same way.
+
 A file whose version is newer than MIGRATIONS knows was upgraded by a newer
 pos-edge; it is refused (SchemaTooNew), since this code could misread or damage it.
 """
@@ -25,6 +27,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 
 from edge.store.base import StoreUnusable
+from edge.store.sqlite_audit import AUDIT_SCHEMA
 from edge.store.sqlite_events import EVENTS_SCHEMA
 from edge.store.sqlite_masterdata import MASTERDATA_SCHEMA
 
@@ -77,7 +80,13 @@ def _v3(c: sqlite3.Connection) -> None:
         c.execute(statement)
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
+def _v4(c: sqlite3.Connection) -> None:
+    """Version 4: the admin audit log (audit)."""
+    for statement in _statements(AUDIT_SCHEMA):
+        c.execute(statement)
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
 
 
 def current_version() -> int:

@@ -215,18 +215,15 @@ def test_streams_opened_at_once_on_a_new_feed_hear_each_event_once(md_gw: Gatewa
         reader, writer = await asyncio.open_connection("127.0.0.1", md_gw.port)
         writer.write(request)
         await reader.readuntil(b"\r\n\r\n")
-        ids: list[str] = []
+        received = b""
         try:
             async with asyncio.timeout(6):
-                while True:
-                    chunk = await reader.read(65536)
-                    if not chunk:
-                        break
-                    ids += [line[4:] for line in chunk.decode().split("\n") if line.startswith("id: ")]
+                while chunk := await reader.read(65536):
+                    received += chunk
         except TimeoutError:
             pass
         writer.close()
-        return ids
+        return [line[4:] for line in received.decode().split("\n") if line.startswith("id: ")]
 
     async def many() -> list[list[str]]:
         return await asyncio.gather(*(one() for _ in range(60)))

@@ -128,8 +128,8 @@ async def test_a_new_file_gets_the_current_version(tmp_path: Path) -> None:
     await store.open()
     await store.register_device(T, "till-1", "Till 1", "main", NOW)
     await store.close()
-    assert current_version() == 3
-    assert _user_version(path) == 3
+    assert current_version() == 4
+    assert _user_version(path) == 4
     store = open_store(f"sqlite:///{path}")  # reopening changes nothing
     await store.open()
     assert [d.device_id for d in await store.list_devices(T)] == ["till-1"]
@@ -157,7 +157,7 @@ async def test_a_version_1_file_gets_the_master_data_tables_and_keeps_its_state(
         assert [(r.name, r.seq, r.data) for r in rows] == [("ITEM-1", 1, b'{"rate": 1}')]
     finally:
         await store.close()
-    assert _user_version(old_file) == current_version() == 3
+    assert _user_version(old_file) == current_version() == 4
 
     new_file = tmp_path / "new.db"
     store = open_store(f"sqlite:///{new_file}")
@@ -166,7 +166,7 @@ async def test_a_version_1_file_gets_the_master_data_tables_and_keeps_its_state(
     assert _schema(old_file) == _schema(new_file)
     tables = {name for kind, name, _ in _schema(new_file) if kind == "table"}
     assert tables == {"devices", "idempotency", "closures", "sync_jobs", "sync_batches", "sync_batch_jobs", "postings",
-                      "md_rows", "md_state", "events", "events_state"}
+                      "md_rows", "md_state", "events", "events_state", "audit"}
 
 
 async def test_a_version_2_file_gets_the_event_tables_and_keeps_its_master_data(old_file: Path) -> None:
@@ -185,7 +185,25 @@ async def test_a_version_2_file_gets_the_event_tables_and_keeps_its_master_data(
         assert first == "1" and await store.ev_read(T, "", 10, 0) == ([Event("1", "prices.changed", "", b"{}")], True)
     finally:
         await store.close()
-    assert _user_version(old_file) == current_version() == 3
+    assert _user_version(old_file) == current_version() == 4
+
+
+async def test_a_version_3_file_gets_the_audit_log_and_keeps_its_events(old_file: Path) -> None:
+    with closing(sqlite3.connect(old_file, isolation_level=None)) as c:
+        assert upgrade(c, sqlite_schema.MIGRATIONS[:3]) == 3
+        c.execute("INSERT INTO events VALUES ('acme', 1, 'prices.changed', '', X'7b7d', 1.0)")
+        c.execute("INSERT INTO events_state VALUES ('acme', 1, 0)")
+        assert "audit" not in {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
+    store = open_store(f"sqlite:///{old_file}")
+    await store.open()
+    try:
+        assert await store.ev_last(T) == "1"
+        assert await store.audit_list(T, "", 10) == []
+        await store.audit_append(T, b'{"action": "block"}', NOW)
+        assert [r.data for r in await store.audit_list(T, "", 10)] == [b'{"action": "block"}']
+    finally:
+        await store.close()
+    assert _user_version(old_file) == current_version() == 4
 
 
 async def test_a_till_delta_reads_the_seq_index(tmp_path: Path) -> None:
