@@ -38,7 +38,7 @@ from edge.posting_guard import PostingGuard
 from edge.problems import Problem, problem_response
 from edge.ratelimit_storage import rate_limit_storage
 from edge.reload import ConfigWatcher, LiveConfig
-from edge.routes import erpnext
+from edge.routes import admin, erpnext
 from edge.routes.devices import register
 from edge.routes.docs import docs_init, docs_page, errors_page, swagger_ui_static
 from edge.routes.health import MetricsListener, healthz, metrics, metrics_text, readyz
@@ -106,6 +106,12 @@ class EdgeApp:
                 Route("/v1/init", get_init, methods=["GET"]),
                 Route("/v1/events", get_events, methods=["GET"]),
                 Route("/hooks/erpnext/{tenant}", post_erpnext_hook, methods=["POST"]),
+                Route("/admin/login", admin.login, methods=["POST"]),
+                Route("/admin/stores", admin.stores, methods=["GET", "POST"]),
+                Route("/admin/terminals", admin.get_terminals, methods=["GET"]),
+                Route("/admin/terminals/{device_id}/block", admin.post_block, methods=["POST"]),
+                Route("/admin/terminals/{device_id}/unblock", admin.post_block, methods=["POST"]),
+                Route("/admin/audit", admin.get_audit, methods=["GET"]),
                 *(Route(f"/v1/{name}", get_collection, methods=["GET"]) for name in COLLECTIONS),
                 Route("/openapi.json", openapi_json, methods=["GET"]),
                 Route("/docs", docs_page, methods=["GET"]),

@@ -1,4 +1,5 @@
-"""`pos-edge`: serve | worker | check | config show/schema | devices | sync | erpnext setup | demo-erpnext."""
+"""`pos-edge`: serve | worker | check | config show/schema | devices | sync | erpnext setup | admin hash-password |
+demo-erpnext."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
+import structlog
 
 from edge import config as config_mod
 
@@ -184,8 +185,19 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cli_actor() -> str:
+    """Who ran an admin command here, for the audit log."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
     """List, block, unblock, reset or delete devices in the configured store."""
+    from edge.admin import audit, terminals
     from edge.store import open_store
 
     cfg = _load_or_exit(_config_path(args))
@@ -208,19 +220,20 @@ def cmd_devices(args: argparse.Namespace) -> int:
                 return 0
             if args.action == "reset":
                 return await _reset_device(store, args.tenant, args.device_id, args.hours)
-            existing = await store.get_device(args.tenant, args.device_id)
             if args.action == "delete":
+                existing = await store.get_device(args.tenant, args.device_id)
                 return await _delete_device(store, args.tenant, args.device_id, existing, args.force)
-            if existing is None and args.action == "unblock":
+            # the admin API's own action (edge.admin.terminals), recorded in the same audit log
+            changed, unknown = await terminals.set_blocked(store, args.tenant, args.device_id,
+                                                           args.action == "block", time.time())
+            if changed is None:
                 print(f"no device {args.device_id} in tenant {args.tenant}", file=sys.stderr)
                 return 1
-            status = "blocked" if args.action == "block" else "active"
-            d = await store.set_device_status(args.tenant, args.device_id, status, time.time())
-            print(f"{d.device_id}: {d.status}")
-            if status == "blocked":  # its open event stream says so and ends (GET /v1/events)
-                await store.ev_append(args.tenant, "device.blocked", args.device_id,
-                                      orjson.dumps({"device_id": args.device_id}), time.time())
-            if existing is None:
+            await audit.record(store, structlog.wrap_logger(structlog.PrintLogger(sys.stderr)), args.tenant,
+                               actor=_cli_actor(),
+                               role="operator", action=args.action, target=args.device_id, address="local (CLI)")
+            print(f"{changed.device_id}: {changed.status}")
+            if unknown:
                 # Deliberate: a stolen till's id can be blocked before it ever enrols. A typo
                 # leaves a record behind, which `devices delete` removes.
                 print(f"  note: {args.device_id} was never registered in tenant {args.tenant}; it is now blocked "
@@ -461,6 +474,27 @@ def cmd_erpnext_setup(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_admin_hash_password(args: argparse.Namespace) -> int:
+    """Print a password's scrypt hash (never take the password from the command line: it
+    would be in the shell history and the process list)."""
+    import getpass
+
+    from edge.admin.principals import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("the passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 12:
+        print("a password needs at least 12 characters", file=sys.stderr)
+        return 1
+    print(hash_password(password))
+    return 0
+
+
 def cmd_demo_erpnext(args: argparse.Namespace) -> int:
     """Run the ERPNext STAND-IN with demo data for the example tenants.yaml."""
     import uvicorn
@@ -568,6 +602,12 @@ def build_parser() -> argparse.ArgumentParser:
     xsetup.add_argument("--tenant", required=True)
     _config_option(xsetup)
     xsetup.set_defaults(func=cmd_erpnext_setup)
+
+    adm = sub.add_parser("admin", help="admin principals (tenants.<key>.admins, gateway.operators)")
+    adms = adm.add_subparsers(dest="admin_action", required=True, metavar="ACTION")
+    hashp = adms.add_parser("hash-password", help="read a password (twice, not echoed; or one line on stdin) and "
+                                                  "print its password_scrypt value for tenants.yaml")
+    hashp.set_defaults(func=cmd_admin_hash_password)
 
     e = sub.add_parser("demo-erpnext", help="run the ERPNext stand-in (NOT ERPNext) for the example config")
     e.add_argument("--host", default="127.0.0.1")

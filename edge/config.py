@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from edge import config_yaml
+from edge.admin.config import AdminPrincipal, AdminSettings, Operator
 from edge.config_errors import Collector, ConfigError, Issue, field_error, from_validation, unknown_key, written_in_defaults
 from edge.envsubst import substitute
 from edge.masterdata.config import MasterdataConfig
@@ -203,6 +204,10 @@ class GatewayConfig(Strict):
                                  description="what one client connection may cost (`pos-edge serve`)")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="who may read /metrics")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="the per-request log line")
+    operators: list[Operator] = Field(default_factory=list, description=(
+        "who operates the gateway: every admin action on every tenant (`name` and one of `key`, `key_sha256`, "
+        "`password_scrypt`)"))
+    admin: AdminSettings = Field(default_factory=AdminSettings, description="admin tokens and logins (/admin)")
     public_url: AnyHttpUrl | None = Field(default=None, description=(
         "the gateway's URL as ERPNext reaches it (`https://pos.example.com`): `pos-edge erpnext setup` points the "
         "tenant's Webhooks at `<public_url>/hooks/erpnext/<tenant>`; unset, no Webhooks are made"))
@@ -212,6 +217,14 @@ class GatewayConfig(Strict):
     def _public(cls, v: AnyHttpUrl | None) -> AnyHttpUrl | None:
         if v is not None and (v.query or v.fragment or v.username or v.password):
             raise ValueError("must be scheme://host[:port][/path]: no query, no user:password")
+        return v
+
+    @field_validator("operators")
+    @classmethod
+    def _operator_names(cls, v: list[Operator]) -> list[Operator]:
+        names = [o.name for o in v]
+        if len(names) != len(set(names)):
+            raise ValueError("operator names must be unique")
         return v
 
     @field_validator("base_domains")
@@ -344,6 +357,22 @@ class CoreTenantConfig(Strict):
     proxy: ProxyConfig = Field(default_factory=ProxyConfig, description="what /erpnext/... may do beyond GET")
     masterdata: MasterdataConfig = Field(default_factory=MasterdataConfig,
                                          description="master data for tills (/v1/init, /v1/products, ...)")
+    admins: list[AdminPrincipal] = Field(default_factory=list, description=(
+        "who administers this tenant's stores and terminals (/admin): `name`, `role`, `branches`, and one of "
+        "`key` (from the environment), `key_sha256`, `password_scrypt`"))
+
+    @model_validator(mode="after")
+    def _admins_fit(self) -> CoreTenantConfig:
+        names = [a.name for a in self.admins]
+        if len(names) != len(set(names)):
+            raise field_error("admins", "admin names must be unique within a tenant")
+        branches = getattr(self, "branches", None) or {}  # the POS mapping's (a plugin's key)
+        for i, admin in enumerate(self.admins):
+            unknown = [b for b in admin.branches if b not in branches]
+            if unknown:
+                raise field_error(f"admins.{i}.branches", f"no such branch: {', '.join(unknown)} "
+                                                         f"(branches: {', '.join(sorted(branches)) or 'none'})")
+        return self
 
     @field_validator("hosts")
     @classmethod
@@ -367,7 +396,7 @@ def tenant_model() -> type[CoreTenantConfig]:
     return cast(type[CoreTenantConfig], model)  # the core model, plus the plugins' fields
 
 
-SECRET_KEYS = frozenset({"secret", "api_key", "api_secret", "enrollment_key", "token", "webhook_secret"})
+SECRET_KEYS = frozenset({"secret", "api_key", "api_secret", "enrollment_key", "token", "webhook_secret", "key"})
 
 
 @dataclass(frozen=True)

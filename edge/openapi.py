@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from edge import __version__
 from edge.masterdata.webhooks import SIGNATURE_HEADER, Notice
 from edge.problems import CODES
+from edge.routes.admin import LoginRequest
 from edge.routes.devices import RegisterRequest, RegisterResponse
 from edge.sales import (
     Closure,
@@ -284,6 +285,77 @@ def _collection(name: str) -> dict[str, Any]:
     }
 
 
+_ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
+_TERMINAL = {"type": "object", "required": ["device_id", "status", "generation"], "properties": {
+    "device_id": {"type": "string"}, "device_name": {"type": "string"}, "branch_id": {"type": ["string", "null"]},
+    "status": {"enum": ["active", "blocked", "reset"]}, "generation": {"type": "integer"},
+    "registered": {"type": "boolean"}, "registered_at": {"type": ["string", "null"]},
+    "updated_at": {"type": ["string", "null"]}}}
+
+
+def _admin_op(summary: str, op_id: str, ok: dict[str, Any], *codes: str, login: bool = False,
+              params: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An /admin operation: the tenant of the Host, then the admin token (or, `login`, a key
+    or password); refusals before a principal is known are counted per address (429 without
+    RateLimit headers)."""
+    auth = ("validation_failed", "admin_login_failed") if login else ("admin_unauthorized", "admin_forbidden")
+    errors = _errors(*TENANT, *auth, *codes, challenge=not login)
+    too_many = _errors("rate_limited")["429"]
+    too_many["headers"] = _headers(("Retry-After",))
+    op: dict[str, Any] = {"summary": summary, "operationId": op_id, "security": [] if login else _ADMIN,
+                          "parameters": params or [], "responses": {**ok, **errors, "429": too_many}}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
+    return op
+
+
+def _admin_paths() -> dict[str, Any]:
+    device = {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"},
+              "description": "a terminal's device id; outside the principal's stores: 404"}
+    body_codes = ("invalid_request", "payload_too_large", "unsupported_media_type", "validation_failed")
+    terminal = _ok(200, "the terminal as it is now", _TERMINAL)
+    return {
+        "/admin/login": {"post": _admin_op(
+            "an admin token (short-lived; its own audience: never a device token) for a principal of this tenant "
+            "(tenants.<key>.admins) or an operator (gateway.operators)", "admin_login",
+            _ok(200, "logged in", {"type": "object", "required": ["token", "token_type", "expires_at", "role"],
+                                   "properties": {"token": {"type": "string"}, "token_type": {"const": "Bearer"},
+                                                  "expires_at": {"type": "string"}, "name": {"type": "string"},
+                                                  "role": {"type": "string"}, "tenant": {"type": "string"},
+                                                  "branches": {"type": "array", "items": {"type": "string"}}}}),
+            *body_codes, login=True, body=LoginRequest.model_json_schema())},
+        "/admin/stores": {
+            "get": _admin_op("the tenant's stores (branches in tenants.yaml) the principal sees, with their terminal "
+                             "counts", "admin_get_stores",
+                             _ok(200, "stores", {"type": "object", "required": ["tenant", "stores"]}),
+                             "store_unavailable"),
+            "post": _admin_op("add a store: tenants.yaml is the source of truth, so the answer is 409 "
+                              "`store_in_config` with the snippet to add to it (`snippet`)", "admin_post_store", {},
+                              *body_codes, "store_in_config",
+                              body={"type": "object", "required": ["branch_id", "pos_profile", "warehouse"]}),
+        },
+        "/admin/terminals": {"get": _admin_op(
+            "the terminals (devices) the principal sees", "admin_get_terminals",
+            _ok(200, "terminals", {"type": "object", "required": ["tenant", "terminals"],
+                                   "properties": {"terminals": {"type": "array", "items": _TERMINAL}}}),
+            "not_found", "store_unavailable", params=[{**_BRANCH_PARAM, "description": "only this store's"}])},
+        "/admin/terminals/{device_id}/block": {"post": _admin_op(
+            "block a terminal: its tokens are refused (403 device_blocked) and its event stream ends",
+            "admin_block_terminal", terminal, "not_found", "store_unavailable", params=[device])},
+        "/admin/terminals/{device_id}/unblock": {"post": _admin_op(
+            "unblock a terminal", "admin_unblock_terminal", terminal, "not_found", "store_unavailable",
+            params=[device])},
+        "/admin/audit": {"get": _admin_op(
+            "the tenant's admin actions, newest first (company admins and operators)", "admin_get_audit",
+            _ok(200, "audit records", {"type": "object", "required": ["tenant", "entries", "next_before"]}),
+            "validation_failed", "store_unavailable", params=[
+                {"name": "before", "in": "query", "required": False, "schema": {"type": "string", "maxLength": 40},
+                 "description": "`next_before` of the previous page"},
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])},
+    }
+
+
 def _webhook() -> dict[str, Any]:
     too_many = _errors("rate_limited")["429"]
     too_many["headers"] = _headers(("Retry-After",))  # the per-address limit: no RateLimit headers
@@ -385,6 +457,10 @@ def _document(schemas: dict[str, Any]) -> dict[str, Any]:
                     "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                     "description": "a device token from /gateway/device/register, valid for the tenant of the Host only",
                 },
+                "adminToken": {
+                    "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                    "description": "an admin token from POST /admin/login (a device token is never accepted here)",
+                },
                 "erpnextWebhook": {
                     "type": "apiKey", "in": "header", "name": SIGNATURE_HEADER,
                     "description": "base64 of the HMAC-SHA256 of the raw body with the tenant's "
@@ -477,6 +553,7 @@ def _document(schemas: dict[str, Any]) -> dict[str, Any]:
                 },
             }},
             "/hooks/erpnext/{tenant}": {"post": _webhook()},
+            **_admin_paths(),
             "/erpnext/{path}": {m: _proxy(m) for m in ("get", "head", "post", "put", "patch", "delete")},
             "/healthz": {"get": {
                 "summary": "liveness: the process answers", "operationId": "healthz", "security": [],

@@ -13,6 +13,7 @@ import aiohttp
 from limits.aio.storage import Storage
 from starlette.responses import Response
 
+from edge.admin.runtime import AdminRuntime, build_admin
 from edge.chain import Context, Plugin, Services, TenantResolver, TenantRuntime, run_chain, sort_plugins
 from edge.config import LoadedConfig
 from edge.devices import DeviceDirectory
@@ -43,6 +44,7 @@ class Runtime:
     tenant_plugin: TenantResolver
     upstreams: Upstreams  # owned by the app, not by one configuration
     timeouts: dict[str, aiohttp.ClientTimeout]
+    admin: AdminRuntime  # principals, admin tokens, failed-login counters
 
     async def enter(self, ctx: Context, group: str) -> Response | None:
         """Resolve the tenant, then run the tenant's chain for `group`. A refusal made
@@ -99,4 +101,4 @@ def build_runtime(
         services.tenants[key] = TenantRuntime(key, tenant, chains, tenant.proxy.rules(), poster)
     timeouts = {key: timeout_for(t.erpnext.timeout) for key, t in config.tenants.items()}
     resolver = cast(TenantResolver, by_name["tenant"](config.gateway, services))
-    return Runtime(config, services, resolver, upstreams, timeouts)
+    return Runtime(config, services, resolver, upstreams, timeouts, build_admin(config, rate_limit_storage, log))

@@ -26,22 +26,24 @@ _BACKOFF_SECONDS = 5.0
 class UnauthenticatedLimit:
     """Counts failed, device-less requests per client address; 429 past the limit."""
 
-    def __init__(self, storage: Storage, limit: str, log: Any) -> None:
+    def __init__(self, storage: Storage, limit: str, log: Any, name: str = "unauthenticated") -> None:
         item = parse(limit)
         if not isinstance(storage, MovingWindowSupport):
             raise TypeError(f"{type(storage).__name__} has no moving-window support")
         self._storage = storage
         self._quota = item.amount
         self._window = int(item.get_expiry())
-        self._prefix = "unauthenticated/" + item.key_for() + "/"
+        self._prefix = name + "/" + item.key_for() + "/"  # `name`: another counter (e.g. admin logins)
         self._log = log
         self._paused_until = 0.0
 
-    async def refused(self, ctx: Any) -> Problem | None:
-        """Count one failure of this client; the 429 to answer instead once it is over the limit."""
+    async def refused(self, ctx: Any, key: str | None = None) -> Problem | None:
+        """Count one failure of this client (or of `key`: a login name); the 429 to answer
+        instead once it is over the limit."""
         if self._paused_until and time.monotonic() < self._paused_until:
             return None
-        key = self._prefix + ctx.forwarded_for
+        whose = "from this address" if key is None else "for this login"
+        key = self._prefix + (ctx.forwarded_for if key is None else key)
         try:
             allowed = await self._storage.acquire_entry(key, self._quota, self._window)
             if allowed:
@@ -54,8 +56,25 @@ class UnauthenticatedLimit:
             return None
         self._paused_until = 0.0
         retry = str(max(1, math.ceil(oldest + self._window - time.time())))
-        return Problem("rate_limited", f"more than {self._quota} failed requests from this address in "
+        return Problem("rate_limited", f"more than {self._quota} failed requests {whose} in "
                        f"{self._window} s; retry in {retry} s", headers={"Retry-After": retry})
+
+    async def over(self, ctx: Any, key: str | None = None) -> Problem | None:
+        """The 429 when this client (or `key`) is already over the limit, without counting:
+        for checks that must not even be tried past it (a login must not tell a right guess)."""
+        whose = "from this address" if key is None else "for this login"
+        full = self._prefix + (ctx.forwarded_for if key is None else key)
+        try:
+            oldest, count = await self._storage.get_moving_window(full, self._quota, self._window)
+        except Exception as exc:  # fail open, loudly, as refused() does
+            self._log.warning("rate_limit_store_unavailable", error=type(exc).__name__, detail=str(exc)[:200],
+                              fail_open=True)
+            return None
+        if count < self._quota:
+            return None
+        retry = str(max(1, math.ceil(oldest + self._window - time.time())))
+        return Problem("rate_limited", f"more than {self._quota} failed requests {whose} in {self._window} s; "
+                       f"retry in {retry} s", headers={"Retry-After": retry})
 
     async def answer(self, ctx: Any, response: Response) -> Response:
         """`response` (a refusal made before a device was known), or the 429 replacing it."""

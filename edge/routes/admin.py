@@ -1,0 +1,254 @@
+"""The admin API (`/admin/...`): stores and terminals of the tenant named by the Host, for
+admin principals by role and scope (edge.admin), with every change in the audit log.
+
+Admin tokens come from `POST /admin/login` and go in `Authorization: Bearer`; a device token
+is never accepted here, nor an admin token on a till's routes (edge.admin.tokens). Refusals
+before a principal is known count against the caller's address like every other.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from edge.admin import access, audit, terminals
+from edge.admin.access import Action
+from edge.admin.principals import Principal
+from edge.admin.tokens import ALL_TENANTS, InvalidAdminToken
+from edge.bodies import read_json
+from edge.problems import Problem, problem_response, store_unavailable, validation_errors
+from plugins.normalise import Branch  # the POS mapping's branch model: a new store is validated as tenants.yaml is
+
+JSON = "application/json"
+
+
+class LoginRequest(BaseModel):
+    """`POST /admin/login`: a login name and its key or password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    key: str | None = Field(default=None, min_length=1, max_length=512)
+    password: str | None = Field(default=None, min_length=1, max_length=512)
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status, media_type=JSON)
+
+
+async def _tenant(request: Request) -> tuple[Any, Any, Any] | Response:
+    """(edge, ctx, tenant runtime) of the Host, or the refusal."""
+    edge = request.app.state.edge
+    ctx = request.scope["pos_edge.ctx"]
+    ctx.group = "admin"
+    runtime = edge.runtime
+    refused = await runtime.tenant_plugin.on_request(ctx)
+    if refused is not None:
+        return await runtime.services.unauthenticated.answer(ctx, refused)
+    return edge, ctx, ctx.tenant
+
+
+async def _principal(request: Request, action: Action) -> tuple[Any, Any, Any, Principal] | Response:
+    """(edge, ctx, tenant, principal) when the bearer admin token may do `action` here."""
+    entered = await _tenant(request)
+    if isinstance(entered, Response):
+        return entered
+    edge, ctx, tenant = entered
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    try:
+        if scheme.lower() != "bearer" or not token:
+            raise InvalidAdminToken("no bearer token")
+        claims = edge.runtime.admin.tokens.verify(token.strip())
+    except InvalidAdminToken:
+        return await edge.runtime.services.unauthenticated.answer(ctx, problem_response(Problem(
+            "admin_unauthorized", "log in at POST /admin/login and send its token as Authorization: Bearer",
+            headers={"WWW-Authenticate": 'Bearer realm="pos-edge admin"'}), ctx.request_id))
+    principal = Principal(claims.name, claims.role, claims.tenant, claims.branches)
+    if not access.sees_tenant(principal, tenant.key):
+        return await edge.runtime.services.unauthenticated.answer(ctx, problem_response(Problem(
+            "admin_unauthorized", "this admin token is for another tenant",
+            headers={"WWW-Authenticate": 'Bearer realm="pos-edge admin"'}), ctx.request_id))
+    if not access.may(principal, action):
+        raise Problem("admin_forbidden", f"the {principal.role} role may not do this ({action})")
+    return edge, ctx, tenant, principal
+
+
+async def login(request: Request) -> Response:
+    """`POST /admin/login`: an admin token for a principal of this tenant (or an operator)."""
+    entered = await _tenant(request)
+    if isinstance(entered, Response):
+        return entered
+    edge, ctx, tenant = entered
+    admin = edge.runtime.admin
+    try:
+        body = LoginRequest.model_validate(await read_json(request.receive, ctx.headers, 16 * 1024))
+    except ValidationError as exc:
+        raise Problem("validation_failed", "invalid login", errors=validation_errors(exc)) from None
+    if (body.key is None) == (body.password is None):
+        raise Problem("validation_failed", "give a key or a password", errors=[
+            {"loc": ["body", "key"], "msg": "exactly one of key and password"}])
+    name_key = f"{tenant.key}/{body.name}"
+    # past the limit nothing is checked: a right guess must look like any other
+    limited = await admin.logins.over(ctx) or await admin.logins.over(ctx, key=name_key)
+    if limited is not None:
+        ctx.log.warning("admin_login_limited", tenant=tenant.key, login=body.name, client=ctx.forwarded_for)
+        return problem_response(limited, ctx.request_id)
+    principal = admin.directory.authenticate(tenant.key, body.name, body.key, body.password)
+    if principal is None:
+        ctx.log.warning("admin_login_failed", tenant=tenant.key, login=body.name, client=ctx.forwarded_for)
+        await admin.logins.refused(ctx)
+        await admin.logins.refused(ctx, key=name_key)
+        raise Problem("admin_login_failed", "wrong login name, key or password")
+    token, claims = admin.tokens.issue(principal.name, principal.role, principal.tenant, list(principal.branches))
+    await _audit(edge, ctx, tenant.key, principal, "login", principal.name)
+    return _json({"token": token, "token_type": "Bearer", "expires_at": _iso(claims.expires), "name": principal.name,
+                  "role": principal.role, "tenant": tenant.key if principal.tenant != ALL_TENANTS else ALL_TENANTS,
+                  "branches": list(principal.branches)})
+
+
+async def stores(request: Request) -> Response:
+    """`/admin/stores`: GET lists, POST adds (one route, so a 405 names both methods)."""
+    return await (post_store(request) if request.method == "POST" else get_stores(request))
+
+
+async def get_stores(request: Request) -> Response:
+    """`GET /admin/stores`: the tenant's branches (from tenants.yaml) the principal sees."""
+    entered = await _principal(request, "stores.read")
+    if isinstance(entered, Response):
+        return entered
+    edge, ctx, tenant, principal = entered
+    try:
+        devices = await edge.store.list_devices(tenant.key)
+    except Exception as exc:
+        raise store_unavailable(ctx, exc, "the store cannot be read right now") from None
+    stores = []
+    for branch_id, branch in (getattr(tenant.config, "branches", None) or {}).items():
+        if not access.sees_branch(principal, branch_id):
+            continue
+        mine = [d for d in devices if d.branch_id == branch_id]
+        stores.append({"branch_id": branch_id, "pos_profile": branch.pos_profile, "warehouse": branch.warehouse,
+                       "cost_center": branch.cost_center, "price_list": branch.price_list,
+                       "terminals": {"total": len(mine), "active": sum(d.status == "active" for d in mine),
+                                     "blocked": sum(d.status == "blocked" for d in mine)}})
+    return _json({"tenant": tenant.key, "stores": stores})
+
+
+async def post_store(request: Request) -> Response:
+    """`POST /admin/stores`: tenants.yaml is the source of truth; 409 with the snippet to add."""
+    entered = await _principal(request, "stores.write")
+    if isinstance(entered, Response):
+        return entered
+    edge, ctx, tenant, principal = entered
+    raw = await read_json(request.receive, ctx.headers, 64 * 1024)
+    branch = _branch_entry(raw)
+    snippet = yaml.safe_dump({"tenants": {tenant.key: {"branches": branch}}}, sort_keys=False)
+    raise Problem("store_in_config", "stores are branches in tenants.yaml, the gateway's source of truth: add this "
+                  "and the gateway reloads it", extra={"snippet": snippet})
+
+
+def _branch_entry(raw: Any) -> dict[str, Any]:
+    """A branch as tenants.yaml holds it, validated with the tenant model's own branch model."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("branch_id"), str) or not raw["branch_id"]:
+        raise Problem("validation_failed", "a store needs its branch_id", errors=[
+            {"loc": ["body", "branch_id"], "msg": "required"}])
+    fields = {k: v for k, v in raw.items() if k != "branch_id"}
+    try:
+        branch = Branch.model_validate(fields)
+    except ValidationError as exc:
+        raise Problem("validation_failed", "invalid store", errors=validation_errors(exc)) from None
+    return {raw["branch_id"]: branch.model_dump(exclude_defaults=True)}
+
+
+async def get_terminals(request: Request) -> Response:
+    """`GET /admin/terminals[?branch_id=]`: the terminals the principal sees."""
+    entered = await _principal(request, "terminals.read")
+    if isinstance(entered, Response):
+        return entered
+    edge, ctx, tenant, principal = entered
+    branch = request.query_params.get("branch_id")
+    if branch is not None and not access.sees_branch(principal, branch):
+        raise Problem("not_found", f"no store {branch!r}")
+    try:
+        devices = await edge.store.list_devices(tenant.key)
+    except Exception as exc:
+        raise store_unavailable(ctx, exc, "the store cannot be read right now") from None
+    now = time.time()
+    shown = [terminals.view(d, now) for d in devices
+             if _visible(principal, d.branch_id) and (branch is None or d.branch_id == branch)]
+    return _json({"tenant": tenant.key, "terminals": shown})
+
+
+def _visible(principal: Principal, branch: str) -> bool:
+    """A terminal is in scope by its branch (one of no branch: only to those who see every branch)."""
+    return access.sees_branch(principal, branch) if branch else not principal.branches
+
+
+async def _terminal(edge: Any, ctx: Any, tenant: Any, principal: Principal, device_id: str) -> Any:
+    """The device, when it exists and is within the principal's scope; else 404."""
+    try:
+        device = await edge.store.get_device(tenant.key, device_id)
+    except Exception as exc:
+        raise store_unavailable(ctx, exc, "the store cannot be read right now") from None
+    if device is None or not _visible(principal, device.branch_id):
+        raise Problem("not_found", f"no terminal {device_id!r}")
+    return device
+
+
+async def post_block(request: Request) -> Response:
+    """`POST /admin/terminals/{device_id}/block` (and `/unblock`)."""
+    blocked = request.url.path.endswith("/block")
+    entered = await _principal(request, "terminals.write")
+    if isinstance(entered, Response):
+        return entered
+    edge, ctx, tenant, principal = entered
+    device_id = request.path_params["device_id"]
+    await _terminal(edge, ctx, tenant, principal, device_id)
+    try:
+        device, _ = await terminals.set_blocked(edge.store, tenant.key, device_id, blocked, time.time())
+    except Exception as exc:
+        raise store_unavailable(ctx, exc, "the terminal could not be changed; nothing was done") from None
+    edge.runtime.services.devices.forget(tenant.key, device_id)  # this process: at once; others within the ttl
+    await _audit(edge, ctx, tenant.key, principal, "block" if blocked else "unblock", device_id)
+    assert device is not None
+    return _json(terminals.view(device, time.time()))
+
+
+async def get_audit(request: Request) -> Response:
+    """`GET /admin/audit[?before=&limit=]`: the tenant's admin actions, newest first."""
+    entered = await _principal(request, "audit.read")
+    if isinstance(entered, Response):
+        return entered
+    edge, ctx, tenant, principal = entered
+    q = request.query_params
+    limit_text = q.get("limit", "100")
+    if not limit_text.isdigit() or not 1 <= int(limit_text[:6]) <= 1000:
+        raise Problem("validation_failed", "invalid limit", errors=[{"loc": ["query", "limit"], "msg": "1 to 1000"}])
+    before = q.get("before", "")
+    if len(before) > 40:
+        raise Problem("validation_failed", "invalid cursor", errors=[{"loc": ["query", "before"], "msg": "an id"}])
+    try:
+        records = await edge.store.audit_list(tenant.key, before, int(limit_text))
+    except Exception as exc:
+        raise store_unavailable(ctx, exc, "the audit log cannot be read right now") from None
+    entries = [{"id": r.id, **orjson.loads(r.data)} for r in records]
+    return _json({"tenant": tenant.key, "entries": entries, "next_before": entries[-1]["id"] if entries else None})
+
+
+async def _audit(edge: Any, ctx: Any, tenant: str, principal: Principal, action: str, target: str,
+                 details: dict[str, Any] | None = None) -> None:
+    try:
+        await audit.record(edge.store, ctx.log, tenant, actor=principal.name, role=principal.role, action=action,
+                           target=target, address=ctx.forwarded_for, request_id=ctx.request_id, details=details)
+    except Exception as exc:  # the action is done; its record is logged at least
+        ctx.log.error("audit_record_failed", tenant=tenant, action=action, target=target, error=type(exc).__name__)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")

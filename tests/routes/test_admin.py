@@ -1,0 +1,225 @@
+"""The admin API (`/admin/...`) over real sockets, on both stores: logins, token confusion both
+ways, every role x scope x action of this slice (stores, terminals, block/unblock, audit),
+and the audit records the changes leave."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from edge.admin.principals import hash_password
+from edge.standin import StandInServer
+from tests.conftest import Gateway, base_config, start_gateway
+from tests.routes.test_erpnext import assert_problem
+
+BOSS_KEY = "boss-key-" + "b" * 24
+VIEW_KEY = "viewer-key-" + "v" * 24
+OPS_KEY = "ops-key-" + "o" * 24
+BOSS2_KEY = "boss2-key-" + "c" * 24
+MANAGER_PASSWORD = "correct horse battery staple"
+
+
+def admin_config(tmp: Any, erp_url: str, store: str, **admin: Any) -> dict[str, Any]:
+    cfg = base_config(tmp, erp_url, store=store, admin={"login_rate_limit": "1000/minute", **admin},
+                      operators=[{"name": "ops", "key": OPS_KEY}])
+    shop1 = cfg["tenants"]["shop1"]
+    shop1["branches"] = {**shop1["branches"],
+                         "east": {"pos_profile": "Shop One Main", "warehouse": "Stores - S1", "cost_center": "Main - S1"}}
+    shop1["admins"] = [
+        {"name": "boss", "role": "company_admin", "key_sha256": hashlib.sha256(BOSS_KEY.encode()).hexdigest()},
+        {"name": "mgr", "role": "store_manager", "branches": ["main"], "password_scrypt": hash_password(MANAGER_PASSWORD)},
+        {"name": "viewer", "role": "viewer", "key": VIEW_KEY},
+    ]
+    cfg["tenants"]["shop2"]["admins"] = [{"name": "boss2", "role": "company_admin", "key": BOSS2_KEY}]
+    return cfg
+
+
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
+def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+       standin_server: StandInServer) -> Iterator[Gateway]:
+    if request.param == "redis":
+        request.getfixturevalue("redis_url")
+    tmp = tmp_path_factory.mktemp(f"admin-{request.param}")
+    gateway = start_gateway(tmp, admin_config(tmp, standin_server.url, request.param))
+    yield gateway
+    gateway.stop()
+
+
+def login(gw: Gateway, name: str, tenant: str = "shop1", **secret: str) -> httpx.Response:
+    return gw.request("POST", "/admin/login", tenant=tenant, json={"name": name, **secret})
+
+
+def token(gw: Gateway, name: str, tenant: str = "shop1") -> str:
+    secret = {"boss": {"key": BOSS_KEY}, "mgr": {"password": MANAGER_PASSWORD}, "viewer": {"key": VIEW_KEY},
+              "ops": {"key": OPS_KEY}, "boss2": {"key": BOSS2_KEY}}[name]
+    r = login(gw, name, tenant, **secret)
+    assert r.status_code == 200, r.text
+    return str(r.json()["token"])
+
+
+def tills(gw: Gateway) -> dict[str, str]:
+    """A fresh till in each of shop1's branches: branch -> device id."""
+    made = {}
+    for branch in ("main", "east"):
+        device = f"{branch}-{uuid.uuid4().hex[:6]}"
+        assert gw.register(device, branch_id=branch).status_code == 201
+        made[branch] = device
+    return made
+
+
+def test_principals_log_in_with_their_key_or_password(gw: Gateway) -> None:
+    r = login(gw, "mgr", password=MANAGER_PASSWORD)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["role"], body["tenant"], body["branches"], body["token_type"]) == ("store_manager", "shop1", ["main"],
+                                                                                     "Bearer")
+    assert login(gw, "boss", key=BOSS_KEY).json()["role"] == "company_admin"  # a key kept as its sha256
+    assert login(gw, "viewer", key=VIEW_KEY).json()["role"] == "viewer"  # a key from the environment
+    assert login(gw, "ops", "shop2", key=OPS_KEY).json()["tenant"] == "*"  # an operator, on any tenant's host
+    for wrong in (login(gw, "boss", key=BOSS_KEY + "x"), login(gw, "mgr", password="guess"),
+                  login(gw, "nobody", key=BOSS_KEY), login(gw, "boss", password=BOSS_KEY),
+                  login(gw, "boss2", key=BOSS2_KEY)):  # shop2's admin, on shop1's host
+        assert_problem(wrong, 401, "admin_login_failed")
+    assert_problem(login(gw, "boss", key=BOSS_KEY, password="x"), 422, "validation_failed")
+    assert_problem(gw.request("POST", "/admin/login", json={"name": "boss", "key": BOSS_KEY, "role": "operator"}),
+                   422, "validation_failed")
+    lines = "\n".join(gw.wait_log("admin_login_failed"))
+    assert '"admin_login_failed"' in lines and BOSS_KEY not in lines and MANAGER_PASSWORD not in lines
+
+
+def test_tokens_are_never_confused(gw: Gateway) -> None:
+    device = gw.token(f"till-{uuid.uuid4().hex[:6]}")
+    admin = token(gw, "boss")
+    assert_problem(gw.request("GET", "/admin/terminals", token=device), 401, "admin_unauthorized")
+    assert_problem(gw.request("GET", "/erpnext/Item", token=admin), 401, "unauthorized")
+    assert_problem(gw.request("GET", "/v1/products", token=admin), 401, "unauthorized")
+    assert_problem(gw.request("GET", "/admin/terminals"), 401, "admin_unauthorized")
+    assert_problem(gw.request("GET", "/admin/terminals", token=admin[:-2] + "xx"), 401, "admin_unauthorized")
+    # shop2's company admin on shop1's host; shop1's on shop2's; the operator anywhere
+    assert_problem(gw.request("GET", "/admin/terminals", token=token(gw, "boss2", "shop2")), 401, "admin_unauthorized")
+    assert_problem(gw.request("GET", "/admin/terminals", tenant="shop2", token=admin), 401, "admin_unauthorized")
+    ops = token(gw, "ops")
+    assert gw.request("GET", "/admin/terminals", tenant="shop2", token=ops).status_code == 200
+
+
+def test_each_role_sees_and_does_what_it_may(gw: Gateway) -> None:
+    made = tills(gw)
+    boss, mgr, viewer, ops = (token(gw, n) for n in ("boss", "mgr", "viewer", "ops"))
+
+    def stores(tok: str) -> httpx.Response:
+        return gw.request("GET", "/admin/stores", token=tok)
+
+    assert {s["branch_id"] for s in stores(boss).json()["stores"]} == {"main", "east"}
+    assert {s["branch_id"] for s in stores(viewer).json()["stores"]} == {"main", "east"}
+    assert stores(ops).status_code == 200
+    assert_problem(stores(mgr), 403, "admin_forbidden")
+    main = next(s for s in stores(boss).json()["stores"] if s["branch_id"] == "main")
+    assert main["pos_profile"] == "Shop One Main" and main["terminals"]["total"] >= 1
+
+    def terminal_ids(tok: str, query: str = "") -> set[str]:
+        r = gw.request("GET", "/admin/terminals" + query, token=tok)
+        assert r.status_code == 200, r.text
+        return {t["device_id"] for t in r.json()["terminals"]}
+
+    assert set(made.values()) <= terminal_ids(boss) and set(made.values()) <= terminal_ids(viewer)
+    assert made["main"] in terminal_ids(mgr) and made["east"] not in terminal_ids(mgr)  # its store only
+    assert made["east"] in terminal_ids(boss, "?branch_id=east") and made["main"] not in terminal_ids(boss, "?branch_id=east")
+    assert_problem(gw.request("GET", "/admin/terminals?branch_id=east", token=mgr), 404, "not_found")
+
+    def block(tok: str, device: str, action: str = "block") -> httpx.Response:
+        return gw.request("POST", f"/admin/terminals/{device}/{action}", token=tok)
+
+    assert_problem(block(mgr, made["east"]), 404, "not_found")  # another store's till: as if it did not exist
+    assert_problem(block(mgr, "no-such-till"), 404, "not_found")
+    assert_problem(block(viewer, made["main"]), 403, "admin_forbidden")
+    r = block(mgr, made["main"])
+    assert r.status_code == 200 and r.json()["status"] == "blocked", r.text
+    assert block(boss, made["east"]).json()["status"] == "blocked"
+    assert block(ops, made["east"], "unblock").json()["status"] == "active"
+    assert_problem(block(mgr, made["east"], "unblock"), 404, "not_found")
+
+
+def test_a_blocked_till_is_refused_at_its_next_request_and_the_audit_says_who(gw: Gateway) -> None:
+    device = f"stolen-{uuid.uuid4().hex[:6]}"
+    till = gw.token(device)
+    assert gw.request("GET", "/erpnext/Item", token=till).status_code == 200
+    mgr = token(gw, "mgr")
+    assert gw.request("POST", f"/admin/terminals/{device}/block", token=mgr).status_code == 200
+    assert_problem(gw.request("GET", "/erpnext/Item", token=till), 403, "device_blocked")  # this process: at once
+
+    boss = token(gw, "boss")
+    r = gw.request("GET", "/admin/audit?limit=50", token=boss)
+    assert r.status_code == 200, r.text
+    entries = r.json()["entries"]
+    blocked = next(e for e in entries if e["action"] == "block" and e["target"] == device)
+    assert (blocked["actor"], blocked["role"], blocked["address"]) == ("mgr", "store_manager", "127.0.0.1")
+    assert blocked["request_id"] and blocked["at"].endswith("Z")
+    assert any(e["action"] == "login" and e["actor"] == "boss" for e in entries)
+    older = gw.request("GET", f"/admin/audit?limit=1&before={entries[0]['id']}", token=boss).json()["entries"]
+    assert older and older[0]["id"] == entries[1]["id"]  # paging, newest first
+    for tok in (mgr, token(gw, "viewer")):
+        assert_problem(gw.request("GET", "/admin/audit", token=tok), 403, "admin_forbidden")
+    assert_problem(gw.request("GET", "/admin/audit?limit=0", token=boss), 422, "validation_failed")
+    assert '"admin_action"' in "\n".join(gw.wait_log('"admin_action"'))
+
+
+def test_adding_a_store_answers_the_tenants_yaml_snippet(gw: Gateway) -> None:
+    boss = token(gw, "boss")
+    r = gw.request("POST", "/admin/stores", token=boss,
+                   json={"branch_id": "west", "pos_profile": "Shop One West", "warehouse": "Stores - S1"})
+    body = assert_problem(r, 409, "store_in_config")
+    assert "west:" in body["snippet"] and "pos_profile: Shop One West" in body["snippet"]
+    assert_problem(gw.request("POST", "/admin/stores", token=boss, json={"pos_profile": "x"}), 422, "validation_failed")
+    assert_problem(gw.request("POST", "/admin/stores", token=token(gw, "mgr"), json={"branch_id": "w"}), 403,
+                   "admin_forbidden")
+
+
+def test_failed_logins_are_limited_per_address(tmp_path: Any, standin_server: StandInServer) -> None:
+    gw = start_gateway(tmp_path, admin_config(tmp_path, standin_server.url, "sqlite", login_rate_limit="3/minute"))
+    try:
+        codes = [login(gw, "boss", key="wrong-" + "x" * 24).status_code for _ in range(4)]
+        assert codes == [401, 401, 401, 429]
+        r = login(gw, "boss", key="wrong-" + "x" * 24)
+        assert_problem(r, 429, "rate_limited")
+        assert int(r.headers["retry-after"]) >= 1
+        # past the limit even the right key is not tried: a right guess must look like a wrong one
+        assert_problem(login(gw, "boss", key=BOSS_KEY), 429, "rate_limited")
+        assert '"admin_login_limited"' in "\n".join(gw.wait_log("admin_login_limited"))
+    finally:
+        gw.stop()
+
+
+def test_the_cli_blocks_through_the_same_action_and_is_audited(gw: Gateway) -> None:
+    device = f"cli-{uuid.uuid4().hex[:6]}"
+    till = gw.token(device)
+    done = gw.cli("devices", "block", "--tenant", "shop1", device)
+    assert done.returncode == 0 and f"{device}: blocked" in done.stdout, done.stderr
+    assert_problem(gw.request("GET", "/erpnext/Item", token=till), 403, "device_blocked")
+    entries = gw.request("GET", "/admin/audit", token=token(gw, "boss")).json()["entries"]
+    record = next(e for e in entries if e["target"] == device)
+    assert record["action"] == "block" and record["actor"].startswith("cli") and record["role"] == "operator"
+
+
+def test_hash_password_makes_a_value_that_logs_in(tmp_path: Any, standin_server: StandInServer) -> None:
+    import subprocess
+
+    from tests.conftest import POS_EDGE
+
+    made = subprocess.run([POS_EDGE, "admin", "hash-password"], input="a long enough password\n", text=True,
+                          capture_output=True, timeout=30)
+    assert made.returncode == 0 and made.stdout.startswith("scrypt$"), made.stderr
+    assert "a long enough password" not in made.stdout
+    cfg = admin_config(tmp_path, standin_server.url, "sqlite")
+    cfg["tenants"]["shop1"]["admins"].append(
+        {"name": "clerk", "role": "viewer", "password_scrypt": made.stdout.strip()})
+    gw = start_gateway(tmp_path, cfg)
+    try:
+        assert login(gw, "clerk", password="a long enough password").status_code == 200
+        assert_problem(login(gw, "clerk", password="a long enough passwore"), 401, "admin_login_failed")
+    finally:
+        gw.stop()
