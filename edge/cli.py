@@ -229,9 +229,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
             if changed is None:
                 print(f"no device {args.device_id} in tenant {args.tenant}", file=sys.stderr)
                 return 1
-            await audit.record(store, structlog.wrap_logger(structlog.PrintLogger(sys.stderr)), args.tenant,
-                               actor=_cli_actor(),
-                               role="operator", action=args.action, target=args.device_id, address="local (CLI)")
+            await _audited(audit, store, args.tenant, args.action, args.device_id)
             print(f"{changed.device_id}: {changed.status}")
             if unknown:
                 # Deliberate: a stolen till's id can be blocked before it ever enrols. A typo
@@ -246,38 +244,42 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 async def _delete_device(store: Any, tenant: str, device_id: str, existing: Any, force: bool) -> int:
-    """Remove a device record. A registered device needs --force: once its record is gone,
-    anyone holding the enrollment key may enrol that id again, with no proof of the old one."""
+    """Remove a device record (edge.admin.terminals.delete, as the admin API does)."""
+    from edge.admin import audit, terminals
+
     if existing is None:
         print(f"no device {device_id} in tenant {tenant}", file=sys.stderr)
         return 1
-    if existing.generation > 0 and not force:
+    if not await terminals.delete(store, tenant, existing, force):
         print(f"{device_id} is a registered till (token generation {existing.generation}); deleting it ends its "
               "tokens and lets its id enrol again without proof. Block it instead, or repeat with --force.",
               file=sys.stderr)
         return 1
-    await store.delete_device(tenant, device_id)
+    await _audited(audit, store, tenant, "delete", device_id)
     print(f"{device_id}: deleted")
     return 0
 
 
 async def _reset_device(store: Any, tenant: str, device_id: str, hours: float) -> int:
     """Retire a device's tokens and print a one-time enrollment code for it."""
-    import secrets
+    from edge.admin import audit, terminals
 
-    from edge.routes.devices import code_digest
-
-    code = "-".join(secrets.token_hex(2).upper() for _ in range(4))  # 64 bits, e.g. 3F9A-1B2C-7D4E-0A51
-    now = time.time()
-    device = await store.reset_device(tenant, device_id, code_digest(code), now + hours * 3600, now)
+    device, code = await terminals.reset(store, tenant, device_id, hours, time.time())
     if device is None:
         print(f"no device {device_id} in tenant {tenant}", file=sys.stderr)
         return 1
+    await _audited(audit, store, tenant, "reset", device_id)
     print(f"{device_id}: its tokens are retired; register it again within {hours:g} h with the one-time "
           f"enrollment code {code} (as enrollment_code, or in the enrollment key field)")
     if device.status == "blocked":
         print(f"  note: {device_id} is blocked; unblock it first: pos-edge devices unblock --tenant {tenant} {device_id}")
     return 0
+
+
+async def _audited(audit: Any, store: Any, tenant: str, action: str, target: str) -> None:
+    """Record a CLI admin action in the tenant's audit log (its log line goes to stderr)."""
+    await audit.record(store, structlog.wrap_logger(structlog.PrintLogger(sys.stderr)), tenant, actor=_cli_actor(),
+                       role="operator", action=action, target=target, address="local (CLI)")
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from edge import __version__
 from edge.masterdata.webhooks import SIGNATURE_HEADER, Notice
 from edge.problems import CODES
-from edge.routes.admin import LoginRequest
+from edge.routes.admin import CodeRequest, LoginRequest, NewTerminal, RetryRequest
 from edge.routes.devices import RegisterRequest, RegisterResponse
 from edge.sales import (
     Closure,
@@ -293,6 +293,10 @@ _TERMINAL = {"type": "object", "required": ["device_id", "status", "generation"]
     "updated_at": {"type": ["string", "null"]}}}
 
 
+_WITH_CODE = {"type": "object", "required": ["terminal", "enrollment_code"], "properties": {
+    "terminal": _TERMINAL, "enrollment_code": {"type": "string"}, "code_expires_at": {"type": ["string", "null"]}}}
+
+
 def _admin_op(summary: str, op_id: str, ok: dict[str, Any], *codes: str, login: bool = False,
               params: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """An /admin operation: the tenant of the Host, then the admin token (or, `login`, a key
@@ -334,11 +338,38 @@ def _admin_paths() -> dict[str, Any]:
                               *body_codes, "store_in_config",
                               body={"type": "object", "required": ["branch_id", "pos_profile", "warehouse"]}),
         },
-        "/admin/terminals": {"get": _admin_op(
-            "the terminals (devices) the principal sees", "admin_get_terminals",
-            _ok(200, "terminals", {"type": "object", "required": ["tenant", "terminals"],
-                                   "properties": {"terminals": {"type": "array", "items": _TERMINAL}}}),
-            "not_found", "store_unavailable", params=[{**_BRANCH_PARAM, "description": "only this store's"}])},
+        "/admin/terminals": {
+            "get": _admin_op(
+                "the terminals (devices) the principal sees", "admin_get_terminals",
+                _ok(200, "terminals", {"type": "object", "required": ["tenant", "terminals"],
+                                       "properties": {"terminals": {"type": "array", "items": _TERMINAL}}}),
+                "not_found", "store_unavailable", params=[{**_BRANCH_PARAM, "description": "only this store's"}]),
+            "post": _admin_op(
+                "pre-provision a terminal in a store: 201 with the one-time enrollment code that alone enrols it "
+                "(in that store)", "admin_post_terminal", _ok(201, "made", _WITH_CODE), *body_codes, "not_found",
+                "terminal_exists", "store_unavailable", body=NewTerminal.model_json_schema()),
+        },
+        "/admin/terminals/{device_id}": {"delete": _admin_op(
+            "forget a terminal (a registered till needs force=true: its id could then enrol without proof)",
+            "admin_delete_terminal", {"204": {"description": "deleted", "headers": _headers()}}, "not_found",
+            "terminal_registered", "validation_failed", "store_unavailable",
+            params=[device, {"name": "force", "in": "query", "required": False, "schema": {"enum": ["true", "false"]}}])},
+        "/admin/terminals/{device_id}/reset": {"post": _admin_op(
+            "retire a terminal's tokens now: 200 with the one-time enrollment code its till registers again with",
+            "admin_reset_terminal", _ok(200, "reset", _WITH_CODE), *body_codes, "not_found", "store_unavailable",
+            params=[device], body=CodeRequest.model_json_schema())},
+        "/admin/terminals/{device_id}/move": {"post": _admin_op(
+            "move a terminal to another store: its tokens (which name the old one) are retired, and it registers "
+            "into the new one with the code answered", "admin_move_terminal", _ok(200, "moved", _WITH_CODE),
+            *body_codes, "not_found", "store_unavailable", params=[device], body=CodeRequest.model_json_schema())},
+        "/admin/terminals/{device_id}/jobs": {"get": _admin_op(
+            "the terminal's failed sync jobs", "admin_get_terminal_jobs",
+            _ok(200, "failed jobs", {"type": "object", "required": ["device_id", "failed"]}), "not_found",
+            "store_unavailable", params=[device])},
+        "/admin/terminals/{device_id}/jobs/retry": {"post": _admin_op(
+            "re-queue the terminal's failed jobs (all, or `job_ids` among them) with fresh attempts",
+            "admin_retry_terminal_jobs", _ok(200, "re-queued", {"type": "object", "required": ["requeued"]}),
+            *body_codes, "not_found", "store_unavailable", params=[device], body=RetryRequest.model_json_schema())},
         "/admin/terminals/{device_id}/block": {"post": _admin_op(
             "block a terminal: its tokens are refused (403 device_blocked) and its event stream ends",
             "admin_block_terminal", terminal, "not_found", "store_unavailable", params=[device])},

@@ -37,6 +37,8 @@ CODES: dict[str, tuple[int, str]] = {
     "idempotency_in_progress": (409, "A request with this idempotency key is still in progress"),
     "device_already_registered": (409, "Device already registered"),
     "store_in_config": (409, "Stores are added in tenants.yaml"),
+    "terminal_exists": (409, "A terminal with this id exists"),
+    "terminal_registered": (409, "Deleting a registered terminal needs force"),
     "reference_conflict": (409, "This transaction id was posted with a different payload"),
     "erpnext_conflict": (409, "ERPNext reported a conflict"),
     "validation_failed": (422, "Validation failed"),

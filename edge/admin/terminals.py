@@ -3,11 +3,13 @@ an admin, and blocking/unblocking one (a blocked till's open event stream hears 
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from edge.routes.devices import code_digest
 from edge.store.base import Device, Store
 
 
@@ -35,3 +37,37 @@ async def set_blocked(store: Store, tenant: str, device_id: str, blocked: bool, 
     if blocked:  # its open event stream says so and ends (GET /v1/events)
         await store.ev_append(tenant, "device.blocked", device_id, orjson.dumps({"device_id": device_id}), now)
     return device, existing is None
+
+
+def new_code() -> str:
+    """A one-time enrollment code: 64 bits, e.g. 3F9A-1B2C-7D4E-0A51 (only its sha256 is kept)."""
+    return "-".join(secrets.token_hex(2).upper() for _ in range(4))
+
+
+async def reset(store: Store, tenant: str, device_id: str, hours: float, now: float,
+                branch_id: str | None = None) -> tuple[Device | None, str]:
+    """Retire a terminal's tokens and give it a one-time enrollment code (and, `branch_id`,
+    move it: its next registration, with the code, lands it there). (None, "") if unknown."""
+    code = new_code()
+    device = await store.reset_device(tenant, device_id, code_digest(code), now + hours * 3600, now, branch_id=branch_id)
+    return (device, code) if device is not None else (None, "")
+
+
+async def provision(store: Store, tenant: str, device_id: str, device_name: str, branch_id: str, hours: float,
+                    now: float) -> tuple[Device | None, str]:
+    """A terminal made ahead of its till, in `branch_id`, with the one-time code that alone
+    enrols it; (None, "") when the id exists."""
+    code = new_code()
+    device = await store.provision_device(tenant, device_id, device_name, branch_id, code_digest(code),
+                                          now + hours * 3600, now)
+    return (device, code) if device is not None else (None, "")
+
+
+async def delete(store: Store, tenant: str, device: Device, force: bool) -> bool:
+    """Forget a terminal's record. A registered till needs `force`: once its record is gone,
+    anyone holding the enrollment key may enrol its id again, with no proof of the old one.
+    False when that is refused."""
+    if device.generation > 0 and not force:
+        return False
+    await store.delete_device(tenant, device.device_id)
+    return True

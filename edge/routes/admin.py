@@ -166,6 +166,11 @@ def _branch_entry(raw: Any) -> dict[str, Any]:
     return {raw["branch_id"]: branch.model_dump(exclude_defaults=True)}
 
 
+async def terminals_route(request: Request) -> Response:
+    """`/admin/terminals`: GET lists, POST pre-provisions (one route, so a 405 names both)."""
+    return await (post_terminal(request) if request.method == "POST" else get_terminals(request))
+
+
 async def get_terminals(request: Request) -> Response:
     """`GET /admin/terminals[?branch_id=]`: the terminals the principal sees."""
     entered = await _principal(request, "terminals.read")
@@ -218,6 +223,169 @@ async def post_block(request: Request) -> Response:
     await _audit(edge, ctx, tenant.key, principal, "block" if blocked else "unblock", device_id)
     assert device is not None
     return _json(terminals.view(device, time.time()))
+
+
+class NewTerminal(BaseModel):
+    """`POST /admin/terminals`: a terminal made ahead of its till."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
+    device_name: str = Field(default="", max_length=128)
+    branch_id: str = Field(min_length=1, max_length=128)
+    hours: float = Field(default=24, gt=0, le=24 * 30, description="how long its enrollment code is valid")
+
+
+class CodeRequest(BaseModel):
+    """`POST /admin/terminals/{id}/reset` and `/move`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    branch_id: str | None = Field(default=None, min_length=1, max_length=128)
+    hours: float = Field(default=24, gt=0, le=24 * 30)
+
+
+class RetryRequest(BaseModel):
+    """`POST /admin/terminals/{id}/jobs/retry`: these failed jobs, or all of the terminal's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_ids: list[str] | None = Field(default=None, max_length=1000)
+
+
+async def _body(ctx: Any, request: Request, model: type[Any]) -> Any:
+    sent = ctx.headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in ctx.headers
+    raw = await read_json(request.receive, ctx.headers, 64 * 1024) if sent else {}  # no body: the defaults
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise Problem("validation_failed", "invalid request", errors=validation_errors(exc)) from None
+
+
+def _target_branch(tenant: Any, principal: Principal, branch: str) -> None:
+    """A branch an action puts a terminal in: in scope (else 404), and in tenants.yaml (else 422)."""
+    if not access.sees_branch(principal, branch):
+        raise Problem("not_found", f"no store {branch!r}")
+    if branch not in (getattr(tenant.config, "branches", None) or {}):
+        raise Problem("validation_failed", f"no store {branch!r} in tenants.yaml", errors=[
+            {"loc": ["body", "branch_id"], "msg": "a branch of this tenant"}])
+
+
+def _with_code(device: Any, code: str, now: float) -> dict[str, Any]:
+    return {"terminal": terminals.view(device, now), "enrollment_code": code,
+            "code_expires_at": _iso(device.code_until) if device.code_until else None}
+
+
+async def post_terminal(request: Request) -> Response:
+    """`POST /admin/terminals`: pre-provision a terminal; 201 with its one-time enrollment code."""
+    entered = await _principal(request, "terminals.write")
+    if isinstance(entered, Response):
+        return entered
+    edge, ctx, tenant, principal = entered
+    body = await _body(ctx, request, NewTerminal)
+    _target_branch(tenant, principal, body.branch_id)
+    now = time.time()
+    try:
+        device, code = await terminals.provision(edge.store, tenant.key, body.device_id, body.device_name,
+                                                 body.branch_id, body.hours, now)
+    except Exception as exc:
+        raise store_unavailable(ctx, exc, "the terminal could not be made; nothing was done") from None
+    if device is None:
+        raise Problem("terminal_exists", f"terminal {body.device_id!r} exists: reset or move it instead")
+    await _audit(edge, ctx, tenant.key, principal, "provision", body.device_id, {"branch_id": body.branch_id})
+    return _json(_with_code(device, code, now), 201)
+
+
+async def post_reset(request: Request) -> Response:
+    """`POST /admin/terminals/{id}/reset` (and `/move`, with a branch): its tokens are retired at
+    once; 200 with the one-time enrollment code its till registers again with."""
+    moving = request.url.path.endswith("/move")
+    entered = await _principal(request, "terminals.write")
+    if isinstance(entered, Response):
+        return entered
+    edge, ctx, tenant, principal = entered
+    device_id = request.path_params["device_id"]
+    body = await _body(ctx, request, CodeRequest)
+    await _terminal(edge, ctx, tenant, principal, device_id)
+    if moving and body.branch_id is None:
+        raise Problem("validation_failed", "a move needs its branch_id", errors=[
+            {"loc": ["body", "branch_id"], "msg": "required"}])
+    if not moving and body.branch_id is not None:
+        raise Problem("validation_failed", "a reset keeps the branch: move the terminal instead", errors=[
+            {"loc": ["body", "branch_id"], "msg": "not here"}])
+    if moving:
+        _target_branch(tenant, principal, str(body.branch_id))
+    now = time.time()
+    try:
+        device, code = await terminals.reset(edge.store, tenant.key, device_id, body.hours, now, body.branch_id)
+    except Exception as exc:
+        raise store_unavailable(ctx, exc, "the terminal could not be changed; nothing was done") from None
+    if device is None:
+        raise Problem("not_found", f"no terminal {device_id!r}")
+    edge.runtime.services.devices.forget(tenant.key, device_id)
+    await _audit(edge, ctx, tenant.key, principal, "move" if moving else "reset", device_id,
+                 {"branch_id": body.branch_id} if moving else None)
+    return _json(_with_code(device, code, now))
+
+
+async def delete_terminal(request: Request) -> Response:
+    """`DELETE /admin/terminals/{id}[?force=true]`: forget a terminal (a registered one needs force)."""
+    entered = await _principal(request, "terminals.write")
+    if isinstance(entered, Response):
+        return entered
+    edge, ctx, tenant, principal = entered
+    device_id = request.path_params["device_id"]
+    force = request.query_params.get("force", "false")
+    if force not in ("true", "false"):
+        raise Problem("validation_failed", "force is true or false", errors=[{"loc": ["query", "force"], "msg": "bool"}])
+    device = await _terminal(edge, ctx, tenant, principal, device_id)
+    try:
+        deleted = await terminals.delete(edge.store, tenant.key, device, force == "true")
+    except Exception as exc:
+        raise store_unavailable(ctx, exc, "the terminal could not be deleted; nothing was done") from None
+    if not deleted:
+        raise Problem("terminal_registered", "a registered till: deleting it lets its id enrol again without proof; "
+                      "block it instead, or delete with force=true")
+    edge.runtime.services.devices.forget(tenant.key, device_id)
+    await _audit(edge, ctx, tenant.key, principal, "delete", device_id)
+    return Response(status_code=204)
+
+
+async def get_jobs(request: Request) -> Response:
+    """`GET /admin/terminals/{id}/jobs`: the terminal's failed sync jobs."""
+    entered = await _principal(request, "terminals.read")
+    if isinstance(entered, Response):
+        return entered
+    edge, ctx, tenant, principal = entered
+    device_id = request.path_params["device_id"]
+    await _terminal(edge, ctx, tenant, principal, device_id)
+    try:
+        jobs = [j for j in await edge.store.failed_jobs(tenant.key) if j.device == device_id]
+    except Exception as exc:
+        raise store_unavailable(ctx, exc, "the queue cannot be read right now") from None
+    return _json({"device_id": device_id, "failed": [
+        {"job_id": j.job_id, "batch_uuid": j.batch_uuid, "client_txn_id": j.client_txn_id, "type": j.type,
+         "attempts": j.attempts, "last_error": j.last_error, "updated_at": _iso(j.updated_at)} for j in jobs]})
+
+
+async def post_retry(request: Request) -> Response:
+    """`POST /admin/terminals/{id}/jobs/retry`: re-queue the terminal's failed jobs (fresh attempts)."""
+    entered = await _principal(request, "terminals.write")
+    if isinstance(entered, Response):
+        return entered
+    edge, ctx, tenant, principal = entered
+    device_id = request.path_params["device_id"]
+    body = await _body(ctx, request, RetryRequest)
+    await _terminal(edge, ctx, tenant, principal, device_id)
+    try:
+        mine = {j.job_id for j in await edge.store.failed_jobs(tenant.key) if j.device == device_id}
+        wanted = mine if body.job_ids is None else mine & set(body.job_ids)  # never another terminal's job
+        count = await edge.store.requeue_failed(tenant.key, sorted(wanted), time.time()) if wanted else 0
+    except Exception as exc:
+        raise store_unavailable(ctx, exc, "the jobs could not be re-queued; nothing was done") from None
+    edge.wake_workers()
+    await _audit(edge, ctx, tenant.key, principal, "retry", device_id, {"requeued": count})
+    return _json({"device_id": device_id, "requeued": count})
 
 
 async def get_audit(request: Request) -> Response:

@@ -140,9 +140,19 @@ class Store(MasterdataStore, EventLog, AuditLog, Protocol):
         """
         ...
 
-    async def reset_device(self, tenant: str, device_id: str, code_hash: str, until: float, now: float) -> Device | None:
+    async def reset_device(self, tenant: str, device_id: str, code_hash: str, until: float, now: float, *,
+                           branch_id: str | None = None) -> Device | None:
         """Retire the device's tokens now (generation + 1) and let it re-register once with
-        the enrollment code whose sha256 is `code_hash`, until `until`; None if no such device."""
+        the enrollment code whose sha256 is `code_hash`, until `until`, into `branch_id` when
+        given (a move: its tokens name the old branch) or its own; None if no such device.
+        A registration with such a code keeps the device's stored branch."""
+        ...
+
+    async def provision_device(self, tenant: str, device_id: str, device_name: str, branch_id: str, code_hash: str,
+                               until: float, now: float) -> Device | None:
+        """Create a device not registered yet (generation 0) in `branch_id` that only the
+        enrollment code whose sha256 is `code_hash` enrols, until `until`; None (and nothing
+        changed) if the id exists."""
         ...
 
     async def get_device(self, tenant: str, device_id: str) -> Device | None:

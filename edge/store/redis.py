@@ -51,19 +51,33 @@ elseif gen > 0 and ARGV[5] ~= tostring(gen) then
 end
 local jti = ''
 if ARGV[5] ~= '' then jti = ARGV[7] end
+local branch = ARGV[3]
+local kept = redis.call('HGET', KEYS[1], 'branch_id')
+if stored ~= '' and kept and kept ~= '' then branch = kept end  -- an admin's code: its branch
 redis.call('HINCRBY', KEYS[1], 'generation', 1)
 redis.call('HSETNX', KEYS[1], 'registered_at', ARGV[4])
-redis.call('HSET', KEYS[1], 'device_id', ARGV[1], 'device_name', ARGV[2], 'branch_id', ARGV[3],
+redis.call('HSET', KEYS[1], 'device_id', ARGV[1], 'device_name', ARGV[2], 'branch_id', branch,
            'status', 'active', 'updated_at', ARGV[4], 'code_hash', '', 'code_until', 0, 'proof_jti', jti)
 redis.call('SADD', KEYS[2], ARGV[1])
 return redis.call('HGETALL', KEYS[1])
 """
 
-# KEYS: device hash. ARGV: code hash, until, now. 0 if no such device, else the record.
+# KEYS: device hash. ARGV: code hash, until, now, branch ('' keeps it). 0 if no such device, else the record.
 _RESET = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'generation', 1)
 redis.call('HSET', KEYS[1], 'code_hash', ARGV[1], 'code_until', ARGV[2], 'updated_at', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'branch_id', ARGV[4]) end
+return redis.call('HGETALL', KEYS[1])
+"""
+
+# KEYS: device hash, tenant device set. ARGV: id, name, branch, code hash, until, now.
+# 0 if the device exists, else the new record (generation 0: only its code enrols it).
+_PROVISION = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'device_id', ARGV[1], 'device_name', ARGV[2], 'branch_id', ARGV[3], 'status', 'active',
+           'generation', 0, 'registered_at', ARGV[6], 'updated_at', ARGV[6], 'code_hash', ARGV[4], 'code_until', ARGV[5])
+redis.call('SADD', KEYS[2], ARGV[1])
 return redis.call('HGETALL', KEYS[1])
 """
 
@@ -149,6 +163,7 @@ class RedisStore(RedisQueue, RedisPostings, RedisMasterdata, RedisEvents, RedisA
         )
         self._register = self._r.register_script(_REGISTER)
         self._reset = self._r.register_script(_RESET)
+        self._provision = self._r.register_script(_PROVISION)
         self._set_status = self._r.register_script(_SET_STATUS)
         # Bodies are bytes: idempotency records go through a client that does not decode.
         self._raw = aioredis.from_url(self.url, decode_responses=False, socket_connect_timeout=5, socket_timeout=10)
@@ -206,8 +221,15 @@ class RedisStore(RedisQueue, RedisPostings, RedisMasterdata, RedisEvents, RedisA
             raise EnrollmentCodeInvalid(device_id)
         return _device(tenant, _pairs(flat))
 
-    async def reset_device(self, tenant: str, device_id: str, code_hash: str, until: float, now: float) -> Device | None:
-        flat = await self._reset(keys=self._keys(tenant, device_id)[:1], args=[code_hash, until, now])
+    async def reset_device(self, tenant: str, device_id: str, code_hash: str, until: float, now: float, *,
+                           branch_id: str | None = None) -> Device | None:
+        flat = await self._reset(keys=self._keys(tenant, device_id)[:1], args=[code_hash, until, now, branch_id or ""])
+        return _device(tenant, _pairs(flat)) if flat else None
+
+    async def provision_device(self, tenant: str, device_id: str, device_name: str, branch_id: str, code_hash: str,
+                               until: float, now: float) -> Device | None:
+        flat = await self._provision(keys=self._keys(tenant, device_id),
+                                     args=[device_id, device_name, branch_id, code_hash, until, now])
         return _device(tenant, _pairs(flat)) if flat else None
 
     async def get_device(self, tenant: str, device_id: str) -> Device | None:

@@ -127,31 +127,46 @@ class SqliteStore(SqliteQueue, SqlitePostings, SqliteMasterdata, SqliteEvents, S
     ) -> Device:
         def tx(c: sqlite3.Connection) -> Device:
             row = c.execute(
-                "SELECT status, generation, registered_at, code_hash, code_until, proof_jti, updated_at "
+                "SELECT status, generation, registered_at, code_hash, code_until, proof_jti, updated_at, branch_id "
                 "FROM devices WHERE tenant=? AND device_id=?", (tenant, device_id),
             ).fetchone()
-            status, gen, registered, pending, until, last_jti, updated = row if row else ("active", 0, now, "", 0.0, "", 0.0)
+            status, gen, registered, pending, until, last_jti, updated, stored_branch = (
+                row if row else ("active", 0, now, "", 0.0, "", 0.0, ""))
             if check_registration(status, gen, pending, until, now, proven_generation, code_hash, proof_jti=proof_jti,
                                   stored_proof_jti=last_jti, updated_at=updated):
                 return _device(c.execute(f"SELECT {_COLUMNS} FROM devices WHERE tenant=? AND device_id=?",
                                          (tenant, device_id)).fetchone())
+            branch = stored_branch if pending and stored_branch else branch_id  # an admin's code: its branch
             c.execute(
                 f"INSERT OR REPLACE INTO devices ({_COLUMNS}, code_hash, proof_jti) VALUES (?,?,?,?,?,?,?,?,0,'',?)",
-                (tenant, device_id, device_name, branch_id, "active", gen + 1, registered, now,
+                (tenant, device_id, device_name, branch, "active", gen + 1, registered, now,
                  proof_jti if proven_generation is not None else ""),
             )
-            return Device(tenant, device_id, device_name, branch_id, "active", gen + 1, registered, now)
+            return Device(tenant, device_id, device_name, branch, "active", gen + 1, registered, now)
 
         return await self._transaction(tx)
 
-    async def reset_device(self, tenant: str, device_id: str, code_hash: str, until: float, now: float) -> Device | None:
+    async def reset_device(self, tenant: str, device_id: str, code_hash: str, until: float, now: float, *,
+                           branch_id: str | None = None) -> Device | None:
         def tx(c: sqlite3.Connection) -> Device | None:
             c.execute(
-                "UPDATE devices SET generation=generation+1, code_hash=?, code_until=?, updated_at=? "
-                "WHERE tenant=? AND device_id=?", (code_hash, until, now, tenant, device_id),
+                "UPDATE devices SET generation=generation+1, code_hash=?, code_until=?, updated_at=?, "
+                "branch_id=COALESCE(?, branch_id) WHERE tenant=? AND device_id=?",
+                (code_hash, until, now, branch_id, tenant, device_id),
             )
             row = c.execute(f"SELECT {_COLUMNS} FROM devices WHERE tenant=? AND device_id=?", (tenant, device_id)).fetchone()
             return _device(row) if row else None
+
+        return await self._transaction(tx)
+
+    async def provision_device(self, tenant: str, device_id: str, device_name: str, branch_id: str, code_hash: str,
+                               until: float, now: float) -> Device | None:
+        def tx(c: sqlite3.Connection) -> Device | None:
+            done = c.execute(
+                f"INSERT INTO devices ({_COLUMNS}, code_hash) VALUES (?,?,?,?,'active',0,?,?,?,?) "
+                "ON CONFLICT (tenant, device_id) DO NOTHING",
+                (tenant, device_id, device_name, branch_id, now, now, until, code_hash)).rowcount
+            return Device(tenant, device_id, device_name, branch_id, "active", 0, now, now, until) if done else None
 
         return await self._transaction(tx)
 

@@ -223,3 +223,83 @@ def test_hash_password_makes_a_value_that_logs_in(tmp_path: Any, standin_server:
         assert_problem(login(gw, "clerk", password="a long enough passwore"), 401, "admin_login_failed")
     finally:
         gw.stop()
+
+
+def test_a_terminal_made_ahead_enrols_with_its_code_into_its_store(gw: Gateway) -> None:
+    mgr, viewer = token(gw, "mgr"), token(gw, "viewer")
+    device = f"new-{uuid.uuid4().hex[:6]}"
+
+    def provision(tok: str, branch: str, dev: str = device) -> httpx.Response:
+        return gw.request("POST", "/admin/terminals", token=tok,
+                          json={"device_id": dev, "device_name": "Counter 3", "branch_id": branch})
+
+    assert_problem(provision(mgr, "east"), 404, "not_found")  # another store: as if it did not exist
+    assert_problem(provision(viewer, "main"), 403, "admin_forbidden")
+    assert_problem(provision(token(gw, "boss"), "nowhere"), 422, "validation_failed")
+    r = provision(mgr, "main")
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert made["terminal"]["status"] == "reset" and made["terminal"]["registered"] is False
+    assert_problem(provision(mgr, "main"), 409, "terminal_exists")
+    # without the code the id cannot be taken, even with the tenant's enrollment key
+    assert_problem(gw.register(device, branch_id="main"), 409, "device_already_registered")
+    r = gw.register(device, branch_id="east", enrollment_key=None, enrollment_code=made["enrollment_code"])
+    assert r.status_code == 201, r.text
+    assert r.json()["branch_id"] == "main"  # the store the admin chose, not the till's claim
+    assert_problem(gw.register(f"{device}", proof=None, enrollment_code=made["enrollment_code"]), 401,
+                   "enrollment_code_invalid")  # used up
+
+
+def test_reset_move_and_delete_by_role_and_scope(gw: Gateway) -> None:
+    made = tills(gw)
+    boss, mgr = token(gw, "boss"), token(gw, "mgr")
+    old = gw.tokens[("shop1", made["main"])]
+    r = gw.request("POST", f"/admin/terminals/{made['main']}/reset", token=mgr)
+    assert r.status_code == 200, r.text
+    assert_problem(gw.request("GET", "/erpnext/Item", token=old), 401, "unauthorized")  # its tokens are retired
+    code = r.json()["enrollment_code"]
+    assert gw.register(made["main"], proof=None, enrollment_code=code).status_code == 201
+    assert_problem(gw.request("POST", f"/admin/terminals/{made['east']}/reset", token=mgr), 404, "not_found")
+
+    # a move: only to a store the principal sees; the till lands there with its code
+    assert_problem(gw.request("POST", f"/admin/terminals/{made['main']}/move", token=mgr, json={"branch_id": "east"}),
+                   404, "not_found")
+    assert_problem(gw.request("POST", f"/admin/terminals/{made['main']}/move", token=boss, json={}), 422,
+                   "validation_failed")
+    r = gw.request("POST", f"/admin/terminals/{made['main']}/move", token=boss, json={"branch_id": "east"})
+    assert r.status_code == 200 and r.json()["terminal"]["branch_id"] == "east", r.text
+    again = gw.register(made["main"], proof=None, branch_id="main", enrollment_code=r.json()["enrollment_code"])
+    assert again.status_code == 201 and again.json()["branch_id"] == "east", again.text
+    assert_problem(gw.request("POST", f"/admin/terminals/{made['main']}/block", token=mgr), 404, "not_found")
+
+    # delete: a registered till needs force
+    assert_problem(gw.request("DELETE", f"/admin/terminals/{made['east']}", token=token(gw, "viewer")), 403,
+                   "admin_forbidden")
+    assert_problem(gw.request("DELETE", f"/admin/terminals/{made['east']}", token=boss), 409, "terminal_registered")
+    assert gw.request("DELETE", f"/admin/terminals/{made['east']}?force=true", token=boss).status_code == 204
+    assert_problem(gw.request("DELETE", f"/admin/terminals/{made['east']}", token=boss), 404, "not_found")
+    actions = {(e["action"], e["target"]) for e in gw.request("GET", "/admin/audit", token=boss).json()["entries"]}
+    assert {("reset", made["main"]), ("move", made["main"]), ("delete", made["east"])} <= actions
+
+
+@pytest.mark.usefixtures("pos_data")
+def test_a_terminals_failed_jobs_are_listed_and_retried(gw: Gateway, standin: Any) -> None:
+    from tests.sync.helpers import sale_txn, upload, wait_batch
+
+    device = f"jobs-{uuid.uuid4().hex[:6]}"
+    till = gw.token(device)
+    doomed = sale_txn()
+    standin.fail_invoices(doomed["client_txn_id"], times=1, status=417, exc_type="ValidationError", message="no")
+    batch = upload(gw, till, [doomed])["batch_uuid"]
+    assert wait_batch(gw, till, batch)["status"] == "failed"
+    mgr, viewer = token(gw, "mgr"), token(gw, "viewer")
+    r = gw.request("GET", f"/admin/terminals/{device}/jobs", token=viewer)
+    assert r.status_code == 200, r.text
+    failed = r.json()["failed"]
+    assert [j["client_txn_id"] for j in failed] == [doomed["client_txn_id"]] and "no" in failed[0]["last_error"]
+    assert_problem(gw.request("POST", f"/admin/terminals/{device}/jobs/retry", token=viewer), 403, "admin_forbidden")
+    r = gw.request("POST", f"/admin/terminals/{device}/jobs/retry", token=mgr, json={"job_ids": ["someone-elses"]})
+    assert r.json()["requeued"] == 0  # never another terminal's job
+    r = gw.request("POST", f"/admin/terminals/{device}/jobs/retry", token=mgr)
+    assert r.status_code == 200 and r.json()["requeued"] == 1, r.text
+    assert wait_batch(gw, till, batch)["status"] == "synced"  # the fault was one attempt long

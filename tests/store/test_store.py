@@ -298,3 +298,30 @@ async def test_idempotency_claims_are_renewed_by_their_owner(store: Store, tenan
     assert not await store.renew_idempotency(tenant, "till-1", "k", "o2", until=110.0)
     assert not (await store.claim_idempotency(tenant, "till-1", "k", "fp", now=105.0, lease=2, ttl=3600, owner="o2"))[0]
     assert (await store.claim_idempotency(tenant, "till-1", "k", "fp", now=111.0, lease=2, ttl=3600, owner="o2"))[0]
+
+
+async def test_a_provisioned_device_enrols_only_with_its_code_into_its_branch(store: Store, tenant: str) -> None:
+    now = time.time()
+    made = await store.provision_device(tenant, "new-1", "Counter", "east", "h" * 64, now + 60, now)
+    assert made is not None and (made.generation, made.branch_id, made.code_pending(now)) == (0, "east", True)
+    assert await store.provision_device(tenant, "new-1", "Other", "main", "g" * 64, now + 60, now) is None  # exists
+    with pytest.raises(DeviceProofRequired):  # not without the code, though never registered
+        await store.register_device(tenant, "new-1", "Till", "main", now)
+    with pytest.raises(EnrollmentCodeInvalid):
+        await store.register_device(tenant, "new-1", "Till", "main", now, code_hash="x" * 64)
+    device = await store.register_device(tenant, "new-1", "Till", "main", now, code_hash="h" * 64)
+    assert (device.generation, device.branch_id) == (1, "east")  # the admin's branch, not the till's claim
+    stored = await store.get_device(tenant, "new-1")
+    assert stored is not None and stored.branch_id == "east" and not stored.code_pending(now)
+
+
+async def test_a_reset_with_a_branch_moves_the_device(store: Store, tenant: str) -> None:
+    now = time.time()
+    await store.register_device(tenant, "till-m", "Till", "main", now)
+    moved = await store.reset_device(tenant, "till-m", "m" * 64, now + 60, now, branch_id="east")
+    assert moved is not None and (moved.generation, moved.branch_id) == (2, "east")
+    device = await store.register_device(tenant, "till-m", "Till", "main", now, code_hash="m" * 64)
+    assert (device.generation, device.branch_id) == (3, "east")
+    kept = await store.reset_device(tenant, "till-m", "k" * 64, now + 60, now)  # a plain reset keeps it
+    assert kept is not None and kept.branch_id == "east"
+    assert await store.reset_device(tenant, "nobody", "k" * 64, now + 60, now, branch_id="east") is None
