@@ -39,6 +39,7 @@ from edge.problems import Problem, problem_response
 from edge.ratelimit_storage import rate_limit_storage
 from edge.reload import ConfigWatcher, LiveConfig
 from edge.routes import admin, erpnext
+from edge.routes.console import console_file, console_page, console_redirect
 from edge.routes.devices import register
 from edge.routes.docs import docs_init, docs_page, errors_page, swagger_ui_static
 from edge.routes.health import MetricsListener, healthz, metrics, metrics_text, readyz
@@ -106,6 +107,9 @@ class EdgeApp:
                 Route("/v1/init", get_init, methods=["GET"]),
                 Route("/v1/events", get_events, methods=["GET"]),
                 Route("/hooks/erpnext/{tenant}", post_erpnext_hook, methods=["POST"]),
+                Route("/admin", console_redirect, methods=["GET"]),
+                Route("/admin/", console_page, methods=["GET"]),
+                Route("/admin/static/{name}", console_file, methods=["GET"]),
                 Route("/admin/login", admin.login, methods=["POST"]),
                 Route("/admin/stores", admin.stores, methods=["GET", "POST"]),
                 Route("/admin/terminals", admin.terminals_route, methods=["GET", "POST"]),

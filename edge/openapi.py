@@ -319,6 +319,17 @@ def _admin_paths() -> dict[str, Any]:
     body_codes = ("invalid_request", "payload_too_large", "unsupported_media_type", "validation_failed")
     terminal = _ok(200, "the terminal as it is now", _TERMINAL)
     return {
+        "/admin/": {"get": {
+            "summary": "the admin web console (a client of this API; its scripts and styles come from this gateway "
+                       "only: a strict Content-Security-Policy)", "operationId": "admin_console", "security": [],
+            "responses": _ok(200, "an HTML page", {"type": "string"}, media="text/html")}},
+        "/admin/static/{name}": {"get": {
+            "summary": "the console's script and style sheet", "operationId": "admin_console_file", "security": [],
+            "parameters": [{"name": "name", "in": "path", "required": True,
+                            "schema": {"enum": ["console.js", "console.css"]}}],
+            "responses": {"200": {"description": "the file", "headers": _headers(), "content": {
+                "text/javascript": {"schema": {"type": "string"}}, "text/css": {"schema": {"type": "string"}}}},
+                          **_errors("not_found")}}},
         "/admin/login": {"post": _admin_op(
             "an admin token (short-lived; its own audience: never a device token) for a principal of this tenant "
             "(tenants.<key>.admins) or an operator (gateway.operators)", "admin_login",
