@@ -290,7 +290,9 @@ _TERMINAL = {"type": "object", "required": ["device_id", "status", "generation"]
     "device_id": {"type": "string"}, "device_name": {"type": "string"}, "branch_id": {"type": ["string", "null"]},
     "status": {"enum": ["active", "blocked", "reset"]}, "generation": {"type": "integer"},
     "registered": {"type": "boolean"}, "registered_at": {"type": ["string", "null"]},
-    "updated_at": {"type": ["string", "null"]}}}
+    "updated_at": {"type": ["string", "null"]}, "last_seen": {"type": ["string", "null"]},
+    "last_sale": {"type": ["string", "null"]},
+    "jobs": {"type": "object", "properties": {"queued": {"type": "integer"}, "failed": {"type": "integer"}}}}}
 
 
 _WITH_CODE = {"type": "object", "required": ["terminal", "enrollment_code"], "properties": {

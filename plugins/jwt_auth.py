@@ -60,6 +60,7 @@ class JwtAuthPlugin:
             return _unauthorized(ctx, "unauthorized", "the device token was replaced by a newer registration")
         ctx.claims = claims
         ctx.device_id = claims["sub"]
+        self._devices.note(tenant.key, ctx.device_id)  # last seen (written at most every 30 s)
         return None
 
 

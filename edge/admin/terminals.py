@@ -17,13 +17,30 @@ def _iso(ts: float) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z") if ts else None
 
 
-def view(device: Device, now: float) -> dict[str, Any]:
-    """A terminal as the admin API shows it (`status` "reset": an enrollment code is pending)."""
+def view(device: Device, now: float, queue: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+    """A terminal as the admin API shows it (`status` "reset": an enrollment code is pending;
+    `queue`: its figures from Store.device_queue_stats)."""
     status = "reset" if device.status == "active" and device.code_pending(now) else device.status
-    return {"device_id": device.device_id, "device_name": device.device_name, "branch_id": device.branch_id or None,
-            "status": status, "generation": device.generation, "registered": device.generation > 0,
-            "registered_at": _iso(device.registered_at) if device.generation > 0 else None,
-            "updated_at": _iso(device.updated_at)}
+    out: dict[str, Any] = {
+        "device_id": device.device_id, "device_name": device.device_name, "branch_id": device.branch_id or None,
+        "status": status, "generation": device.generation, "registered": device.generation > 0,
+        "registered_at": _iso(device.registered_at) if device.generation > 0 else None,
+        "updated_at": _iso(device.updated_at), "last_seen": _iso(device.last_seen), "last_sale": _iso(device.last_sale)}
+    if queue is not None:
+        q = queue.get(device.device_id) or {}
+        out["jobs"] = {"queued": int(q.get("queued", 0) + q.get("in_flight", 0)), "failed": int(q.get("failed", 0))}
+    return out
+
+
+def store_figures(devices: list[Device], queue: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """A store's terminal counts, last sale and sync queue, from its devices."""
+    rows = [queue.get(d.device_id) or {} for d in devices]
+    return {"terminals": {"total": len(devices), "active": sum(d.status == "active" for d in devices),
+                          "blocked": sum(d.status == "blocked" for d in devices)},
+            "last_sale": _iso(max((d.last_sale for d in devices), default=0.0)),
+            "sync": {"depth": int(sum(r.get("queued", 0) + r.get("in_flight", 0) for r in rows)),
+                     "failed": int(sum(r.get("failed", 0) for r in rows)),
+                     "oldest_pending_age": round(max((r.get("oldest_due_age", 0.0) for r in rows), default=0.0), 1)}}
 
 
 async def set_blocked(store: Store, tenant: str, device_id: str, blocked: bool, now: float) -> tuple[Device | None, bool]:

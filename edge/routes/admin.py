@@ -126,6 +126,7 @@ async def get_stores(request: Request) -> Response:
     edge, ctx, tenant, principal = entered
     try:
         devices = await edge.store.list_devices(tenant.key)
+        queue = await edge.store.device_queue_stats(tenant.key, time.time())
     except Exception as exc:
         raise store_unavailable(ctx, exc, "the store cannot be read right now") from None
     stores = []
@@ -135,8 +136,7 @@ async def get_stores(request: Request) -> Response:
         mine = [d for d in devices if d.branch_id == branch_id]
         stores.append({"branch_id": branch_id, "pos_profile": branch.pos_profile, "warehouse": branch.warehouse,
                        "cost_center": branch.cost_center, "price_list": branch.price_list,
-                       "terminals": {"total": len(mine), "active": sum(d.status == "active" for d in mine),
-                                     "blocked": sum(d.status == "blocked" for d in mine)}})
+                       **terminals.store_figures(mine, queue)})
     return _json({"tenant": tenant.key, "stores": stores})
 
 
@@ -180,12 +180,13 @@ async def get_terminals(request: Request) -> Response:
     branch = request.query_params.get("branch_id")
     if branch is not None and not access.sees_branch(principal, branch):
         raise Problem("not_found", f"no store {branch!r}")
+    now = time.time()
     try:
         devices = await edge.store.list_devices(tenant.key)
+        queue = await edge.store.device_queue_stats(tenant.key, now)
     except Exception as exc:
         raise store_unavailable(ctx, exc, "the store cannot be read right now") from None
-    now = time.time()
-    shown = [terminals.view(d, now) for d in devices
+    shown = [terminals.view(d, now, queue) for d in devices
              if _visible(principal, d.branch_id) and (branch is None or d.branch_id == branch)]
     return _json({"tenant": tenant.key, "terminals": shown})
 

@@ -209,4 +209,5 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, edge: Any,
         ctx.log.error("sale_booked_unpaid", invoice=posted.invoice, outstanding=str(doc.get("outstanding_amount")),
                       reference=pos.reference)
         edge.metrics.booked_unpaid.labels(tenant.key).inc()
+    edge.runtime.services.devices.note(tenant.key, ctx.device_id, sale=True)  # its last sale, for the admin
     return 201, to_json(till_view(doc, [warning] if warning else []).model_dump()), "final", {}

@@ -28,6 +28,8 @@ class Device:
     registered_at: float
     updated_at: float
     code_until: float = 0.0  # a one-time enrollment code (admin reset) is valid until then; 0: none
+    last_seen: float = 0.0  # its last authenticated request (written at most every DeviceDirectory.NOTE_EVERY s)
+    last_sale: float = 0.0  # its last sale or return stored (live, or synced from its offline queue)
 
     def code_pending(self, now: float) -> bool:
         """An admin reset the device and its enrollment code is still valid."""
@@ -167,6 +169,11 @@ class Store(MasterdataStore, EventLog, AuditLog, Protocol):
         """Block or unblock. Blocking an unknown id creates a blocked placeholder so it can never enrol."""
         ...
 
+    async def touch_device(self, tenant: str, device_id: str, seen: float, sale: float) -> None:
+        """Move the device's last_seen (and, when `sale` is not 0, last_sale) forward to these
+        times, never back; nothing for an unknown device."""
+        ...
+
     async def delete_device(self, tenant: str, device_id: str) -> bool:
         """Forget a device record (a mistyped id, a retired till); False if there was none.
         Its tokens stop working: a token is honoured only while its device's record exists."""
@@ -277,6 +284,10 @@ class Store(MasterdataStore, EventLog, AuditLog, Protocol):
     async def queue_stats(self, tenants: list[str], now: float) -> dict[str, dict[str, float]]:
         """Per tenant: `queued` (waiting for an attempt), `in_flight` (leased now), `failed`,
         and `oldest_due_age` (seconds the most overdue queued job has been due, 0 if none)."""
+        ...
+
+    async def device_queue_stats(self, tenant: str, now: float) -> dict[str, dict[str, float]]:
+        """queue_stats's figures of one tenant, per device (devices with no pending or failed job left out)."""
         ...
 
     async def purge_synced(self, tenant: str, before: float, limit: int) -> int:

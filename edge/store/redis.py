@@ -81,6 +81,18 @@ redis.call('SADD', KEYS[2], ARGV[1])
 return redis.call('HGETALL', KEYS[1])
 """
 
+# KEYS: device hash. ARGV: seen, sale (0: none). Moves last_seen/last_sale forward only.
+_TOUCH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if tonumber(ARGV[1]) > tonumber(redis.call('HGET', KEYS[1], 'last_seen') or '0') then
+  redis.call('HSET', KEYS[1], 'last_seen', ARGV[1])
+end
+if tonumber(ARGV[2]) > tonumber(redis.call('HGET', KEYS[1], 'last_sale') or '0') then
+  redis.call('HSET', KEYS[1], 'last_sale', ARGV[2])
+end
+return 1
+"""
+
 # KEYS: device hash, tenant device set. ARGV: id, status, now.
 _SET_STATUS = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -164,6 +176,7 @@ class RedisStore(RedisQueue, RedisPostings, RedisMasterdata, RedisEvents, RedisA
         self._register = self._r.register_script(_REGISTER)
         self._reset = self._r.register_script(_RESET)
         self._provision = self._r.register_script(_PROVISION)
+        self._touch = self._r.register_script(_TOUCH)
         self._set_status = self._r.register_script(_SET_STATUS)
         # Bodies are bytes: idempotency records go through a client that does not decode.
         self._raw = aioredis.from_url(self.url, decode_responses=False, socket_connect_timeout=5, socket_timeout=10)
@@ -248,6 +261,9 @@ class RedisStore(RedisQueue, RedisPostings, RedisMasterdata, RedisEvents, RedisA
         flat = await self._set_status(keys=self._keys(tenant, device_id), args=[device_id, status, now])
         return _device(tenant, _pairs(flat))
 
+    async def touch_device(self, tenant: str, device_id: str, seen: float, sale: float) -> None:
+        await self._touch(keys=self._keys(tenant, device_id)[:1], args=[repr(seen), repr(sale)])
+
     async def delete_device(self, tenant: str, device_id: str) -> bool:
         record, index = self._keys(tenant, device_id)
         async with self.redis.pipeline(transaction=True) as pipe:  # both keys share the tenant's hash slot
@@ -314,4 +330,6 @@ def _device(tenant: str, h: dict[str, Any]) -> Device:
         registered_at=float(h.get("registered_at", 0)),
         updated_at=float(h.get("updated_at", 0)),
         code_until=float(h.get("code_until", 0)),
+        last_seen=float(h.get("last_seen", 0)),
+        last_sale=float(h.get("last_sale", 0)),
     )

@@ -275,6 +275,31 @@ class RedisQueue:
                              "oldest_due_age": oldest}
         return stats
 
+    async def device_queue_stats(self, tenant: str, now: float) -> dict[str, dict[str, float]]:
+        p = self._tenant_prefix(tenant)
+        async with self._raw.pipeline(transaction=False) as pipe:
+            for state in ("ready", "leased", "failed"):
+                pipe.zrange(f"{p}:{state}", 0, -1, withscores=True)
+            ready, leased, failed = await pipe.execute()
+        groups = [("queued", ready), ("in_flight", leased), ("failed", failed)]
+        ids = [job_id for _, members in groups for job_id, _ in members]
+        async with self._raw.pipeline(transaction=False) as pipe:  # one look per job: an admin's view, not a hot path
+            for job_id in ids:
+                pipe.hget(f"{p}:job:{job_id.decode() if isinstance(job_id, bytes) else job_id}", "device")
+            devices = iter(await pipe.execute())
+        stats: dict[str, dict[str, float]] = {}
+        for name, members in groups:
+            for _, score in members:
+                raw = next(devices)
+                if raw is None:
+                    continue
+                device = raw.decode() if isinstance(raw, bytes) else str(raw)
+                row = stats.setdefault(device, {"queued": 0.0, "in_flight": 0.0, "failed": 0.0, "oldest_due_age": 0.0})
+                row[name] += 1
+                if name == "queued":
+                    row["oldest_due_age"] = max(row["oldest_due_age"], now - float(score))
+        return stats
+
     async def purge_synced(self, tenant: str, before: float, limit: int) -> int:
         return int(await self._purge(keys=[], args=[self._tenant_prefix(tenant), _num(before), limit, _num(time.time())]))
 

@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS closures (
 );
 """
 _COLUMNS = "tenant, device_id, device_name, branch_id, status, generation, registered_at, updated_at, code_until"
+_READ = _COLUMNS + ", last_seen, last_sale"  # (schema 4's columns: written by touch_device only)
 
 
 class SqliteStore(SqliteQueue, SqlitePostings, SqliteMasterdata, SqliteEvents, SqliteAudit):
@@ -127,22 +128,24 @@ class SqliteStore(SqliteQueue, SqlitePostings, SqliteMasterdata, SqliteEvents, S
     ) -> Device:
         def tx(c: sqlite3.Connection) -> Device:
             row = c.execute(
-                "SELECT status, generation, registered_at, code_hash, code_until, proof_jti, updated_at, branch_id "
-                "FROM devices WHERE tenant=? AND device_id=?", (tenant, device_id),
+                "SELECT status, generation, registered_at, code_hash, code_until, proof_jti, updated_at, branch_id, "
+                "last_seen, last_sale FROM devices WHERE tenant=? AND device_id=?", (tenant, device_id),
             ).fetchone()
-            status, gen, registered, pending, until, last_jti, updated, stored_branch = (
-                row if row else ("active", 0, now, "", 0.0, "", 0.0, ""))
+            status, gen, registered, pending, until, last_jti, updated, stored_branch, seen, sold = (
+                row if row else ("active", 0, now, "", 0.0, "", 0.0, "", 0.0, 0.0))
             if check_registration(status, gen, pending, until, now, proven_generation, code_hash, proof_jti=proof_jti,
                                   stored_proof_jti=last_jti, updated_at=updated):
-                return _device(c.execute(f"SELECT {_COLUMNS} FROM devices WHERE tenant=? AND device_id=?",
+                return _device(c.execute(f"SELECT {_READ} FROM devices WHERE tenant=? AND device_id=?",
                                          (tenant, device_id)).fetchone())
             branch = stored_branch if pending and stored_branch else branch_id  # an admin's code: its branch
             c.execute(
-                f"INSERT OR REPLACE INTO devices ({_COLUMNS}, code_hash, proof_jti) VALUES (?,?,?,?,?,?,?,?,0,'',?)",
+                f"INSERT OR REPLACE INTO devices ({_COLUMNS}, code_hash, proof_jti, last_seen, last_sale) "
+                "VALUES (?,?,?,?,?,?,?,?,0,'',?,?,?)",
                 (tenant, device_id, device_name, branch, "active", gen + 1, registered, now,
-                 proof_jti if proven_generation is not None else ""),
+                 proof_jti if proven_generation is not None else "", float(seen), float(sold)),
             )
-            return Device(tenant, device_id, device_name, branch, "active", gen + 1, registered, now)
+            return Device(tenant, device_id, device_name, branch, "active", gen + 1, registered, now,
+                          last_seen=float(seen), last_sale=float(sold))
 
         return await self._transaction(tx)
 
@@ -154,7 +157,7 @@ class SqliteStore(SqliteQueue, SqlitePostings, SqliteMasterdata, SqliteEvents, S
                 "branch_id=COALESCE(?, branch_id) WHERE tenant=? AND device_id=?",
                 (code_hash, until, now, branch_id, tenant, device_id),
             )
-            row = c.execute(f"SELECT {_COLUMNS} FROM devices WHERE tenant=? AND device_id=?", (tenant, device_id)).fetchone()
+            row = c.execute(f"SELECT {_READ} FROM devices WHERE tenant=? AND device_id=?", (tenant, device_id)).fetchone()
             return _device(row) if row else None
 
         return await self._transaction(tx)
@@ -173,7 +176,7 @@ class SqliteStore(SqliteQueue, SqlitePostings, SqliteMasterdata, SqliteEvents, S
     async def get_device(self, tenant: str, device_id: str) -> Device | None:
         row = await self._run(
             lambda c: c.execute(
-                f"SELECT {_COLUMNS} FROM devices WHERE tenant=? AND device_id=?", (tenant, device_id)
+                f"SELECT {_READ} FROM devices WHERE tenant=? AND device_id=?", (tenant, device_id)
             ).fetchone()
         )
         return _device(row) if row else None
@@ -181,7 +184,7 @@ class SqliteStore(SqliteQueue, SqlitePostings, SqliteMasterdata, SqliteEvents, S
     async def list_devices(self, tenant: str) -> list[Device]:
         rows = await self._run(
             lambda c: c.execute(
-                f"SELECT {_COLUMNS} FROM devices WHERE tenant=? ORDER BY device_id", (tenant,)
+                f"SELECT {_READ} FROM devices WHERE tenant=? ORDER BY device_id", (tenant,)
             ).fetchall()
         )
         return [_device(r) for r in rows]
@@ -194,11 +197,16 @@ class SqliteStore(SqliteQueue, SqlitePostings, SqliteMasterdata, SqliteEvents, S
                 (tenant, device_id, "", "", status, 0, now, now),
             )
             row = c.execute(
-                f"SELECT {_COLUMNS} FROM devices WHERE tenant=? AND device_id=?", (tenant, device_id)
+                f"SELECT {_READ} FROM devices WHERE tenant=? AND device_id=?", (tenant, device_id)
             ).fetchone()
             return _device(row)
 
         return await self._transaction(tx)
+
+    async def touch_device(self, tenant: str, device_id: str, seen: float, sale: float) -> None:
+        await self._transaction(lambda c: c.execute(
+            "UPDATE devices SET last_seen=max(last_seen, ?), last_sale=max(last_sale, ?) WHERE tenant=? AND device_id=?",
+            (seen, sale, tenant, device_id)))
 
     async def delete_device(self, tenant: str, device_id: str) -> bool:
         def tx(c: sqlite3.Connection) -> bool:
@@ -317,4 +325,5 @@ def _enable_wal(c: sqlite3.Connection, wait: float = 10.0) -> None:
 
 
 def _device(row: Any) -> Device:
-    return Device(row[0], row[1], row[2], row[3], row[4], int(row[5]), float(row[6]), float(row[7]), float(row[8]))
+    return Device(row[0], row[1], row[2], row[3], row[4], int(row[5]), float(row[6]), float(row[7]), float(row[8]),
+                  float(row[9]), float(row[10]))

@@ -230,6 +230,27 @@ class SqliteQueue:
         stats: dict[str, dict[str, float]] = await self._run(read)
         return stats
 
+    async def device_queue_stats(self, tenant: str, now: float) -> dict[str, dict[str, float]]:
+        def read(c: sqlite3.Connection) -> dict[str, dict[str, float]]:
+            stats: dict[str, dict[str, float]] = {}
+
+            def of(device: str) -> dict[str, float]:
+                return stats.setdefault(device, {"queued": 0.0, "in_flight": 0.0, "failed": 0.0, "oldest_due_age": 0.0})
+
+            for device, leased, total, oldest in c.execute(
+                "SELECT device, sum(owner != '' AND lease_until > ?), count(*), min(next_attempt_at) FROM sync_jobs "
+                "WHERE tenant=? AND status IN ('pending', 'retrying') GROUP BY device", (now, tenant)
+            ):
+                of(device).update(queued=total - leased, in_flight=leased, oldest_due_age=max(0.0, now - oldest))
+            for device, failed in c.execute(
+                "SELECT device, count(*) FROM sync_jobs WHERE tenant=? AND status = 'failed' GROUP BY device", (tenant,)
+            ):
+                of(device)["failed"] = failed
+            return stats
+
+        result: dict[str, dict[str, float]] = await self._run(read)
+        return result
+
     async def purge_synced(self, tenant: str, before: float, limit: int) -> int:
         def tx(c: sqlite3.Connection) -> int:
             ids = [r[0] for r in c.execute(

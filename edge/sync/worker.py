@@ -149,6 +149,9 @@ class SyncWorker:
         elif update.attempted:
             if self.metrics is not None:
                 self.metrics.sync_outcomes.labels(job.tenant, update.status).inc()
+            runtime = self._runtime()
+            if update.status == "synced" and job.type != "closure" and runtime is not None:
+                runtime.services.devices.note(job.tenant, job.device, sale=True)  # its last sale, for the admin
             event = {"synced": "sync_job_synced", "retrying": "sync_job_retrying", "failed": "sync_job_failed"}
             # a job given up on needs someone (pos-edge sync retry): a warning, written at once
             write = log.warning if update.status == "failed" else log.info

@@ -5,6 +5,7 @@ and the audit records the changes leave."""
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -293,6 +294,14 @@ def test_a_terminals_failed_jobs_are_listed_and_retried(gw: Gateway, standin: An
     batch = upload(gw, till, [doomed])["batch_uuid"]
     assert wait_batch(gw, till, batch)["status"] == "failed"
     mgr, viewer = token(gw, "mgr"), token(gw, "viewer")
+
+    def row() -> dict[str, Any]:
+        terminals = gw.request("GET", "/admin/terminals?branch_id=main", token=viewer).json()["terminals"]
+        return next(t for t in terminals if t["device_id"] == device)
+
+    assert row()["jobs"] == {"queued": 0, "failed": 1} and row()["last_seen"]  # its upload was a request
+    main = next(s for s in gw.request("GET", "/admin/stores", token=viewer).json()["stores"] if s["branch_id"] == "main")
+    assert main["sync"]["failed"] >= 1 and set(main["sync"]) == {"depth", "failed", "oldest_pending_age"}
     r = gw.request("GET", f"/admin/terminals/{device}/jobs", token=viewer)
     assert r.status_code == 200, r.text
     failed = r.json()["failed"]
@@ -303,3 +312,29 @@ def test_a_terminals_failed_jobs_are_listed_and_retried(gw: Gateway, standin: An
     r = gw.request("POST", f"/admin/terminals/{device}/jobs/retry", token=mgr)
     assert r.status_code == 200 and r.json()["requeued"] == 1, r.text
     assert wait_batch(gw, till, batch)["status"] == "synced"  # the fault was one attempt long
+    deadline = time.monotonic() + 10
+    while not row()["last_sale"]:  # the synced sale is its last sale (written in the background)
+        assert time.monotonic() < deadline, row()
+        time.sleep(0.1)
+    assert row()["jobs"] == {"queued": 0, "failed": 0}
+
+
+@pytest.mark.usefixtures("pos_data")
+def test_a_live_sale_is_the_terminals_and_its_stores_last_sale(gw: Gateway) -> None:
+    from tests.routes.test_pos import sale
+
+    device = f"live-{uuid.uuid4().hex[:6]}"
+    till = gw.token(device)
+    r = gw.request("POST", "/v1/sale", token=till, json=sale(till_id=device))
+    assert r.status_code == 201, r.text
+    boss = token(gw, "boss")
+    deadline = time.monotonic() + 10
+    while True:
+        row = next(t for t in gw.request("GET", "/admin/terminals", token=boss).json()["terminals"]
+                   if t["device_id"] == device)
+        if row["last_sale"]:
+            break
+        assert time.monotonic() < deadline, row
+        time.sleep(0.1)
+    main = next(s for s in gw.request("GET", "/admin/stores", token=boss).json()["stores"] if s["branch_id"] == "main")
+    assert main["last_sale"] is not None and main["last_sale"] >= row["last_sale"]

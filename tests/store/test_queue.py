@@ -145,3 +145,19 @@ async def test_purge_forgets_old_synced_jobs_and_empty_batches_only(store: Store
     # a purged transaction uploaded again is a new job (which will find its invoice in ERPNext)
     _, again = await enqueue(store, tenant, [new("old-synced")], now=NOW + 200)
     assert again.enqueued == 1
+
+
+async def test_queue_figures_per_device(store: Store, tenant: str) -> None:
+    await enqueue(store, tenant, [new("a1"), new("a2")], device="till-a", now=NOW)
+    await enqueue(store, tenant, [new("b1")], device="till-b", now=NOW + 5)
+    claimed = await store.claim_jobs({tenant: 10}, NOW + 10, "w1", 30, 10)
+    b1 = next(j for j in claimed if j.device == "till-b")
+    assert await store.settle_job(tenant, b1.job_id, "w1", JobUpdate("failed", last_error="no", attempted=True), NOW + 11)
+    for job in claimed:
+        if job.device == "till-a":  # hand them back, pending (not in flight, not failed)
+            assert await store.settle_job(tenant, job.job_id, "w1", JobUpdate("retrying", next_attempt_at=NOW + 12,
+                                                                              attempted=True), NOW + 11)
+    stats = await store.device_queue_stats(tenant, NOW + 20)
+    assert stats["till-a"]["queued"] == 2 and stats["till-a"]["failed"] == 0 and stats["till-a"]["oldest_due_age"] == 8
+    assert stats["till-b"]["failed"] == 1 and stats["till-b"]["queued"] == 0
+    assert await store.device_queue_stats("another-" + tenant, NOW) == {}

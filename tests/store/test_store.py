@@ -325,3 +325,17 @@ async def test_a_reset_with_a_branch_moves_the_device(store: Store, tenant: str)
     kept = await store.reset_device(tenant, "till-m", "k" * 64, now + 60, now)  # a plain reset keeps it
     assert kept is not None and kept.branch_id == "east"
     assert await store.reset_device(tenant, "nobody", "k" * 64, now + 60, now, branch_id="east") is None
+
+
+async def test_last_seen_and_last_sale_only_move_forward_and_survive_a_re_registration(store: Store, tenant: str) -> None:
+    now = time.time()
+    first = await store.register_device(tenant, "till-t", "Till", "main", now)
+    assert (first.last_seen, first.last_sale) == (0.0, 0.0)
+    await store.touch_device(tenant, "till-t", now + 10, now + 5)
+    await store.touch_device(tenant, "till-t", now + 3, 0.0)  # older, and no sale: changes nothing
+    device = await store.get_device(tenant, "till-t")
+    assert device is not None and (device.last_seen, device.last_sale) == (now + 10, now + 5)
+    again = await store.register_device(tenant, "till-t", "Till", "main", now + 20, proven_generation=1)
+    assert (again.last_seen, again.last_sale) == (now + 10, now + 5)
+    await store.touch_device(tenant, "nobody", now, now)  # an unknown device: nothing, no error
+    assert await store.get_device(tenant, "nobody") is None

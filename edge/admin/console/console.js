@@ -75,6 +75,8 @@ async function loadStores() {
       cell(row, st.warehouse);
       cell(row, st.terminals.total);
       cell(row, st.terminals.blocked);
+      cell(row, st.last_sale || "never");
+      cell(row, st.sync.depth + (st.sync.failed ? " (" + st.sync.failed + " failed)" : ""));
       body.appendChild(row);
     }
   }
@@ -103,6 +105,8 @@ async function loadTerminals() {
     cell(row, t.device_name);
     cell(row, t.branch_id);
     cell(row, t.status, "status-" + t.status);
+    cell(row, t.last_seen || "never");
+    cell(row, t.jobs.queued + (t.jobs.failed ? " (" + t.jobs.failed + " failed)" : ""));
     const actions = cell(row, "", "actions");
     if (WRITERS.includes(s.role)) {
       if (t.status === "blocked") {
