@@ -381,6 +381,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Inspect the sync queue and re-queue failed jobs."""
+    from edge.admin import audit, terminals
     from edge.routes.sync import status_view
     from edge.store import open_store
 
@@ -423,7 +424,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
                     if batch is None:
                         continue
                     ids = [j.job_id for j in batch.jobs]
-                n = await store.requeue_failed(tenant, ids, time.time())
+                n = await terminals.retry_jobs(store, tenant, ids, time.time())  # the admin API's own action
+                if n:
+                    await _audited(audit, store, tenant, "retry", args.id)
                 print(f"requeued {n} failed job(s) of tenant {tenant}" + ("" if n else " (none of them had failed)"))
                 return 0
             print(f"no job or batch {args.id}" + (f" in tenant {args.tenant}" if args.tenant else ""), file=sys.stderr)

@@ -347,7 +347,11 @@ def _admin_paths() -> dict[str, Any]:
                              _ok(200, "stores", {"type": "object", "required": ["tenant", "stores"]}),
                              "store_unavailable"),
             "post": _admin_op("add a store: tenants.yaml is the source of truth, so the answer is 409 "
-                              "`store_in_config` with the snippet to add to it (`snippet`)", "admin_post_store", {},
+                              "`store_in_config` with the snippet to add to it (`snippet`), unless the operator "
+                              "enabled gateway.admin.write_config: then the branch is written into the file and "
+                              "reloaded (201)", "admin_post_store",
+                              _ok(201, "written into tenants.yaml and reloaded",
+                                  {"type": "object", "required": ["branch_id", "reloaded"]}),
                               *body_codes, "store_in_config",
                               body={"type": "object", "required": ["branch_id", "pos_profile", "warehouse"]}),
         },

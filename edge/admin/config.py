@@ -109,3 +109,7 @@ class AdminSettings(BaseModel):
         if item.amount <= 0:
             raise ValueError("the amount must be positive")
         return v
+
+    write_config: bool = Field(default=False, description=(
+        "POST /admin/stores writes the new branch into tenants.yaml (validated, atomically) and reloads; "
+        "off: 409 with the snippet to add (the file stays the admin's)"))

@@ -11,6 +11,7 @@ import orjson
 
 from edge.routes.devices import code_digest
 from edge.store.base import Device, Store
+from edge.sync.jobs import Job
 
 
 def _iso(ts: float) -> str | None:
@@ -78,6 +79,16 @@ async def provision(store: Store, tenant: str, device_id: str, device_name: str,
     device = await store.provision_device(tenant, device_id, device_name, branch_id, code_digest(code),
                                           now + hours * 3600, now)
     return (device, code) if device is not None else (None, "")
+
+
+async def failed_jobs(store: Store, tenant: str, device_id: str) -> list[Job]:
+    """The terminal's failed sync jobs."""
+    return [j for j in await store.failed_jobs(tenant) if j.device == device_id]
+
+
+async def retry_jobs(store: Store, tenant: str, job_ids: list[str], now: float) -> int:
+    """Re-queue failed jobs with fresh attempts; how many were failed (the others are left alone)."""
+    return await store.requeue_failed(tenant, job_ids, now) if job_ids else 0
 
 
 async def delete(store: Store, tenant: str, device: Device, force: bool) -> bool:

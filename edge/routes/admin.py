@@ -8,6 +8,7 @@ before a principal is known count against the caller's address like every other.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -18,11 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from edge.admin import access, audit, terminals
+from edge.admin import access, audit, config_writer, terminals
 from edge.admin.access import Action
 from edge.admin.principals import Principal
 from edge.admin.tokens import ALL_TENANTS, InvalidAdminToken
 from edge.bodies import read_json
+from edge.config_errors import ConfigError
 from edge.problems import Problem, problem_response, store_unavailable, validation_errors
 from plugins.normalise import Branch  # the POS mapping's branch model: a new store is validated as tenants.yaml is
 
@@ -148,9 +150,29 @@ async def post_store(request: Request) -> Response:
     edge, ctx, tenant, principal = entered
     raw = await read_json(request.receive, ctx.headers, 64 * 1024)
     branch = _branch_entry(raw)
+    (branch_id, fields), = branch.items()
+    if branch_id in (getattr(tenant.config, "branches", None) or {}):
+        raise Problem("validation_failed", f"store {branch_id!r} exists", errors=[
+            {"loc": ["body", "branch_id"], "msg": "a new branch id"}])
     snippet = yaml.safe_dump({"tenants": {tenant.key: {"branches": branch}}}, sort_keys=False)
-    raise Problem("store_in_config", "stores are branches in tenants.yaml, the gateway's source of truth: add this "
-                  "and the gateway reloads it", extra={"snippet": snippet})
+    if not edge.config.gateway.admin.write_config:
+        raise Problem("store_in_config", "stores are branches in tenants.yaml, the gateway's source of truth: add "
+                      "this and the gateway reloads it (or let admins write it: gateway.admin.write_config)",
+                      extra={"snippet": snippet})
+    try:
+        await asyncio.to_thread(config_writer.add_branch, edge.config.source, tenant.key, branch_id, fields)
+    except config_writer.ConfigUnwritable as exc:
+        raise Problem("store_in_config", f"tenants.yaml cannot take the store automatically ({exc}): add this "
+                      "by hand", extra={"snippet": snippet}) from None
+    except ConfigError as exc:
+        raise Problem("validation_failed", "tenants.yaml would not load with this store", errors=[
+            {"loc": ["config", *str(path).split(".")], "msg": message} for path, message in exc.errors[:10]]) from None
+    except OSError as exc:
+        raise Problem("store_in_config", f"tenants.yaml cannot be written ({exc.strerror}): add this by hand",
+                      extra={"snippet": snippet}) from None
+    await _audit(edge, ctx, tenant.key, principal, "add_store", branch_id, {"branch": fields})
+    reloaded = await edge.reload("admin: store added")
+    return _json({"branch_id": branch_id, **fields, "reloaded": reloaded}, 201)
 
 
 def _branch_entry(raw: Any) -> dict[str, Any]:
@@ -361,7 +383,7 @@ async def get_jobs(request: Request) -> Response:
     device_id = request.path_params["device_id"]
     await _terminal(edge, ctx, tenant, principal, device_id)
     try:
-        jobs = [j for j in await edge.store.failed_jobs(tenant.key) if j.device == device_id]
+        jobs = await terminals.failed_jobs(edge.store, tenant.key, device_id)
     except Exception as exc:
         raise store_unavailable(ctx, exc, "the queue cannot be read right now") from None
     return _json({"device_id": device_id, "failed": [
@@ -379,9 +401,9 @@ async def post_retry(request: Request) -> Response:
     body = await _body(ctx, request, RetryRequest)
     await _terminal(edge, ctx, tenant, principal, device_id)
     try:
-        mine = {j.job_id for j in await edge.store.failed_jobs(tenant.key) if j.device == device_id}
+        mine = {j.job_id for j in await terminals.failed_jobs(edge.store, tenant.key, device_id)}
         wanted = mine if body.job_ids is None else mine & set(body.job_ids)  # never another terminal's job
-        count = await edge.store.requeue_failed(tenant.key, sorted(wanted), time.time()) if wanted else 0
+        count = await terminals.retry_jobs(edge.store, tenant.key, sorted(wanted), time.time())
     except Exception as exc:
         raise store_unavailable(ctx, exc, "the jobs could not be re-queued; nothing was done") from None
     edge.wake_workers()

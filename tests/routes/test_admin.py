@@ -249,6 +249,10 @@ def test_a_terminal_made_ahead_enrols_with_its_code_into_its_store(gw: Gateway) 
     assert r.json()["branch_id"] == "main"  # the store the admin chose, not the till's claim
     assert_problem(gw.register(f"{device}", proof=None, enrollment_code=made["enrollment_code"]), 401,
                    "enrollment_code_invalid")  # used up
+    entries = gw.request("GET", "/admin/audit", token=token(gw, "boss")).json()["entries"]
+    made_by = next(e for e in entries if e["action"] == "provision" and e["target"] == device)
+    assert (made_by["actor"], made_by["details"]) == ("mgr", {"branch_id": "main"})
+    assert made["enrollment_code"] not in str(entries)  # the code is never kept, not even in the audit
 
 
 def test_reset_move_and_delete_by_role_and_scope(gw: Gateway) -> None:
@@ -317,6 +321,8 @@ def test_a_terminals_failed_jobs_are_listed_and_retried(gw: Gateway, standin: An
         assert time.monotonic() < deadline, row()
         time.sleep(0.1)
     assert row()["jobs"] == {"queued": 0, "failed": 0}
+    entries = gw.request("GET", "/admin/audit", token=token(gw, "boss")).json()["entries"]
+    assert any(e["action"] == "retry" and e["target"] == device and e["details"] == {"requeued": 1} for e in entries)
 
 
 @pytest.mark.usefixtures("pos_data")
@@ -338,3 +344,59 @@ def test_a_live_sale_is_the_terminals_and_its_stores_last_sale(gw: Gateway) -> N
         time.sleep(0.1)
     main = next(s for s in gw.request("GET", "/admin/stores", token=boss).json()["stores"] if s["branch_id"] == "main")
     assert main["last_sale"] is not None and main["last_sale"] >= row["last_sale"]
+
+
+def test_with_write_config_a_new_store_is_written_into_tenants_yaml_and_served(tmp_path: Any,
+                                                                            standin_server: StandInServer) -> None:
+    import yaml
+
+    cfg = admin_config(tmp_path, standin_server.url, "sqlite", write_config=True)
+    gw = start_gateway(tmp_path, cfg)
+    try:
+        path = gw.config_path
+        path.write_text("# the admin's own notes stay\n" + path.read_text())
+        before = path.read_text()
+        boss = token(gw, "boss")
+        r = gw.request("POST", "/admin/stores", token=boss,
+                       json={"branch_id": "west", "pos_profile": "Shop One Main", "warehouse": "Stores - S1"})
+        assert r.status_code == 201, r.text
+        assert r.json()["reloaded"] is True
+        after = path.read_text()
+        assert after.startswith("# the admin's own notes stay\n") and len(after.splitlines()) == len(before.splitlines()) + 1
+        assert yaml.safe_load(after)["tenants"]["shop1"]["branches"]["west"] == {
+            "pos_profile": "Shop One Main", "warehouse": "Stores - S1"}
+        assert "west" in {s["branch_id"] for s in gw.request("GET", "/admin/stores", token=boss).json()["stores"]}
+        assert gw.register(f"w-{uuid.uuid4().hex[:4]}", branch_id="west").status_code == 201  # served at once
+        assert_problem(gw.request("POST", "/admin/stores", token=boss,
+                                  json={"branch_id": "west", "pos_profile": "x", "warehouse": "y"}), 422,
+                       "validation_failed")  # exists
+        entries = gw.request("GET", "/admin/audit", token=boss).json()["entries"]
+        assert any(e["action"] == "add_store" and e["target"] == "west" for e in entries)
+    finally:
+        gw.stop()
+
+
+def test_every_write_action_by_role_and_scope(gw: Gateway) -> None:
+    """viewer: 403 everywhere; store manager: 404 for another store's terminal; operator and
+    company admin: allowed (each action on a terminal of its own, so one does not hide the next)."""
+    tok = {n: token(gw, n) for n in ("boss", "mgr", "viewer", "ops")}
+    actions: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("POST", "block", None), ("POST", "unblock", None), ("POST", "reset", None),
+        ("POST", "move", {"branch_id": "main"}), ("POST", "jobs/retry", None), ("DELETE", "", None)]
+
+    def call(who: str, method: str, device: str, action: str, body: dict[str, Any] | None) -> httpx.Response:
+        path = f"/admin/terminals/{device}" + (f"/{action}" if action else "")
+        return gw.request(method, path + ("?force=true" if method == "DELETE" else ""), token=tok[who], json=body)
+
+    for method, action, body in actions:
+        made = tills(gw)
+        assert_problem(call("viewer", method, made["main"], action, body), 403, "admin_forbidden")
+        assert_problem(call("mgr", method, made["east"], action, body), 404, "not_found")
+        for who in ("boss", "ops"):
+            fresh = tills(gw)["east"]
+            r = call(who, method, fresh, action, body)
+            assert r.status_code in (200, 204), (who, action, r.text)
+    assert_problem(gw.request("POST", "/admin/terminals", token=tok["viewer"],
+                              json={"device_id": "x1", "branch_id": "main"}), 403, "admin_forbidden")
+    assert gw.request("POST", "/admin/terminals", token=tok["ops"],
+                      json={"device_id": f"o-{uuid.uuid4().hex[:6]}", "branch_id": "east"}).status_code == 201
