@@ -456,6 +456,9 @@ def parse(text: str, source: str = "<string>", env: dict[str, str] | None = None
         lines = f"{', '.join(map(str, rest))} and {last}"
         found.add(dup.path, f"duplicate key (lines {lines})")
     defaulted: list[tuple[str, str]] = []
+    for loc in _keys_in_clear(raw):
+        found.add(loc, "an admin key never stands in the file in clear: give it from the environment (${VAR}) "
+                       "or as key_sha256", value=False)
     raw, missing = substitute(raw, env, defaulted=defaulted)
     for m in missing:
         found.add(m.loc, f"environment variable {m.variable} is not set", value=True)
@@ -508,6 +511,23 @@ def parse(text: str, source: str = "<string>", env: dict[str, str] | None = None
     names = tuple(dict.fromkeys(name for _, name in defaulted))
     secrets = tuple(path for path, _ in defaulted if path.rsplit(".", 1)[-1] in SECRET_KEYS)
     return LoadedConfig(gateway, tenants, source, names, secrets)
+
+
+def _keys_in_clear(raw: dict[Any, Any]) -> list[tuple[Any, ...]]:
+    """Where an admin's or operator's `key` is written as the key itself, not as ${VAR}."""
+    gateway = raw.get("gateway")
+    places: list[tuple[Any, Any]] = [(("gateway", "operators"), gateway.get("operators") if isinstance(gateway, dict)
+                                      else None)]
+    tenants = raw.get("tenants")
+    if isinstance(tenants, dict):
+        places += [(("tenants", k, "admins"), t.get("admins")) for k, t in tenants.items() if isinstance(t, dict)]
+    out = []
+    for base, entries in places:
+        for i, entry in enumerate(entries if isinstance(entries, list) else []):
+            key = entry.get("key") if isinstance(entry, dict) else None
+            if isinstance(key, str) and "${" not in key:
+                out.append((*base, i, "key"))
+    return out
 
 
 def _check_defaults(model: type[CoreTenantConfig], defaults: dict[str, Any], found: Collector) -> None:

@@ -59,23 +59,6 @@ class UnauthenticatedLimit:
         return Problem("rate_limited", f"more than {self._quota} failed requests {whose} in "
                        f"{self._window} s; retry in {retry} s", headers={"Retry-After": retry})
 
-    async def over(self, ctx: Any, key: str | None = None) -> Problem | None:
-        """The 429 when this client (or `key`) is already over the limit, without counting:
-        for checks that must not even be tried past it (a login must not tell a right guess)."""
-        whose = "from this address" if key is None else "for this login"
-        full = self._prefix + (ctx.forwarded_for if key is None else key)
-        try:
-            oldest, count = await self._storage.get_moving_window(full, self._quota, self._window)
-        except Exception as exc:  # fail open, loudly, as refused() does
-            self._log.warning("rate_limit_store_unavailable", error=type(exc).__name__, detail=str(exc)[:200],
-                              fail_open=True)
-            return None
-        if count < self._quota:
-            return None
-        retry = str(max(1, math.ceil(oldest + self._window - time.time())))
-        return Problem("rate_limited", f"more than {self._quota} failed requests {whose} in {self._window} s; "
-                       f"retry in {retry} s", headers={"Retry-After": retry})
-
     async def answer(self, ctx: Any, response: Response) -> Response:
         """`response` (a refusal made before a device was known), or the 429 replacing it."""
         if response.status_code == 429:

@@ -145,3 +145,14 @@ def test_webhook_secret_is_long_enough_and_public_url_has_no_query() -> None:
     assert str(cfg.gateway.public_url) == "https://pos.example.com/edge"
     assert cfg.tenants["shop1"].erpnext.webhook_secret is not None
     assert cfg.tenants["shop2"].erpnext.webhook_secret is None  # no webhooks: polling only
+
+
+def test_an_admin_key_in_clear_is_refused() -> None:
+    text = GOOD.replace("tenants:\n  shop1:\n", "tenants:\n  shop1:\n    admins: [{name: a, role: company_admin, "
+                        "key: plain-text-key-0123456789abcdef}]\n", 1)
+    errs = errors_of(text)
+    assert "never stands in the file in clear" in errs["tenants.shop1.admins.0.key"]
+    assert "plain-text-key" not in str(errs)
+    ok = text.replace("key: plain-text-key-0123456789abcdef", "key: '${ADMIN_KEY}'")
+    cfg = parse(ok, env={**ENV, "ADMIN_KEY": "from-the-environment-0123456789"})
+    assert cfg.tenants["shop1"].admins[0].key is not None

@@ -4,11 +4,11 @@ GET /admin/audit), and one structured log line, for every change an admin makes.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from edge.admin.terminals import iso
 from edge.store.base import Store
 
 
@@ -16,7 +16,7 @@ async def record(store: Store, log: Any, tenant: str, *, actor: str, role: str, 
                  address: str, request_id: str = "", details: dict[str, Any] | None = None) -> None:
     """Record that `actor` did `action` to `target` in `tenant`, from `address`."""
     now = time.time()
-    entry = {"at": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"), "actor": actor, "role": role,
+    entry = {"at": iso(now), "actor": actor, "role": role,
              "action": action, "target": target, "address": address, "request_id": request_id or None,
              "details": details or {}}
     await store.audit_append(tenant, orjson.dumps(entry), now)

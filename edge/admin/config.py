@@ -95,7 +95,7 @@ class AdminSettings(BaseModel):
 
     token_ttl: int = Field(default=900, ge=60, le=12 * 3600, description="seconds an admin token lasts")
     login_rate_limit: str = Field(default="10/minute", description=(
-        "failed logins per client address and per login name; 429 past it"))
+        "login attempts per client address and per login name; 429 past it (a right secret too)"))
 
     @field_validator("login_rate_limit")
     @classmethod

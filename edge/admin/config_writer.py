@@ -5,7 +5,8 @@ admin would, and the gateway reloads it.
 The file is edited as text, not dumped again: its comments, its order and its `${VAR}`
 references stay as the admin wrote them. The new branch becomes one line under the tenant's
 own `branches:` block, indented like its siblings, in JSON (which YAML reads as a flow
-mapping: nothing in it needs YAML's quoting rules). The whole new file is validated before
+mapping: nothing in it needs YAML's quoting rules), every `$` doubled so the loader's
+`${VAR}` substitution leaves what the admin sent as text. The whole new file is validated before
 it is written; it replaces the old one atomically (a temporary file in the same folder,
 fsynced, then renamed), under a lock file, so two admins adding stores at once do not lose
 one of them.
@@ -49,11 +50,17 @@ def with_branch(text: str, tenant: str, branch_id: str, branch: dict[str, Any]) 
     indent = siblings[0][1] - 1
     last = max(pos[0] for path, pos in {**located.keys, **located.values}.items() if path[:3] == base)
     lines = text.splitlines(keepends=True)
-    line = " " * indent + json.dumps(branch_id) + ": " + json.dumps(branch, ensure_ascii=False) + "\n"
+    # `$$` is a literal `$` to the loader: a value can never reach into the environment
+    # (`${POS_EDGE_JWT_SECRET}` sent as a warehouse must stay that text, not become the secret)
+    line = " " * indent + _literal(json.dumps(branch_id)) + ": " + _literal(json.dumps(branch)) + "\n"
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
     lines.insert(last, line)
     return "".join(lines)
+
+
+def _literal(text: str) -> str:
+    return text.replace("$", "$$")
 
 
 def add_branch(path: str, tenant: str, branch_id: str, branch: dict[str, Any]) -> None:

@@ -59,6 +59,14 @@ class Directory:
             (key, a.name): a for key, t in tenants.items() for a in t.admins}
         self._operators = {o.name: o for o in operators}
 
+    def current(self, tenant: str, name: str) -> Principal | None:
+        """The principal a token names, as the configuration has it now (None once removed):
+        a token carries who logged in, never what they may still do."""
+        if tenant == ALL_TENANTS:
+            return Principal(name, "operator", ALL_TENANTS, ()) if name in self._operators else None
+        admin = self._admins.get((tenant, name))
+        return Principal(name, admin.role, tenant, tuple(admin.branches)) if admin is not None else None
+
     def authenticate(self, tenant: str, name: str, key: str | None, password: str | None) -> Principal | None:
         """The principal `name` of this tenant (or an operator) if the key or password is theirs."""
         admin = self._admins.get((tenant, name))

@@ -14,7 +14,8 @@ from edge.store.base import Device, Store
 from edge.sync.jobs import Job
 
 
-def _iso(ts: float) -> str | None:
+def iso(ts: float) -> str | None:
+    """A Unix time as the admin API writes times (UTC, ISO 8601, `Z`); None for 0 (never)."""
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z") if ts else None
 
 
@@ -25,8 +26,8 @@ def view(device: Device, now: float, queue: dict[str, dict[str, float]] | None =
     out: dict[str, Any] = {
         "device_id": device.device_id, "device_name": device.device_name, "branch_id": device.branch_id or None,
         "status": status, "generation": device.generation, "registered": device.generation > 0,
-        "registered_at": _iso(device.registered_at) if device.generation > 0 else None,
-        "updated_at": _iso(device.updated_at), "last_seen": _iso(device.last_seen), "last_sale": _iso(device.last_sale)}
+        "registered_at": iso(device.registered_at) if device.generation > 0 else None,
+        "updated_at": iso(device.updated_at), "last_seen": iso(device.last_seen), "last_sale": iso(device.last_sale)}
     if queue is not None:
         q = queue.get(device.device_id) or {}
         out["jobs"] = {"queued": int(q.get("queued", 0) + q.get("in_flight", 0)), "failed": int(q.get("failed", 0))}
@@ -38,7 +39,7 @@ def store_figures(devices: list[Device], queue: dict[str, dict[str, float]]) -> 
     rows = [queue.get(d.device_id) or {} for d in devices]
     return {"terminals": {"total": len(devices), "active": sum(d.status == "active" for d in devices),
                           "blocked": sum(d.status == "blocked" for d in devices)},
-            "last_sale": _iso(max((d.last_sale for d in devices), default=0.0)),
+            "last_sale": iso(max((d.last_sale for d in devices), default=0.0)),
             "sync": {"depth": int(sum(r.get("queued", 0) + r.get("in_flight", 0) for r in rows)),
                      "failed": int(sum(r.get("failed", 0) for r in rows)),
                      "oldest_pending_age": round(max((r.get("oldest_due_age", 0.0) for r in rows), default=0.0), 1)}}

@@ -9,8 +9,8 @@ before a principal is known count against the caller's address like every other.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -22,7 +22,7 @@ from starlette.responses import Response
 from edge.admin import access, audit, config_writer, terminals
 from edge.admin.access import Action
 from edge.admin.principals import Principal
-from edge.admin.tokens import ALL_TENANTS, InvalidAdminToken
+from edge.admin.tokens import InvalidAdminToken
 from edge.bodies import read_json
 from edge.config_errors import ConfigError
 from edge.problems import Problem, problem_response, store_unavailable, validation_errors
@@ -72,7 +72,13 @@ async def _principal(request: Request, action: Action) -> tuple[Any, Any, Any, P
         return await edge.runtime.services.unauthenticated.answer(ctx, problem_response(Problem(
             "admin_unauthorized", "log in at POST /admin/login and send its token as Authorization: Bearer",
             headers={"WWW-Authenticate": 'Bearer realm="pos-edge admin"'}), ctx.request_id))
-    principal = Principal(claims.name, claims.role, claims.tenant, claims.branches)
+    # what they may do now, not what the token said at login: a removed or demoted admin's
+    # token stops working (or shrinks) with the reload that removed or demoted them
+    principal = edge.runtime.admin.directory.current(claims.tenant, claims.name)
+    if principal is None or principal.role != claims.role:
+        return await edge.runtime.services.unauthenticated.answer(ctx, problem_response(Problem(
+            "admin_unauthorized", "this admin's access changed: log in again",
+            headers={"WWW-Authenticate": 'Bearer realm="pos-edge admin"'}), ctx.request_id))
     if not access.sees_tenant(principal, tenant.key):
         return await edge.runtime.services.unauthenticated.answer(ctx, problem_response(Problem(
             "admin_unauthorized", "this admin token is for another tenant",
@@ -96,22 +102,22 @@ async def login(request: Request) -> Response:
     if (body.key is None) == (body.password is None):
         raise Problem("validation_failed", "give a key or a password", errors=[
             {"loc": ["body", "key"], "msg": "exactly one of key and password"}])
-    name_key = f"{tenant.key}/{body.name}"
-    # past the limit nothing is checked: a right guess must look like any other
-    limited = await admin.logins.over(ctx) or await admin.logins.over(ctx, key=name_key)
+    name_key = f"{tenant.key}/{body.name[:64]}"
+    # every attempt is counted before it is tried (parallel guesses cannot all slip under the
+    # limit), and past the limit nothing is checked: a right guess must look like a wrong one
+    limited = await admin.logins.refused(ctx) or await admin.logins.refused(ctx, key=name_key)
     if limited is not None:
         ctx.log.warning("admin_login_limited", tenant=tenant.key, login=body.name, client=ctx.forwarded_for)
         return problem_response(limited, ctx.request_id)
-    principal = admin.directory.authenticate(tenant.key, body.name, body.key, body.password)
+    # scrypt takes ~50 ms of CPU: off the event loop, so tills are not held up by logins
+    principal = await asyncio.to_thread(admin.directory.authenticate, tenant.key, body.name, body.key, body.password)
     if principal is None:
         ctx.log.warning("admin_login_failed", tenant=tenant.key, login=body.name, client=ctx.forwarded_for)
-        await admin.logins.refused(ctx)
-        await admin.logins.refused(ctx, key=name_key)
         raise Problem("admin_login_failed", "wrong login name, key or password")
     token, claims = admin.tokens.issue(principal.name, principal.role, principal.tenant, list(principal.branches))
     await _audit(edge, ctx, tenant.key, principal, "login", principal.name)
-    return _json({"token": token, "token_type": "Bearer", "expires_at": _iso(claims.expires), "name": principal.name,
-                  "role": principal.role, "tenant": tenant.key if principal.tenant != ALL_TENANTS else ALL_TENANTS,
+    return _json({"token": token, "token_type": "Bearer", "expires_at": terminals.iso(claims.expires), "name": principal.name,
+                  "role": principal.role, "tenant": principal.tenant,
                   "branches": list(principal.branches)})
 
 
@@ -165,8 +171,12 @@ async def post_store(request: Request) -> Response:
         raise Problem("store_in_config", f"tenants.yaml cannot take the store automatically ({exc}): add this "
                       "by hand", extra={"snippet": snippet}) from None
     except ConfigError as exc:
+        # only what concerns the new branch: the rest of the file is not this admin's to read
+        mine = f"tenants.{tenant.key}.branches.{branch_id}."
         raise Problem("validation_failed", "tenants.yaml would not load with this store", errors=[
-            {"loc": ["config", *str(path).split(".")], "msg": message} for path, message in exc.errors[:10]]) from None
+            {"loc": ["body", str(path).removeprefix(mine)], "msg": message}
+            for path, message in exc.errors if str(path).startswith(mine)][:10] or [
+            {"loc": ["body"], "msg": "the configuration would not load (see the gateway's log)"}]) from None
     except OSError as exc:
         raise Problem("store_in_config", f"tenants.yaml cannot be written ({exc.strerror}): add this by hand",
                       extra={"snippet": snippet}) from None
@@ -243,8 +253,9 @@ async def post_block(request: Request) -> Response:
     except Exception as exc:
         raise store_unavailable(ctx, exc, "the terminal could not be changed; nothing was done") from None
     edge.runtime.services.devices.forget(tenant.key, device_id)  # this process: at once; others within the ttl
+    if device is None:  # deleted meanwhile
+        raise Problem("not_found", f"no terminal {device_id!r}")
     await _audit(edge, ctx, tenant.key, principal, "block" if blocked else "unblock", device_id)
-    assert device is not None
     return _json(terminals.view(device, time.time()))
 
 
@@ -296,7 +307,7 @@ def _target_branch(tenant: Any, principal: Principal, branch: str) -> None:
 
 def _with_code(device: Any, code: str, now: float) -> dict[str, Any]:
     return {"terminal": terminals.view(device, now), "enrollment_code": code,
-            "code_expires_at": _iso(device.code_until) if device.code_until else None}
+            "code_expires_at": terminals.iso(device.code_until)}
 
 
 async def post_terminal(request: Request) -> Response:
@@ -388,7 +399,7 @@ async def get_jobs(request: Request) -> Response:
         raise store_unavailable(ctx, exc, "the queue cannot be read right now") from None
     return _json({"device_id": device_id, "failed": [
         {"job_id": j.job_id, "batch_uuid": j.batch_uuid, "client_txn_id": j.client_txn_id, "type": j.type,
-         "attempts": j.attempts, "last_error": j.last_error, "updated_at": _iso(j.updated_at)} for j in jobs]})
+         "attempts": j.attempts, "last_error": j.last_error, "updated_at": terminals.iso(j.updated_at)} for j in jobs]})
 
 
 async def post_retry(request: Request) -> Response:
@@ -419,10 +430,10 @@ async def get_audit(request: Request) -> Response:
     edge, ctx, tenant, principal = entered
     q = request.query_params
     limit_text = q.get("limit", "100")
-    if not limit_text.isdigit() or not 1 <= int(limit_text[:6]) <= 1000:
+    if not re.fullmatch(r"[0-9]{1,4}", limit_text) or not 1 <= int(limit_text) <= 1000:
         raise Problem("validation_failed", "invalid limit", errors=[{"loc": ["query", "limit"], "msg": "1 to 1000"}])
     before = q.get("before", "")
-    if len(before) > 40:
+    if not re.fullmatch(r"[0-9-]{0,40}", before):
         raise Problem("validation_failed", "invalid cursor", errors=[{"loc": ["query", "before"], "msg": "an id"}])
     try:
         records = await edge.store.audit_list(tenant.key, before, int(limit_text))
@@ -439,7 +450,3 @@ async def _audit(edge: Any, ctx: Any, tenant: str, principal: Principal, action:
                            target=target, address=ctx.forwarded_for, request_id=ctx.request_id, details=details)
     except Exception as exc:  # the action is done; its record is logged at least
         ctx.log.error("audit_record_failed", tenant=tenant, action=action, target=target, error=type(exc).__name__)
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")

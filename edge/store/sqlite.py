@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS closures (
 );
 """
 _COLUMNS = "tenant, device_id, device_name, branch_id, status, generation, registered_at, updated_at, code_until"
-_READ = _COLUMNS + ", last_seen, last_sale"  # (schema 4's columns: written by touch_device only)
+_READ = _COLUMNS + ", last_seen, last_sale"  # (schema 5's columns: written by touch_device only)
 
 
 class SqliteStore(SqliteQueue, SqlitePostings, SqliteMasterdata, SqliteEvents, SqliteAudit):

@@ -15,8 +15,8 @@ it exactly once). Once released, its statements are frozen in the same way.
 
 Version 3 adds the event log tables (EVENTS_SCHEMA: events, events_state), the same way.
 
-Version 4 adds the admin audit log (AUDIT_SCHEMA: audit), the same way, and the devices'
-last_seen and last_sale columns.
+Version 4 adds the admin audit log (AUDIT_SCHEMA: audit), the same way. Version 5 adds
+the devices' last_seen and last_sale columns.
 
 A file whose version is newer than MIGRATIONS knows was upgraded by a newer
 pos-edge; it is refused (SchemaTooNew), since this code could misread or damage it.
@@ -82,14 +82,18 @@ def _v3(c: sqlite3.Connection) -> None:
 
 
 def _v4(c: sqlite3.Connection) -> None:
-    """Version 4: the admin audit log (audit), and when each device was last seen and last sold."""
+    """Version 4: the admin audit log (audit)."""
     for statement in _statements(AUDIT_SCHEMA):
         c.execute(statement)
+
+
+def _v5(c: sqlite3.Connection) -> None:
+    """Version 5: when each device was last seen and last sold (for the admin's views)."""
     c.execute("ALTER TABLE devices ADD COLUMN last_seen REAL NOT NULL DEFAULT 0")
     c.execute("ALTER TABLE devices ADD COLUMN last_sale REAL NOT NULL DEFAULT 0")
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5]
 
 
 def current_version() -> int:

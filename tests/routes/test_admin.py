@@ -5,6 +5,7 @@ and the audit records the changes leave."""
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,20 +24,23 @@ VIEW_KEY = "viewer-key-" + "v" * 24
 OPS_KEY = "ops-key-" + "o" * 24
 BOSS2_KEY = "boss2-key-" + "c" * 24
 MANAGER_PASSWORD = "correct horse battery staple"
+# keys come from the environment (a key in clear in tenants.yaml is refused); the gateways and
+# the CLI these tests start inherit it
+os.environ.update({"TEST_ADMIN_VIEW_KEY": VIEW_KEY, "TEST_ADMIN_OPS_KEY": OPS_KEY, "TEST_ADMIN_BOSS2_KEY": BOSS2_KEY})
 
 
 def admin_config(tmp: Any, erp_url: str, store: str, **admin: Any) -> dict[str, Any]:
     cfg = base_config(tmp, erp_url, store=store, admin={"login_rate_limit": "1000/minute", **admin},
-                      operators=[{"name": "ops", "key": OPS_KEY}])
+                      operators=[{"name": "ops", "key": "${TEST_ADMIN_OPS_KEY}"}])
     shop1 = cfg["tenants"]["shop1"]
     shop1["branches"] = {**shop1["branches"],
                          "east": {"pos_profile": "Shop One Main", "warehouse": "Stores - S1", "cost_center": "Main - S1"}}
     shop1["admins"] = [
         {"name": "boss", "role": "company_admin", "key_sha256": hashlib.sha256(BOSS_KEY.encode()).hexdigest()},
         {"name": "mgr", "role": "store_manager", "branches": ["main"], "password_scrypt": hash_password(MANAGER_PASSWORD)},
-        {"name": "viewer", "role": "viewer", "key": VIEW_KEY},
+        {"name": "viewer", "role": "viewer", "key": "${TEST_ADMIN_VIEW_KEY}"},
     ]
-    cfg["tenants"]["shop2"]["admins"] = [{"name": "boss2", "role": "company_admin", "key": BOSS2_KEY}]
+    cfg["tenants"]["shop2"]["admins"] = [{"name": "boss2", "role": "company_admin", "key": "${TEST_ADMIN_BOSS2_KEY}"}]
     return cfg
 
 
@@ -372,6 +376,26 @@ def test_with_write_config_a_new_store_is_written_into_tenants_yaml_and_served(t
                        "validation_failed")  # exists
         entries = gw.request("GET", "/admin/audit", token=boss).json()["entries"]
         assert any(e["action"] == "add_store" and e["target"] == "west" for e in entries)
+        # what an admin sends is text: it never reaches into the gateway's environment
+        r = gw.request("POST", "/admin/stores", token=boss, json={
+            "branch_id": "probe", "pos_profile": "${TEST_ADMIN_OPS_KEY}", "warehouse": "$${NOPE} ${NOPE}"})
+        assert r.status_code == 201, r.text
+        probe = next(s for s in gw.request("GET", "/admin/stores", token=boss).json()["stores"]
+                     if s["branch_id"] == "probe")
+        assert (probe["pos_profile"], probe["warehouse"]) == ("${TEST_ADMIN_OPS_KEY}", "$${NOPE} ${NOPE}")
+        assert OPS_KEY not in gw.request("GET", "/admin/stores", token=boss).text
+
+        # a token says who logged in; what they may do is the configuration's: removed, it is refused
+        viewer = token(gw, "viewer")
+        assert gw.request("GET", "/admin/terminals", token=viewer).status_code == 200
+        cfg_now = yaml.safe_load(path.read_text())
+        cfg_now["tenants"]["shop1"]["admins"] = [a for a in cfg_now["tenants"]["shop1"]["admins"]
+                                                 if a["name"] != "viewer"]
+        path.write_text(yaml.safe_dump(cfg_now, sort_keys=False))
+        deadline = time.monotonic() + 15
+        while gw.request("GET", "/admin/terminals", token=viewer).status_code != 401:
+            assert time.monotonic() < deadline, "the removed admin's token still works"
+            time.sleep(0.1)
     finally:
         gw.stop()
 

@@ -77,15 +77,15 @@ def test_a_store_manager_blocks_a_stolen_till_from_the_browser(browser: webdrive
     wait.until(ec.visibility_of_element_located((By.ID, "login-form")))
     shot(browser, tmp_path, "console-login")
     log_in(browser, "mgr", MANAGER_PASSWORD)
-    wait.until(ec.presence_of_element_located((By.ID, f"terminal-{mine}")))
+    wait.until(ec.presence_of_element_located((By.ID, f"terminal:{mine}")))
     rows = [r.get_attribute("id") for r in browser.find_elements(By.CSS_SELECTOR, "#terminals tr")]
-    assert f"terminal-{mine}" in rows and f"terminal-{theirs}" not in rows  # only their store's terminals
+    assert f"terminal:{mine}" in rows and f"terminal:{theirs}" not in rows  # only their store's terminals
     assert not browser.find_element(By.ID, "stores-view").is_displayed()  # stores: company admins only
     shot(browser, tmp_path, "console-terminals")
 
-    browser.find_element(By.ID, f"block-{mine}").click()
+    browser.find_element(By.ID, f"block:{mine}").click()
     wait.until(ec.alert_is_present()).accept()
-    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, f"#terminal-{mine} .status-blocked"), "blocked"))
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, f"[id='terminal:{mine}'] .status-blocked"), "blocked"))
     assert_problem(gw.request("GET", "/erpnext/Item", token=till), 403, "device_blocked")  # the till's next request
 
     browser.find_element(By.ID, "logout").click()
@@ -96,6 +96,17 @@ def test_a_store_manager_blocks_a_stolen_till_from_the_browser(browser: webdrive
     assert "mgr (store_manager)" in audit and "block" in audit
     assert {"main", "east"} <= set(browser.find_element(By.ID, "stores").text.split())
     shot(browser, tmp_path, "console-company-admin")
+    browser.find_element(By.ID, f"move:{theirs}").click()  # the company admin moves east's till to main
+    prompt = wait.until(ec.alert_is_present())
+    prompt.send_keys("main")
+    prompt.accept()
+    wait.until(ec.visibility_of_element_located((By.ID, "code")))
+    assert browser.find_element(By.ID, "code-device").text == theirs and browser.find_element(By.ID, "code-value").text
+    wait.until(ec.text_to_be_present_in_element((By.ID, f"terminal:{theirs}"), "main"))
+    browser.find_element(By.ID, f"delete:{theirs}").click()
+    wait.until(ec.alert_is_present()).accept()
+    wait.until(ec.invisibility_of_element_located((By.ID, f"terminal:{theirs}")))
+    assert gw.cli("devices", "list", "--tenant", "shop1").stdout.count(theirs) == 0
     browser.set_window_size(390, 844)  # a phone
     shot(browser, tmp_path, "console-phone")
 
@@ -109,7 +120,8 @@ def test_the_console_is_served_locked_down(gw: Gateway) -> None:
     js = gw.request("GET", "/admin/static/console.js")
     assert js.status_code == 200 and "innerHTML" not in js.text and "cookie" not in js.text.lower().replace(
         "no cookie is", "")
-    assert_problem(gw.request("GET", "/admin/static/../app.py"), 404, "not_found")
+    assert_problem(gw.request("GET", "/admin/static/index.html"), 404, "not_found")  # only its two files
+    assert_problem(gw.request("GET", "/admin/static/app.py"), 404, "not_found")
     assert gw.request("GET", "/admin", follow_redirects=False).headers["location"] == "/admin/"
 
 

@@ -128,8 +128,8 @@ async def test_a_new_file_gets_the_current_version(tmp_path: Path) -> None:
     await store.open()
     await store.register_device(T, "till-1", "Till 1", "main", NOW)
     await store.close()
-    assert current_version() == 4
-    assert _user_version(path) == 4
+    assert current_version() == 5
+    assert _user_version(path) == 5
     store = open_store(f"sqlite:///{path}")  # reopening changes nothing
     await store.open()
     assert [d.device_id for d in await store.list_devices(T)] == ["till-1"]
@@ -157,7 +157,7 @@ async def test_a_version_1_file_gets_the_master_data_tables_and_keeps_its_state(
         assert [(r.name, r.seq, r.data) for r in rows] == [("ITEM-1", 1, b'{"rate": 1}')]
     finally:
         await store.close()
-    assert _user_version(old_file) == current_version() == 4
+    assert _user_version(old_file) == current_version() == 5
 
     new_file = tmp_path / "new.db"
     store = open_store(f"sqlite:///{new_file}")
@@ -185,7 +185,7 @@ async def test_a_version_2_file_gets_the_event_tables_and_keeps_its_master_data(
         assert first == "1" and await store.ev_read(T, "", 10, 0) == ([Event("1", "prices.changed", "", b"{}")], True)
     finally:
         await store.close()
-    assert _user_version(old_file) == current_version() == 4
+    assert _user_version(old_file) == current_version() == 5
 
 
 async def test_a_version_3_file_gets_the_audit_log_and_keeps_its_events(old_file: Path) -> None:
@@ -203,7 +203,24 @@ async def test_a_version_3_file_gets_the_audit_log_and_keeps_its_events(old_file
         assert [r.data for r in await store.audit_list(T, "", 10)] == [b'{"action": "block"}']
     finally:
         await store.close()
-    assert _user_version(old_file) == current_version() == 4
+    assert _user_version(old_file) == current_version() == 5
+
+
+async def test_a_version_4_file_gets_the_device_figures_and_keeps_its_devices(old_file: Path) -> None:
+    with closing(sqlite3.connect(old_file, isolation_level=None)) as c:
+        assert upgrade(c, sqlite_schema.MIGRATIONS[:4]) == 4
+        assert "last_seen" not in {r[1] for r in c.execute("PRAGMA table_info(devices)")}
+    store = open_store(f"sqlite:///{old_file}")
+    await store.open()
+    try:
+        device = await store.get_device(T, "till-1")
+        assert device is not None and (device.last_seen, device.last_sale) == (0.0, 0.0)
+        await store.touch_device(T, "till-1", NOW + 1, NOW + 2)
+        device = await store.get_device(T, "till-1")
+        assert device is not None and (device.last_seen, device.last_sale) == (NOW + 1, NOW + 2)
+    finally:
+        await store.close()
+    assert _user_version(old_file) == current_version() == 5
 
 
 async def test_a_till_delta_reads_the_seq_index(tmp_path: Path) -> None:

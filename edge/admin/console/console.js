@@ -100,7 +100,7 @@ async function loadTerminals() {
   for (const t of data.terminals) {
     const row = document.createElement("tr");
     row.parentTable = body.closest("table");
-    row.id = "terminal-" + t.device_id;
+    row.id = "terminal:" + t.device_id;  // ":" never in the page's own ids: no device id clashes with them
     cell(row, t.device_id);
     cell(row, t.device_name);
     cell(row, t.branch_id);
@@ -110,13 +110,15 @@ async function loadTerminals() {
     const actions = cell(row, "", "actions");
     if (WRITERS.includes(s.role)) {
       if (t.status === "blocked") {
-        actions.appendChild(button("Unblock", "unblock-" + t.device_id, () => act(t, "unblock"), "quiet"));
+        actions.appendChild(button("Unblock", "unblock:" + t.device_id, () => act(t, "unblock"), "quiet"));
       } else {
-        actions.appendChild(button("Block", "block-" + t.device_id, () => act(t, "block"), "danger"));
+        actions.appendChild(button("Block", "block:" + t.device_id, () => act(t, "block"), "danger"));
       }
-      actions.appendChild(button("Reset", "reset-" + t.device_id, () => act(t, "reset"), "quiet"));
+      actions.appendChild(button("Reset", "reset:" + t.device_id, () => act(t, "reset"), "quiet"));
+      actions.appendChild(button("Move", "move:" + t.device_id, () => move(t), "quiet"));
+      actions.appendChild(button("Delete", "delete:" + t.device_id, () => remove(t), "quiet"));
     }
-    actions.appendChild(button("Jobs", "jobs-" + t.device_id, () => jobs(t), "quiet"));
+    actions.appendChild(button("Jobs", "jobs:" + t.device_id, () => jobs(t), "quiet"));
     body.appendChild(row);
   }
 }
@@ -132,6 +134,28 @@ async function act(t, action) {
     const done = await api("POST", "/admin/terminals/" + encodeURIComponent(t.device_id) + "/" + action);
     if (done && done.enrollment_code) showCode(t.device_id, done);
     say(t.device_id + ": " + (action === "reset" ? "reset" : action + "ed"));
+    await refresh();
+  } catch (e) { say(e.message, true); }
+}
+
+async function move(t) {
+  const stores = Array.from($("provision-store").options).map((o) => o.value).filter((b) => b !== t.branch_id);
+  const to = window.prompt("Move " + t.device_id + " to which store? (" + stores.join(", ") + ")", stores[0] || "");
+  if (!to) return;
+  try {
+    const done = await api("POST", "/admin/terminals/" + encodeURIComponent(t.device_id) + "/move", { branch_id: to });
+    showCode(t.device_id, done);
+    say(t.device_id + ": moved to " + to + "; its till registers again with the code");
+    await refresh();
+  } catch (e) { say(e.message, true); }
+}
+
+async function remove(t) {
+  const registered = t.registered ? " It is a registered till: its id could then enrol again without proof." : "";
+  if (!window.confirm("Delete " + t.device_id + "?" + registered)) return;
+  try {
+    await api("DELETE", "/admin/terminals/" + encodeURIComponent(t.device_id) + (t.registered ? "?force=true" : ""));
+    say(t.device_id + ": deleted");
     await refresh();
   } catch (e) { say(e.message, true); }
 }
