@@ -511,7 +511,12 @@ def cmd_demo_erpnext(args: argparse.Namespace) -> int:
         f"pos-edge demo-erpnext: an ERPNext STAND-IN for tests and demos, NOT ERPNext, on http://{args.host}:{args.port}",
         file=sys.stderr,
     )
-    uvicorn.run(build_app(demo_standin()), host=args.host, port=args.port, log_level="warning", lifespan="off")
+    standin = demo_standin()
+    if args.workers:  # a site of that many gunicorn workers (edge.standin.capacity)
+        standin.set_capacity(args.workers, args.write_time, args.read_time)
+        print(f"  serving like {args.workers} ERPNext worker(s): a write takes {args.write_time:g} s, "
+              f"a read {args.read_time:g} s; the rest wait in line", file=sys.stderr)
+    uvicorn.run(build_app(standin), host=args.host, port=args.port, log_level="warning", lifespan="off")
     return 0
 
 
@@ -617,6 +622,10 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("demo-erpnext", help="run the ERPNext stand-in (NOT ERPNext) for the example config")
     e.add_argument("--host", default="127.0.0.1")
     e.add_argument("--port", type=int, default=8001)
+    e.add_argument("--workers", type=int, default=0, help="serve like a site of this many gunicorn workers "
+                                                        "(0: every request at once)")
+    e.add_argument("--write-time", type=float, default=0.3, help="seconds a write holds a worker (with --workers)")
+    e.add_argument("--read-time", type=float, default=0.0, help="seconds a read holds a worker (with --workers)")
     e.set_defaults(func=cmd_demo_erpnext)
     return p
 

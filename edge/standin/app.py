@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edge.standin import faults
+from edge.standin.capacity import Capacity
 from edge.standin.clock import local_now, now_text, utc_now
 from edge.standin.closing import get_pos_invoices, insert_closing_entry
 from edge.standin.custom_fields import insert_custom_field
@@ -103,6 +104,15 @@ class StandIn:
         self._invoice_failures: dict[str, list[tuple[int, str, str]]] = {}
         # Webhooks fired by writes, sent in the background (edge.standin.webhooks)
         self.webhooks = Deliveries()
+        # None: every request is served at once; else a site of W workers (edge.standin.capacity)
+        self.capacity: Capacity | None = None
+
+    def set_capacity(self, workers: int, write_time: float, read_time: float = 0.0) -> Capacity:
+        """Serve like a site with `workers` gunicorn workers: at most that many requests at
+        once, the rest in line, a write holding a worker `write_time` seconds, a read
+        `read_time`. Returns the model, whose counters say what it went through."""
+        self.capacity = Capacity(workers, write_time, read_time)
+        return self.capacity
 
     def fail_next(self, times: int = 1, status: int = 500, exc_type: str = "InternalServerError", message: str = "") -> None:
         """Answer the next `times` requests with a Frappe error instead of serving them."""
@@ -150,6 +160,7 @@ class StandIn:
         self.extra_headers.clear()
         self.delay = 0.0
         self.hang_seconds = 30.0
+        self.capacity = None
 
     def site_for(self, request: Request) -> StandInSite | None:
         """Frappe picks the site from X-Frappe-Site-Name, else from the Host header."""
@@ -166,7 +177,12 @@ def build_app(standin: StandIn) -> Starlette:
     faults.quiet_uvicorn_log()
 
     async def entry(request: Request) -> Response:
-        response = await serve(request)
+        capacity = standin.capacity
+        if capacity is None:
+            response = await serve(request)
+        else:
+            async with capacity.serving(request.method):
+                response = await serve(request)
         for name, value in standin.extra_headers:
             response.headers.append(name, value)
         return response
