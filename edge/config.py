@@ -12,13 +12,11 @@ import re
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from limits import parse as parse_rate
 from pydantic import (
-    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
@@ -36,24 +34,12 @@ from edge.admin.config import AdminPrincipal, AdminSettings, Operator
 from edge.config_errors import Collector, ConfigError, Issue, field_error, from_validation, unknown_key, written_in_defaults
 from edge.envsubst import substitute
 from edge.masterdata.config import MasterdataConfig
+from edge.rates import Rate
 
 TENANT_KEY = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 HOST_NAME = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 PROXY_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "*"})
 
-
-def _rate(v: str) -> str:
-    try:
-        item = parse_rate(v)
-    except ValueError:
-        raise ValueError(f"{v!r} is not a rate like '120/minute' or '10/second'") from None
-    if item.amount <= 0:
-        raise ValueError("the amount must be positive")
-    return v
-
-
-# A rate for the `limits` library: `N/second|minute|hour|day`.
-Rate = Annotated[str, AfterValidator(_rate)]
 
 
 class Strict(BaseModel):

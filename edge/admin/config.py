@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from edge.rates import Rate
+
 NAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 SCRYPT = re.compile(r"^scrypt\$\d+\$\d+\$\d+\$[0-9a-f]{32}\$[0-9a-f]{64}$")
@@ -94,21 +96,8 @@ class AdminSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     token_ttl: int = Field(default=900, ge=60, le=12 * 3600, description="seconds an admin token lasts")
-    login_rate_limit: str = Field(default="10/minute", description=(
+    login_rate_limit: Rate = Field(default="10/minute", description=(
         "login attempts per client address and per login name; 429 past it (a right secret too)"))
-
-    @field_validator("login_rate_limit")
-    @classmethod
-    def _rate(cls, v: str) -> str:
-        from limits import parse
-
-        try:
-            item = parse(v)
-        except ValueError:
-            raise ValueError(f"{v!r} is not a rate like '10/minute'") from None
-        if item.amount <= 0:
-            raise ValueError("the amount must be positive")
-        return v
 
     write_config: bool = Field(default=False, description=(
         "POST /admin/stores writes the new branch into tenants.yaml (validated, atomically) and reloads; "

@@ -9,8 +9,10 @@ before a principal is known count against the caller's address like every other.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -88,6 +90,31 @@ async def _principal(request: Request, action: Action) -> tuple[Any, Any, Any, P
     return edge, ctx, tenant, principal
 
 
+Handler = Callable[[Request, Any, Any, Any, Principal], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _admin(action: Action) -> Callable[[Handler], Endpoint]:
+    """A route for `action`: its handler runs with (edge, ctx, tenant, principal) once the
+    Host's tenant and the bearer admin token let it (_principal); else the refusal is answered."""
+    def wrap(handler: Handler) -> Endpoint:
+        @functools.wraps(handler)
+        async def route(request: Request) -> Response:
+            entered = await _principal(request, action)
+            if isinstance(entered, Response):
+                return entered
+            return await handler(request, *entered)
+        return route
+    return wrap
+
+
+def _by_method(get: Endpoint, post: Endpoint) -> Endpoint:
+    """One route for GET and POST of a path, so a 405 names both methods."""
+    async def route(request: Request) -> Response:
+        return await (post(request) if request.method == "POST" else get(request))
+    return route
+
+
 async def login(request: Request) -> Response:
     """`POST /admin/login`: an admin token for a principal of this tenant (or an operator)."""
     entered = await _tenant(request)
@@ -121,17 +148,9 @@ async def login(request: Request) -> Response:
                   "branches": list(principal.branches)})
 
 
-async def stores(request: Request) -> Response:
-    """`/admin/stores`: GET lists, POST adds (one route, so a 405 names both methods)."""
-    return await (post_store(request) if request.method == "POST" else get_stores(request))
-
-
-async def get_stores(request: Request) -> Response:
+@_admin("stores.read")
+async def get_stores(request: Request, edge: Any, ctx: Any, tenant: Any, principal: Principal) -> Response:
     """`GET /admin/stores`: the tenant's branches (from tenants.yaml) the principal sees."""
-    entered = await _principal(request, "stores.read")
-    if isinstance(entered, Response):
-        return entered
-    edge, ctx, tenant, principal = entered
     try:
         devices = await edge.store.list_devices(tenant.key)
         queue = await edge.store.device_queue_stats(tenant.key, time.time())
@@ -148,12 +167,9 @@ async def get_stores(request: Request) -> Response:
     return _json({"tenant": tenant.key, "stores": stores})
 
 
-async def post_store(request: Request) -> Response:
+@_admin("stores.write")
+async def post_store(request: Request, edge: Any, ctx: Any, tenant: Any, principal: Principal) -> Response:
     """`POST /admin/stores`: tenants.yaml is the source of truth; 409 with the snippet to add."""
-    entered = await _principal(request, "stores.write")
-    if isinstance(entered, Response):
-        return entered
-    edge, ctx, tenant, principal = entered
     raw = await read_json(request.receive, ctx.headers, 64 * 1024)
     branch = _branch_entry(raw)
     (branch_id, fields), = branch.items()
@@ -198,17 +214,9 @@ def _branch_entry(raw: Any) -> dict[str, Any]:
     return {raw["branch_id"]: branch.model_dump(exclude_defaults=True)}
 
 
-async def terminals_route(request: Request) -> Response:
-    """`/admin/terminals`: GET lists, POST pre-provisions (one route, so a 405 names both)."""
-    return await (post_terminal(request) if request.method == "POST" else get_terminals(request))
-
-
-async def get_terminals(request: Request) -> Response:
+@_admin("terminals.read")
+async def get_terminals(request: Request, edge: Any, ctx: Any, tenant: Any, principal: Principal) -> Response:
     """`GET /admin/terminals[?branch_id=]`: the terminals the principal sees."""
-    entered = await _principal(request, "terminals.read")
-    if isinstance(entered, Response):
-        return entered
-    edge, ctx, tenant, principal = entered
     branch = request.query_params.get("branch_id")
     if branch is not None and not access.sees_branch(principal, branch):
         raise Problem("not_found", f"no store {branch!r}")
@@ -239,13 +247,10 @@ async def _terminal(edge: Any, ctx: Any, tenant: Any, principal: Principal, devi
     return device
 
 
-async def post_block(request: Request) -> Response:
+@_admin("terminals.write")
+async def post_block(request: Request, edge: Any, ctx: Any, tenant: Any, principal: Principal) -> Response:
     """`POST /admin/terminals/{device_id}/block` (and `/unblock`)."""
     blocked = request.url.path.endswith("/block")
-    entered = await _principal(request, "terminals.write")
-    if isinstance(entered, Response):
-        return entered
-    edge, ctx, tenant, principal = entered
     device_id = request.path_params["device_id"]
     await _terminal(edge, ctx, tenant, principal, device_id)
     try:
@@ -310,12 +315,9 @@ def _with_code(device: Any, code: str, now: float) -> dict[str, Any]:
             "code_expires_at": terminals.iso(device.code_until)}
 
 
-async def post_terminal(request: Request) -> Response:
+@_admin("terminals.write")
+async def post_terminal(request: Request, edge: Any, ctx: Any, tenant: Any, principal: Principal) -> Response:
     """`POST /admin/terminals`: pre-provision a terminal; 201 with its one-time enrollment code."""
-    entered = await _principal(request, "terminals.write")
-    if isinstance(entered, Response):
-        return entered
-    edge, ctx, tenant, principal = entered
     body = await _body(ctx, request, NewTerminal)
     _target_branch(tenant, principal, body.branch_id)
     now = time.time()
@@ -330,14 +332,11 @@ async def post_terminal(request: Request) -> Response:
     return _json(_with_code(device, code, now), 201)
 
 
-async def post_reset(request: Request) -> Response:
+@_admin("terminals.write")
+async def post_reset(request: Request, edge: Any, ctx: Any, tenant: Any, principal: Principal) -> Response:
     """`POST /admin/terminals/{id}/reset` (and `/move`, with a branch): its tokens are retired at
     once; 200 with the one-time enrollment code its till registers again with."""
     moving = request.url.path.endswith("/move")
-    entered = await _principal(request, "terminals.write")
-    if isinstance(entered, Response):
-        return entered
-    edge, ctx, tenant, principal = entered
     device_id = request.path_params["device_id"]
     body = await _body(ctx, request, CodeRequest)
     await _terminal(edge, ctx, tenant, principal, device_id)
@@ -362,12 +361,9 @@ async def post_reset(request: Request) -> Response:
     return _json(_with_code(device, code, now))
 
 
-async def delete_terminal(request: Request) -> Response:
+@_admin("terminals.write")
+async def delete_terminal(request: Request, edge: Any, ctx: Any, tenant: Any, principal: Principal) -> Response:
     """`DELETE /admin/terminals/{id}[?force=true]`: forget a terminal (a registered one needs force)."""
-    entered = await _principal(request, "terminals.write")
-    if isinstance(entered, Response):
-        return entered
-    edge, ctx, tenant, principal = entered
     device_id = request.path_params["device_id"]
     force = request.query_params.get("force", "false")
     if force not in ("true", "false"):
@@ -385,12 +381,9 @@ async def delete_terminal(request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def get_jobs(request: Request) -> Response:
+@_admin("terminals.read")
+async def get_jobs(request: Request, edge: Any, ctx: Any, tenant: Any, principal: Principal) -> Response:
     """`GET /admin/terminals/{id}/jobs`: the terminal's failed sync jobs."""
-    entered = await _principal(request, "terminals.read")
-    if isinstance(entered, Response):
-        return entered
-    edge, ctx, tenant, principal = entered
     device_id = request.path_params["device_id"]
     await _terminal(edge, ctx, tenant, principal, device_id)
     try:
@@ -402,12 +395,9 @@ async def get_jobs(request: Request) -> Response:
          "attempts": j.attempts, "last_error": j.last_error, "updated_at": terminals.iso(j.updated_at)} for j in jobs]})
 
 
-async def post_retry(request: Request) -> Response:
+@_admin("terminals.write")
+async def post_retry(request: Request, edge: Any, ctx: Any, tenant: Any, principal: Principal) -> Response:
     """`POST /admin/terminals/{id}/jobs/retry`: re-queue the terminal's failed jobs (fresh attempts)."""
-    entered = await _principal(request, "terminals.write")
-    if isinstance(entered, Response):
-        return entered
-    edge, ctx, tenant, principal = entered
     device_id = request.path_params["device_id"]
     body = await _body(ctx, request, RetryRequest)
     await _terminal(edge, ctx, tenant, principal, device_id)
@@ -422,12 +412,9 @@ async def post_retry(request: Request) -> Response:
     return _json({"device_id": device_id, "requeued": count})
 
 
-async def get_audit(request: Request) -> Response:
+@_admin("audit.read")
+async def get_audit(request: Request, edge: Any, ctx: Any, tenant: Any, principal: Principal) -> Response:
     """`GET /admin/audit[?before=&limit=]`: the tenant's admin actions, newest first."""
-    entered = await _principal(request, "audit.read")
-    if isinstance(entered, Response):
-        return entered
-    edge, ctx, tenant, principal = entered
     q = request.query_params
     limit_text = q.get("limit", "100")
     if not re.fullmatch(r"[0-9]{1,4}", limit_text) or not 1 <= int(limit_text) <= 1000:
@@ -450,3 +437,7 @@ async def _audit(edge: Any, ctx: Any, tenant: str, principal: Principal, action:
                            target=target, address=ctx.forwarded_for, request_id=ctx.request_id, details=details)
     except Exception as exc:  # the action is done; its record is logged at least
         ctx.log.error("audit_record_failed", tenant=tenant, action=action, target=target, error=type(exc).__name__)
+
+
+stores = _by_method(get_stores, post_store)  # `/admin/stores`: GET lists, POST adds
+terminals_route = _by_method(get_terminals, post_terminal)  # `/admin/terminals`: GET lists, POST pre-provisions
