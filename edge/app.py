@@ -48,6 +48,7 @@ from edge.routes.masterdata import get_collection, get_events, get_init
 from edge.routes.pos import post_document
 from edge.routes.sync import get_status, post_batch
 from edge.runtime import Runtime, build_runtime
+from edge.shield import Shields
 from edge.store import open_store
 from edge.sync.worker import SyncWorker
 from edge.upstream import Upstreams
@@ -82,6 +83,7 @@ class EdgeApp:
         self.store = open_store(config.gateway.store)
         self.upstreams = Upstreams()
         self.metrics = Metrics()
+        self.shields = Shields(config.gateway, self.store, self.log, self.metrics)
         self.live: LiveConfig | None = None
         # the invoice reference field per POS tenant, checked at start-up
         self.reference_fields = ReferenceFields(self.log)
@@ -143,7 +145,7 @@ class EdgeApp:
         await self.store.open()
         await self.store.ping()
         limiter = rate_limit_storage(cfg.gateway.rate_limit_storage)
-        runtime = build_runtime(cfg, self.store, limiter, self.upstreams, self.log)
+        runtime = build_runtime(cfg, self.store, limiter, self.upstreams, self.log, shields=self.shields)
         self.live = LiveConfig(cfg, runtime, self.store, limiter, self.metrics, self.log, self.reference_fields,
                                public=os.environ.get("POS_EDGE_PUBLIC") == "1")
         watcher = ConfigWatcher(cfg.source, self.live.reload, self.log)
@@ -194,6 +196,7 @@ class EdgeApp:
                 await self.worker.stop(grace=float(os.environ.get("POS_EDGE_GRACE", "30")))
                 worker_task.cancel()
             await self.masterdata.close()
+            await self.shields.live.close()
             await self.upstreams.close()
             await self.store.close()
             self.log.info("stopped", pid=os.getpid())

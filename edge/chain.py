@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from edge.config import CoreTenantConfig, GatewayConfig
     from edge.devices import DeviceDirectory
+    from edge.shield import TenantShield
     from edge.tokens import TokenService
     from edge.unauthenticated import UnauthenticatedLimit
 
@@ -173,6 +174,7 @@ class TenantRuntime:
     chains: dict[str, tuple[Plugin, ...]]
     proxy_rules: frozenset[tuple[str, str]]
     poster: Any = None  # edge.erpnext.posting.Poster: posts this tenant's POS documents
+    shield: TenantShield | None = None  # its ERPNext's breaker and sync limit (edge.shield)
 
 
 async def run_chain(chain: tuple[Plugin, ...], ctx: Context) -> Response | None:

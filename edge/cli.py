@@ -295,6 +295,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from edge.reload import ConfigWatcher, LiveConfig
     from edge.routes.health import MetricsListener, scrape
     from edge.runtime import build_runtime
+    from edge.shield import Shields
     from edge.store import open_store
     from edge.sync.worker import SyncWorker
     from edge.upstream import Upstreams
@@ -323,18 +324,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
         await store.ping()
         upstreams = Upstreams()
         limiter = rate_limit_storage("memory://")  # unused by workers: they are not rate-limited
-        runtime = build_runtime(cfg, store, limiter, upstreams, log)
+        metrics = Metrics()
+        shields = Shields(cfg.gateway, store, log, metrics)
+        runtime = build_runtime(cfg, store, limiter, upstreams, log, shields=shields)
         references = ReferenceFields(log)
         # Before the first posting: a tenant without the field must not be posted to blind.
         await references.check_all(runtime.services.tenants)
-        metrics = Metrics()
         # tenants.yaml changes reach workers too (a moved ERPNext, a new tenant)
         live = LiveConfig(cfg, runtime, store, limiter, metrics, log, references)
         listener = None
         if metrics_sock is not None:
             # no HTTP server in this process otherwise: this worker's counters, and the
             # store's queue and whether it answers, read at scrape time as serve does
-            listener = MetricsListener(lambda: scrape(metrics, store, list(live.config.tenants)), sock=metrics_sock)
+            listener = MetricsListener(lambda: scrape(metrics, store, list(live.config.tenants), shields),
+                                       sock=metrics_sock)
             await listener.start()
         rechecks = asyncio.create_task(references.watch(lambda: live.runtime.services.tenants))
         worker = SyncWorker(store, lambda: live.runtime, references, log, metrics)

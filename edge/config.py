@@ -91,7 +91,15 @@ class SyncConfig(Strict):
     backoff_base: float = Field(default=2.0, gt=0, description="seconds; retry n waits a random 0..min(cap, base*2^(n-1))")
     backoff_cap: float = Field(default=300.0, gt=0, description="longest wait between two attempts, in seconds")
     max_attempts: int = Field(default=5, ge=1, le=100, description="failed attempts before a job is `failed`")
-    tenant_concurrency: int = Field(default=4, ge=1, le=64, description="postings in flight per tenant, all workers together")
+    tenant_concurrency: int = Field(default=8, ge=1, le=64, description=(
+        "most postings in flight per tenant, all workers together: the adaptive limit's upper bound"))
+    min_concurrency: int = Field(default=1, ge=1, le=64, description="the adaptive limit's lower bound")
+    adaptive: bool = Field(default=True, description=(
+        "the limit follows ERPNext's latency between the bounds (false: always tenant_concurrency)"))
+    max_queue: float = Field(default=1.0, gt=0, le=64, description=(
+        "postings waiting in ERPNext's own queue (estimated from their latency) at which the limit shrinks"))
+    live_hold: float = Field(default=3.0, ge=0, le=300, description=(
+        "seconds after a live POS call or proxied write that the sync lane keeps room for live calls"))
     lease: float = Field(default=30.0, ge=1, description="seconds a claimed job stays with its worker without a renewal")
     poll_interval: float = Field(default=0.5, gt=0, le=30, description="seconds an idle worker waits before looking again")
     in_process_workers: bool = Field(default=True, description="`pos-edge serve` runs workers in each server process")
@@ -99,6 +107,23 @@ class SyncConfig(Strict):
                              description="seconds a synced job (and a batch of only such) is kept; failed jobs stay")
     max_batch_bytes: int = Field(default=16 * 1024 * 1024, gt=0, le=256 * 1024 * 1024,
                                  description="largest /sync/batch body, bytes (413 above)")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> SyncConfig:
+        if self.min_concurrency > self.tenant_concurrency:
+            raise field_error("min_concurrency", f"min_concurrency ({self.min_concurrency}) is above "
+                                                 f"tenant_concurrency ({self.tenant_concurrency})")
+        return self
+
+
+class BreakerConfig(Strict):
+    """`gateway.breaker`: when the gateway stops sending to a tenant's ERPNext that is down."""
+
+    failures: int = Field(default=5, ge=1, le=1000, description=(
+        "consecutive failed calls (no connection, timeout, 429, 502-504) that open the tenant's breaker"))
+    open_for: float = Field(default=5.0, gt=0, le=3600, description=(
+        "seconds the breaker stays open before one probe call may go; doubled after each failed probe"))
+    max_open_for: float = Field(default=60.0, gt=0, le=3600, description="the longest back-off, seconds")
 
 
 class ServerConfig(Strict):
@@ -186,6 +211,8 @@ class GatewayConfig(Strict):
                                description="seconds a request's or posting's claim lasts unrenewed; renewed every third "
                                            "of it while it runs, so a crashed holder's claim is taken over this soon")
     sync: SyncConfig = Field(default_factory=SyncConfig, description="the offline-sync queue")
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig,
+                                   description="fail fast while a tenant's ERPNext is down")
     server: ServerConfig = Field(default_factory=ServerConfig,
                                  description="what one client connection may cost (`pos-edge serve`)")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="who may read /metrics")

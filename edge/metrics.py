@@ -138,6 +138,16 @@ class Metrics:
         self.webhooks = Counter("pos_edge_webhooks", "ERPNext Webhooks received, by tenant and outcome "
                                 "(accepted, signature_missing, signature_mismatch; not_configured without a tenant)",
                                 ["tenant", "outcome"], registry=r)
+        # per tenant and process: what this process has learnt about the tenant's ERPNext (edge.shield)
+        self.concurrency_limit = Gauge("pos_edge_sync_concurrency_limit",
+                                       "Sync postings this process lets a tenant's ERPNext have at once (adaptive)",
+                                       ["tenant"], registry=r)
+        self.breaker_state = Gauge("pos_edge_erpnext_breaker_state",
+                                   "A tenant's ERPNext circuit breaker in this process: 0 closed, 1 half-open, 2 open",
+                                   ["tenant"], registry=r)
+        self.breaker_transitions = Counter("pos_edge_erpnext_breaker_transitions",
+                                           "Circuit breaker changes in this process, by the state entered",
+                                           ["tenant", "state"], registry=r)
         for result in ("ok", "failed"):
             self.reloads.labels(result)  # both series exist from the start, at 0
         # what any Python service exports: CPU, memory, open fds, start time; the

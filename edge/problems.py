@@ -54,6 +54,7 @@ CODES: dict[str, tuple[int, str]] = {
     "too_many_connections": (503, "Too many connections"),
     "sale_outcome_unknown": (503, "An earlier attempt may still be committing in ERPNext"),
     "reference_field_missing": (503, "The tenant's ERPNext lacks the invoice reference field"),
+    "erpnext_unavailable": (503, "The tenant's ERPNext is failing; nothing is sent to it for now"),
     "upstream_timeout": (504, "ERPNext timed out"),
 }
 

@@ -19,6 +19,7 @@ from edge.config import LoadedConfig
 from edge.devices import DeviceDirectory
 from edge.erpnext.client import ErpnextClient
 from edge.erpnext.posting import Poster
+from edge.shield import Shields
 from edge.store.base import Store
 from edge.tokens import TokenService
 from edge.unauthenticated import UnauthenticatedLimit
@@ -45,6 +46,7 @@ class Runtime:
     upstreams: Upstreams  # owned by the app, not by one configuration
     timeouts: dict[str, aiohttp.ClientTimeout]
     admin: AdminRuntime  # principals, admin tokens, failed-login counters
+    shields: Shields  # owned by the process, like upstreams: breakers, limits, live demand
 
     async def enter(self, ctx: Context, group: str) -> Response | None:
         """Resolve the tenant, then run the tenant's chain for `group`. A refusal made
@@ -67,9 +69,14 @@ def build_runtime(
     log: Any,
     plugins: tuple[type[Plugin], ...] | None = None,
     previous: Runtime | None = None,
+    shields: Shields | None = None,
 ) -> Runtime:
     """Instantiate every tenant's plugin chains from `config`. A tenant whose config is
-    the same as in `previous` keeps its Poster (and so its master-data caches)."""
+    the same as in `previous` keeps its Poster (and so its master-data caches). `shields`
+    (default: the previous runtime's, else new ones) take the config's settings."""
+    if shields is None:
+        shields = previous.shields if previous is not None else Shields(config.gateway, store, log)
+    shields.configure(config.gateway)
     if plugins is None:
         from plugins import DEFAULT_PLUGINS
 
@@ -97,8 +104,9 @@ def build_runtime(
         if before is not None and before.config == tenant:
             poster = before.poster
         else:
-            poster = Poster(ErpnextClient(upstreams, tenant.erpnext), tenant)
-        services.tenants[key] = TenantRuntime(key, tenant, chains, tenant.proxy.rules(), poster)
+            poster = Poster(ErpnextClient(upstreams, tenant.erpnext, shields.of(key).breaker), tenant)
+        services.tenants[key] = TenantRuntime(key, tenant, chains, tenant.proxy.rules(), poster, shields.of(key))
     timeouts = {key: timeout_for(t.erpnext.timeout) for key, t in config.tenants.items()}
     resolver = cast(TenantResolver, by_name["tenant"](config.gateway, services))
-    return Runtime(config, services, resolver, upstreams, timeouts, build_admin(config, rate_limit_storage, log))
+    return Runtime(config, services, resolver, upstreams, timeouts, build_admin(config, rate_limit_storage, log),
+                   shields)

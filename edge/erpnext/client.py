@@ -15,6 +15,7 @@ from urllib.parse import quote
 import aiohttp
 
 from edge.config import ErpnextConfig
+from edge.shield.breaker import Breaker
 from edge.upstream import Upstreams, timeout_for
 
 
@@ -36,6 +37,32 @@ class Unreachable(Exception):
         super().__init__(detail)
         self.sent = sent
         self.timeout = timeout
+
+
+class BreakerOpen(Unreachable):
+    """Not sent: the tenant's circuit breaker is open (its ERPNext failed call after call).
+    `retry_after`: seconds until a call may go again."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"ERPNext is failing; calls resume in {retry_after:.0f} s", sent=False, timeout=False)
+        self.retry_after = retry_after
+
+
+# Answers that say the site is down or drowning, not that a document is wrong.
+OUTAGE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a failed call counts against the tenant's breaker: no answer, or an answer
+    from a site (or the proxy in front of it) that cannot serve. Frappe's own 500s carry
+    an exc_type and are mostly about the document (an unknown customer is a TypeError)."""
+    if isinstance(exc, BreakerOpen):
+        return False
+    if isinstance(exc, Unreachable):
+        return True
+    if isinstance(exc, FrappeError):
+        return exc.status in OUTAGE_STATUSES or (exc.status == 500 and exc.exc_type is None)
+    return False
 
 
 def server_messages(body: Any) -> list[str]:
@@ -61,8 +88,9 @@ def server_messages(body: Any) -> list[str]:
 class ErpnextClient:
     """One tenant's ERPNext: authenticated JSON calls, errors as exceptions."""
 
-    def __init__(self, upstreams: Upstreams, cfg: ErpnextConfig) -> None:
+    def __init__(self, upstreams: Upstreams, cfg: ErpnextConfig, breaker: Breaker | None = None) -> None:
         self._upstreams = upstreams
+        self.breaker = breaker
         self._origin = cfg.origin
         self._timeout = timeout_for(cfg.timeout)
         self.timeout_seconds = cfg.timeout
@@ -76,7 +104,29 @@ class ErpnextClient:
         self._headers = headers
 
     async def call(self, method: str, path: str, *, params: dict[str, str] | None = None, body: Any = None) -> Any:
-        """One REST call; returns the parsed JSON (fractions as Decimal)."""
+        """One REST call; returns the parsed JSON (fractions as Decimal). Raises BreakerOpen,
+        without sending, while the tenant's breaker is open."""
+        breaker = self.breaker
+        if breaker is None:
+            return await self._call(method, path, params, body)
+        wait = breaker.admit()
+        if wait is not None:
+            raise BreakerOpen(wait)
+        try:
+            answer = await self._call(method, path, params, body)
+        except (Unreachable, FrappeError) as exc:
+            if is_outage(exc):
+                breaker.failure()
+            else:
+                breaker.success()
+            raise
+        except BaseException:
+            breaker.release()
+            raise
+        breaker.success()
+        return answer
+
+    async def _call(self, method: str, path: str, params: dict[str, str] | None, body: Any) -> Any:
         data = None
         headers = self._headers
         if body is not None:

@@ -8,6 +8,7 @@ ones are streamed.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from typing import Any
@@ -18,6 +19,7 @@ from yarl import URL
 
 from edge.bodies import CLIENT_CLOSED, ClientGone, read_body
 from edge.chain import Context
+from edge.erpnext.client import OUTAGE_STATUSES
 from edge.erpnext.form_dict import UnreadableBody, body_names, names_cmd, query_names
 from edge.logs import access_log
 from edge.problems import CONTENT_TYPE, Problem, problem_body
@@ -187,6 +189,16 @@ async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, c
     headers.append(("x-request-id", ctx.request_id))
     url = URL(erp.origin + target.upstream_path + ("?" + qs.decode("latin-1") if qs else ""), encoded=True)
 
+    assert tenant.shield is not None, "build_runtime gives every tenant one"
+    breaker = tenant.shield.breaker
+    wait = breaker.admit()
+    if wait is not None:  # the tenant's ERPNext failed call after call: answer now, not after a timeout
+        seconds = max(1, math.ceil(wait))
+        raise Problem("erpnext_unavailable", f"the shop's ERPNext failed call after call; nothing is sent to it for "
+                      f"{seconds} s", headers={"Retry-After": str(seconds)})
+    write = method not in _READS
+    if write:  # a write is a live call: the sync lane makes room (edge.shield.live)
+        runtime.shields.live.begin(tenant.key)
     # enter/leave: a reload may retire this origin's pool, which then closes after its last call
     upstreams = runtime.upstreams
     session = upstreams.enter(erp.origin)
@@ -202,15 +214,21 @@ async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, c
                 timeout=runtime.timeouts[tenant.key],
             )
         except TimeoutError:
+            breaker.failure()
             ctx.upstream_ms = round((time.perf_counter() - t0) * 1000, 2)
             ctx.upstream_error = "timeout"
             raise Problem("upstream_timeout", f"ERPNext did not answer within {erp.timeout:g} s") from None
         except aiohttp.ClientError as exc:
+            breaker.failure()
             ctx.upstream_ms = round((time.perf_counter() - t0) * 1000, 2)
             ctx.log.warning("upstream_unreachable", error=type(exc).__name__)
             ctx.upstream_error = "unreachable"
             raise Problem("upstream_unreachable", "ERPNext could not be reached") from None
         ctx.upstream_ms = round((time.perf_counter() - t0) * 1000, 2)
+        if upstream.status in OUTAGE_STATUSES:
+            breaker.failure()
+        else:
+            breaker.success()
         try:
             if upstream.status in (401, 403):
                 exc_type = await _exc_type(upstream)
@@ -224,7 +242,10 @@ async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, c
         finally:
             upstream.release()
     finally:
+        breaker.release()  # a probe cancelled before its answer lets another go (no-op otherwise)
         upstreams.leave(erp.origin)
+        if write:
+            runtime.shields.live.end(tenant.key)
 
 
 def _refuse_cmd(ctx: Context, query: bytes, body: bytes) -> None:

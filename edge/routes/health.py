@@ -42,6 +42,10 @@ async def readyz(request: Request) -> Response:
     if edge.last_reload is not None:
         # Reported, not gating: a refused reload leaves the previous config serving.
         body["last_reload"] = edge.last_reload
+    breakers = edge.shields.not_closed()
+    if breakers:
+        # Reported, not gating: other tenants are served, and this one's tills queue offline.
+        body["erpnext_breakers"] = breakers
     if edge.reference_fields.states:
         # Reported, not gating: sales still queue while a field is missing or ERPNext is away.
         body["reference_fields"] = edge.reference_fields.states
@@ -63,12 +67,14 @@ async def metrics(request: Request) -> Response:
 
 async def metrics_text(edge: Any) -> bytes:
     """Prometheus text format of this server process."""
-    return await scrape(edge.metrics, edge.store, list(edge.runtime.config.tenants))
+    return await scrape(edge.metrics, edge.store, list(edge.runtime.config.tenants), edge.shields)
 
 
-async def scrape(metrics: Any, store: Any, tenants: list[str]) -> bytes:
+async def scrape(metrics: Any, store: Any, tenants: list[str], shields: Any = None) -> bytes:
     """Prometheus text format; the sync queue's figures are read from the store at scrape
     time (serve and worker alike), and whether that worked is `pos_edge_store_up`."""
+    if shields is not None:
+        shields.export()
     try:
         stats = await asyncio.wait_for(store.queue_stats(tenants, time.time()), timeout=2)
         metrics.set_queue(stats)

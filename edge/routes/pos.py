@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from edge.chain import new_request_id
-from edge.erpnext.client import FrappeError, Unreachable, to_json
+from edge.erpnext.client import BreakerOpen, FrappeError, Unreachable, to_json
 from edge.erpnext.closing import site_time
 from edge.erpnext.documents import till_view, unpaid_warning
 from edge.erpnext.posting import Rejected
@@ -48,6 +48,24 @@ async def post_document(request: Request) -> Response:
     denied = await runtime.enter(ctx, "pos")
     if denied is not None:
         return denied
+    tenant = ctx.tenant
+    live = runtime.shields.live
+    live.begin(tenant.key)  # the sync lane makes room for live calls (edge.shield.live)
+    try:
+        return await _post_document(ctx, edge, runtime)
+    finally:
+        live.end(tenant.key)
+
+
+def breaker_open(wait: float, kind: str) -> Problem:
+    """503 erpnext_unavailable: the tenant's breaker is open (edge.shield.breaker)."""
+    seconds = max(1, math.ceil(wait))
+    return Problem("erpnext_unavailable", f"the shop's ERPNext failed call after call; nothing is sent to it for "
+                   f"{seconds} s. The {kind} was not posted: keep it offline and send it again later",
+                   headers={"Retry-After": str(seconds)}, extra={"sale_state": "not_posted"})
+
+
+async def _post_document(ctx: Any, edge: Any, runtime: Any) -> Response:
     pos, tenant, store = ctx.pos, ctx.tenant, edge.store
     gw = runtime.config.gateway
     if pos.kind in ("sale", "return") and await edge.reference_field_missing(tenant):
@@ -144,6 +162,10 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, edge: Any,
                 owner: str) -> tuple[int, bytes, Outcome, dict[str, str]]:
     """(status, body, outcome, extra headers)."""
     poster, store = tenant.poster, edge.store
+    wait = tenant.shield.breaker.blocked()
+    if wait is not None:  # at once, not after a timeout: the till can queue the sale offline
+        problem = breaker_open(wait, pos.kind)
+        return problem.status, problem_body(problem, ctx.request_id), "retry", problem.headers
     try:
         if pos.kind == "opening":
             return await _open(ctx, pos, tenant)
@@ -182,6 +204,9 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, edge: Any,
         problem = Problem("erpnext_rejected", "; ".join(exc.messages) or "ERPNext refused the document",
                           extra={"erpnext": {"exc_type": exc.exc_type, "messages": exc.messages}, "sale_state": "not_posted"})
         return problem.status, problem_body(problem, ctx.request_id), "final", {}
+    except BreakerOpen as exc:  # opened while this request waited for its turn
+        problem = breaker_open(exc.retry_after, pos.kind)
+        return problem.status, problem_body(problem, ctx.request_id), "retry", problem.headers
     except Unreachable as exc:
         state = "unknown" if exc.sent else "not_posted"
         ctx.upstream_error = "timeout" if exc.timeout else "unreachable"

@@ -181,7 +181,7 @@ def build_app(standin: StandIn) -> Starlette:
         if capacity is None:
             response = await serve(request)
         else:
-            async with capacity.serving(request.method):
+            async with capacity.serving(request.method, await request.body()):
                 response = await serve(request)
         for name, value in standin.extra_headers:
             response.headers.append(name, value)

@@ -33,19 +33,24 @@ class Capacity:
     served: int = 0
     writes: int = 0
     busy: float = 0.0  # worker-seconds spent serving
+    # per write: (its body, seconds it waited in line for a worker), for tests of who waits
+    waits: list[tuple[bytes, float]] = field(default_factory=list, repr=False)
     _slots: asyncio.Semaphore | None = field(default=None, repr=False)
 
     @asynccontextmanager
-    async def serving(self, method: str) -> AsyncIterator[None]:
+    async def serving(self, method: str, body: bytes = b"") -> AsyncIterator[None]:
         """Hold a worker for one request (waiting for one first), for its service time."""
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.workers)  # made in the serving loop
         self.waiting += 1
         self.max_waiting = max(self.max_waiting, self.waiting)
+        queued = time.perf_counter()
         try:
             await self._slots.acquire()
         finally:
             self.waiting -= 1
+        if method.upper() in WRITES:
+            self.waits.append((body, time.perf_counter() - queued))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         started = time.perf_counter()

@@ -262,10 +262,18 @@ class Store(MasterdataStore, EventLog, AuditLog, Protocol):
         """One job, or None."""
         ...
 
-    async def claim_jobs(self, rooms: dict[str, int], now: float, owner: str, lease: float, cap: int) -> list[Job]:
+    async def claim_jobs(self, rooms: dict[str, int], now: float, owner: str, lease: float, cap: int,
+                         leased: dict[str, int] | None = None) -> list[Job]:
         """Lease due jobs to `owner` for `lease` seconds: at most rooms[tenant] per tenant,
         and never more than `cap` leased per tenant across all workers. Jobs whose
-        lease ran out are claimable again, marked `unknown` (their worker died mid-attempt)."""
+        lease ran out are claimable again, marked `unknown` (their worker died mid-attempt).
+        `leased`, when given, gets each tenant's jobs leased after the claim (all workers),
+        for tenants the claim looked at.
+
+        Within a tenant, jobs are taken round-robin across devices, least recently served
+        device first (a device new to the queue first of all), so a till with a long backlog
+        does not hold back another's few; the rotation is kept in the store, shared by every
+        worker. A device's own jobs come in order: earliest next attempt first, then upload order."""
         ...
 
     async def renew_leases(self, owner: str, jobs: list[tuple[str, str]], until: float) -> list[str]:
@@ -299,4 +307,17 @@ class Store(MasterdataStore, EventLog, AuditLog, Protocol):
 
     async def requeue_failed(self, tenant: str, job_ids: list[str], now: float) -> int:
         """Put failed jobs among `job_ids` back in the queue with a fresh attempt count."""
+        ...
+
+    # --- live demand (the sync lane leaves room for live POS calls) ---------
+
+    async def mark_live(self, tenant: str, owner: str, reserve: int, until: float, now: float) -> None:
+        """Process `owner` sees live calls for `tenant`: keep room for `reserve` postings until `until`
+        (a later mark by the same owner replaces its earlier one; reserve 0 withdraws it).
+        Marks are shared by every process on the store; one whose process died stops
+        counting at its `until`, and is forgotten some time after."""
+        ...
+
+    async def live_demand(self, tenants: list[str], now: float) -> dict[str, int]:
+        """Per tenant, the sum of the reserves whose `until` is after `now` (0 when none): one round trip."""
         ...

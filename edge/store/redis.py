@@ -23,6 +23,7 @@ from edge.store.base import (
 )
 from edge.store.redis_audit import RedisAudit
 from edge.store.redis_events import RedisEvents
+from edge.store.redis_live import RedisLive
 from edge.store.redis_masterdata import RedisMasterdata
 from edge.store.redis_postings import RedisPostings
 from edge.store.redis_queue import RedisQueue
@@ -154,7 +155,7 @@ return 1
 """
 
 
-class RedisStore(RedisQueue, RedisPostings, RedisMasterdata, RedisEvents, RedisAudit):
+class RedisStore(RedisQueue, RedisPostings, RedisMasterdata, RedisEvents, RedisAudit, RedisLive):
     """Store backed by a Redis database."""
 
     def __init__(self, url: str) -> None:
@@ -185,6 +186,7 @@ class RedisStore(RedisQueue, RedisPostings, RedisMasterdata, RedisEvents, RedisA
         self._if_in_progress = self._raw.register_script(_IF_IN_PROGRESS)
         self._renew_idem = self._raw.register_script(_RENEW_IDEMPOTENCY)
         self._register_queue_scripts()
+        self._register_live_scripts()
         self._register_posting_scripts()
         self._register_masterdata_scripts()
         self._open_events()

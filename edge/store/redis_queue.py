@@ -5,8 +5,13 @@ names from that prefix rather than declaring them in KEYS, so they need a single
 Redis (or a proxy that routes EVAL by hash tag), not Redis Cluster's own routing:
 - `job:<id>` hash: the job; `txn:<device>` hash: client_txn_id -> job id;
 - `batch:<uuid>` hash: device, created_at and the job ids (JSON, upload order);
-- `ready` zset: queued job ids scored by next attempt time; `synced` and `batches`
-  zsets (by time) for the retention purge;
+- `ready` zset: queued job ids scored by next attempt time (the source of truth for
+  what is queued: the figures count it); `synced` and `batches` zsets (by time) for
+  the retention purge;
+- `dready:<device>` zset: the device's ids of `ready`, same scores, kept in step by
+  every script that adds to or takes from `ready`;
+- `lanes` zset: device -> the turn it was last served at (0: new, served first), one
+  per device with ids in `dready:<device>`; `turn` counter: the tenant's last turn;
 - `leased` zset: claimed job ids scored by lease expiry; `failed` zset (by time).
 
 Why not streams with consumer groups and XAUTOCLAIM: a stream delivers in
@@ -16,6 +21,13 @@ script claims atomically: it returns expired leases to `ready` (marked
 `unknown`, as XAUTOCLAIM would hand them over), counts `leased` against the cap,
 and moves due ids from `ready` to `leased`. A worker that dies simply stops
 renewing; its jobs come back when their lease runs out.
+
+Within a tenant the claim goes round-robin across devices: it walks `lanes` lowest
+turn first, takes the head of each lane's `dready` when due, one per lane per pass,
+and gives a served lane the next turn (to the back), so a till with thousands of
+queued sales does not hold back another's ten, whichever worker claims next. Ids in
+`ready` with no `dready` entry (queued by a release before lanes) are taken from
+`ready` after the lanes, when room is left.
 """
 
 from __future__ import annotations
@@ -60,7 +72,10 @@ for k, b in ipairs(fresh) do
     'payload', ARGV[b + 6], 'depends_on', depends, 'status', 'pending', 'attempts', 0, 'next_attempt_at', due,
     'lease_until', 0, 'owner', '', 'unknown', 0, 'created_at', now, 'updated_at', now)
   redis.call('ZADD', p .. ':ready', due, ARGV[b])
+  redis.call('ZADD', p .. ':dready:' .. dev, due, ARGV[b])
 end
+-- a device new to the queue (or back to it) starts at the front; one in rotation keeps its turn
+if #fresh > 0 then redis.call('ZADD', p .. ':lanes', 'NX', 0, dev) end
 redis.call('HSET', p .. ':batch:' .. batch, 'device', dev, 'created_at', now, 'jobs', cjson.encode(ids))
 redis.call('ZADD', p .. ':batches', now, batch)
 return {1, #fresh, unpack(ids)}
@@ -68,26 +83,75 @@ return {1, #fresh, unpack(ids)}
 
 # ARGV: prefix, now, owner, lease_until, cap, room -> list of job hashes (flat)
 _CLAIM = """
-local p, now = ARGV[1], tonumber(ARGV[2])
-local R, L = p .. ':ready', p .. ':leased'
+-- now stays the caller's string: a Lua number passed to redis.call keeps only 14 digits
+local p, now = ARGV[1], ARGV[2]
+local R, L, LANES = p .. ':ready', p .. ':leased', p .. ':lanes'
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', L, '-inf', now)) do
   redis.call('ZREM', L, id)
   local J = p .. ':job:' .. id
   if redis.call('EXISTS', J) == 1 then
     redis.call('HSET', J, 'owner', '', 'lease_until', 0, 'unknown', 1)
-    redis.call('ZADD', R, redis.call('HGET', J, 'next_attempt_at'), id)
+    local due, dev = redis.call('HGET', J, 'next_attempt_at'), redis.call('HGET', J, 'device')
+    redis.call('ZADD', R, due, id)
+    redis.call('ZADD', p .. ':dready:' .. dev, due, id)
+    redis.call('ZADD', LANES, 'NX', 0, dev)
   end
 end
 local room = math.min(tonumber(ARGV[6]), tonumber(ARGV[5]) - redis.call('ZCARD', L))
-if room <= 0 then return {} end
-local out = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', R, '-inf', now, 'LIMIT', 0, room)) do
+if room <= 0 then return {redis.call('ZCARD', L)} end
+local out = {0}
+local function lease(id)
   redis.call('ZREM', R, id)
   redis.call('ZADD', L, ARGV[4], id)
   local J = p .. ':job:' .. id
   redis.call('HSET', J, 'owner', ARGV[3], 'lease_until', ARGV[4])
   table.insert(out, redis.call('HGETALL', J))
+  room = room - 1
 end
+-- the device's next id due in `ready`, or nil. An entry out of step with `ready` (an older
+-- release claimed or rescheduled the job) is dropped, or moved to the job's real time.
+local function head(D)
+  while true do
+    local ids = redis.call('ZRANGEBYSCORE', D, '-inf', now, 'LIMIT', 0, 1)
+    if #ids == 0 then return nil end
+    local score = redis.call('ZSCORE', R, ids[1])
+    if score and tonumber(score) <= tonumber(now) then
+      redis.call('ZREM', D, ids[1])
+      return ids[1]
+    elseif score then
+      redis.call('ZADD', D, score, ids[1])
+    else
+      redis.call('ZREM', D, ids[1])
+    end
+  end
+end
+-- passes over the lanes, least recently served first: one due id per lane per pass
+local lanes = redis.call('ZRANGE', LANES, 0, -1)
+while room > 0 and #lanes > 0 do
+  local served = {}
+  for _, dev in ipairs(lanes) do
+    if room <= 0 then break end
+    local D = p .. ':dready:' .. dev
+    local id = head(D)
+    if id then
+      lease(id)
+      redis.call('ZADD', LANES, redis.call('INCR', p .. ':turn'), dev)
+      table.insert(served, dev)
+    elseif redis.call('EXISTS', D) == 0 then
+      redis.call('ZREM', LANES, dev)  -- nothing of this device queued: its lane comes back with its next job
+    end
+  end
+  lanes = served
+end
+-- ids with no lane entry (queued by an older release): claimed rather than stranded
+if room > 0 then
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', R, '-inf', now, 'LIMIT', 0, room)) do
+    local dev = redis.call('HGET', p .. ':job:' .. id, 'device')
+    if dev then redis.call('ZREM', p .. ':dready:' .. dev, id) end
+    lease(id)
+  end
+end
+out[1] = redis.call('ZCARD', L)
 return out
 """
 
@@ -116,7 +180,12 @@ redis.call('HINCRBY', J, 'attempts', ARGV[5])
 redis.call('HSET', J, 'status', ARGV[4], 'owner', '', 'lease_until', 0, 'last_error', ARGV[7],
   'next_attempt_at', ARGV[8], 'unknown', ARGV[9], 'updated_at', ARGV[10])
 if ARGV[6] ~= '' then redis.call('HSET', J, 'invoice_id', ARGV[6]) end
-if ARGV[4] == 'pending' or ARGV[4] == 'retrying' then redis.call('ZADD', p .. ':ready', ARGV[8], id) end
+if ARGV[4] == 'pending' or ARGV[4] == 'retrying' then
+  local dev = redis.call('HGET', J, 'device')
+  redis.call('ZADD', p .. ':ready', ARGV[8], id)
+  redis.call('ZADD', p .. ':dready:' .. dev, ARGV[8], id)
+  redis.call('ZADD', p .. ':lanes', 'NX', 0, dev)  -- a claim drops the lane of a device with nothing queued
+end
 if ARGV[4] == 'failed' then redis.call('ZADD', p .. ':failed', ARGV[10], id) end
 if ARGV[4] == 'synced' then redis.call('ZADD', p .. ':synced', ARGV[10], id) end
 return 1
@@ -163,7 +232,10 @@ for i = 3, #ARGV do
   if redis.call('HGET', J, 'status') == 'failed' then
     redis.call('HSET', J, 'status', 'pending', 'attempts', 0, 'next_attempt_at', ARGV[2], 'updated_at', ARGV[2])
     redis.call('ZREM', p .. ':failed', ARGV[i])
+    local dev = redis.call('HGET', J, 'device')
     redis.call('ZADD', p .. ':ready', ARGV[2], ARGV[i])
+    redis.call('ZADD', p .. ':dready:' .. dev, ARGV[2], ARGV[i])
+    redis.call('ZADD', p .. ':lanes', 'NX', 0, dev)
     n = n + 1
   end
 end
@@ -219,7 +291,8 @@ class RedisQueue:
         h = await self._raw.hgetall(f"{self._tenant_prefix(tenant)}:job:{job_id}")
         return _job(tenant, h) if h else None
 
-    async def claim_jobs(self, rooms: dict[str, int], now: float, owner: str, lease: float, cap: int) -> list[Job]:
+    async def claim_jobs(self, rooms: dict[str, int], now: float, owner: str, lease: float, cap: int,
+                         leased: dict[str, int] | None = None) -> list[Job]:
         # One script per tenant (a script must stay in one hash slot), one round trip for all.
         async with self._raw.pipeline(transaction=False) as pipe:
             for tenant, room in rooms.items():
@@ -228,7 +301,9 @@ class RedisQueue:
             replies = await pipe.execute()
         jobs = []
         for tenant, reply in zip(rooms, replies, strict=True):
-            for flat in reply:
+            if leased is not None:
+                leased[tenant] = int(reply[0])  # the tenant's jobs leased, all workers, after this claim
+            for flat in reply[1:]:
                 jobs.append(_job(tenant, dict(zip(flat[::2], flat[1::2], strict=True))))
         return jobs
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from edge.store.base import Device, DeviceStatus, IdempotencyRecord, check_registration
 from edge.store.sqlite_audit import SqliteAudit
 from edge.store.sqlite_events import SqliteEvents
+from edge.store.sqlite_live import SqliteLive
 from edge.store.sqlite_masterdata import SqliteMasterdata
 from edge.store.sqlite_postings import SqlitePostings
 from edge.store.sqlite_queue import SqliteQueue
@@ -67,7 +68,7 @@ _COLUMNS = "tenant, device_id, device_name, branch_id, status, generation, regis
 _READ = _COLUMNS + ", last_seen, last_sale"  # (schema 5's columns: written by touch_device only)
 
 
-class SqliteStore(SqliteQueue, SqlitePostings, SqliteMasterdata, SqliteEvents, SqliteAudit):
+class SqliteStore(SqliteQueue, SqlitePostings, SqliteMasterdata, SqliteEvents, SqliteAudit, SqliteLive):
     """Store backed by one SQLite file."""
 
     def __init__(self, path: str) -> None:

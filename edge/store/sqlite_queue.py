@@ -1,13 +1,18 @@
 """The offline-sync queue in SQLite: jobs with lease columns, batches, their order.
 
 Claims run in one `BEGIN IMMEDIATE` transaction per call, so two processes on one
-file never lease the same job; a per-tenant partial index keeps a claim a short
-index range scan however long the queue is.
+file never lease the same job. Within a tenant a claim goes round-robin across
+devices: `sync_lanes` holds a lane per device with queued jobs and the turn it was
+last served at, so a till with thousands of queued sales does not hold back
+another's ten, and the rotation is shared by every worker on the file. A partial
+index per (tenant, device) makes each lane's next due job an index probe however
+long the queue is.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -60,6 +65,23 @@ CREATE TABLE IF NOT EXISTS sync_batch_jobs (
 CREATE INDEX IF NOT EXISTS sync_batch_jobs_job ON sync_batch_jobs (job_id);
 CREATE INDEX IF NOT EXISTS sync_batches_age ON sync_batches (tenant, created_at);
 """
+# Schema version 6 (edge/store/sqlite_schema.py): frozen once released. A lane per
+# (tenant, device) with pending or retrying jobs; a claim serves the lowest turn first.
+LANES_SCHEMA = """
+CREATE TABLE sync_lanes (
+    tenant TEXT NOT NULL,
+    device TEXT NOT NULL,
+    turn INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant, device)
+);
+CREATE INDEX sync_jobs_device_due ON sync_jobs (tenant, device, next_attempt_at)
+    WHERE status IN ('pending', 'retrying');
+"""
+# Lanes for the jobs already queued in a file that had none (run once, by migration 6).
+FILL_LANES = """
+INSERT OR IGNORE INTO sync_lanes (tenant, device)
+    SELECT DISTINCT tenant, device FROM sync_jobs WHERE status IN ('pending', 'retrying');
+"""
 _JOB_COLUMNS = (
     "job_id, tenant, device, batch_uuid, client_txn_id, type, payload, fingerprint, reference, depends_on, status, "
     "attempts, invoice_id, last_error, next_attempt_at, lease_until, owner, unknown, created_at, updated_at"
@@ -106,6 +128,8 @@ class SqliteQueue:
                     (job.job_id, tenant, device, batch_uuid, job.client_txn_id, job.type, job.payload, job.fingerprint,
                      job.reference, depends, now, now, now),
                 )
+            if fresh:  # a device new to the queue (or back to it) starts at the front
+                c.execute("INSERT OR IGNORE INTO sync_lanes (tenant, device, turn) VALUES (?,?,0)", (tenant, device))
             c.execute("INSERT INTO sync_batches VALUES (?,?,?,?)", (batch_uuid, tenant, device, now))
             c.executemany("INSERT INTO sync_batch_jobs VALUES (?,?,?)", [(batch_uuid, i, j) for i, j in enumerate(ids)])
             return Enqueued(ids, len(fresh), [])
@@ -136,7 +160,8 @@ class SqliteQueue:
         )
         return _job(row) if row else None
 
-    async def claim_jobs(self, rooms: dict[str, int], now: float, owner: str, lease: float, cap: int) -> list[Job]:
+    async def claim_jobs(self, rooms: dict[str, int], now: float, owner: str, lease: float, cap: int,
+                         leased: dict[str, int] | None = None) -> list[Job]:
         def due(c: sqlite3.Connection) -> bool:
             # Due jobs include those whose lease ran out (they were due when claimed).
             marks = ",".join("?" * len(rooms))
@@ -152,26 +177,14 @@ class SqliteQueue:
         def tx(c: sqlite3.Connection) -> list[Job]:
             claimed: list[Job] = []
             for tenant, room in rooms.items():
-                leased = c.execute(
+                held = c.execute(
                     "SELECT count(*) FROM sync_jobs WHERE tenant=? AND owner != '' AND lease_until > ?", (tenant, now)
                 ).fetchone()[0]
-                take = min(room, cap - leased)
-                if take <= 0:
-                    continue
-                rows = c.execute(
-                    f"SELECT {_JOB_COLUMNS} FROM sync_jobs WHERE tenant=? AND status IN ('pending', 'retrying') "
-                    "AND next_attempt_at <= ? AND (owner = '' OR lease_until <= ?) ORDER BY next_attempt_at LIMIT ?",
-                    (tenant, now, now, take),
-                ).fetchall()
-                for row in rows:
-                    job = _job(row)
-                    # A lease that ran out: its worker died mid-attempt, so the outcome is unknown.
-                    unknown = job.unknown or bool(job.owner)
-                    c.execute(
-                        "UPDATE sync_jobs SET owner=?, lease_until=?, unknown=? WHERE job_id=?",
-                        (owner, now + lease, int(unknown), job.job_id),
-                    )
-                    claimed.append(replace(job, owner=owner, lease_until=now + lease, unknown=unknown))
+                take = min(room, cap - held)
+                mine = _claim_tenant(c, tenant, take, now, owner, lease) if take > 0 else []
+                claimed += mine
+                if leased is not None:
+                    leased[tenant] = held + len(mine)
             return claimed
 
         jobs: list[Job] = await self._transaction(tx)
@@ -190,6 +203,8 @@ class SqliteQueue:
         return lost
 
     async def settle_job(self, tenant: str, job_id: str, owner: str, update: JobUpdate, now: float) -> bool:
+        # No lane to restore for a job queued again: a leased job is still pending or retrying,
+        # and a claim drops only the lane of a device with none of those left.
         def tx(c: sqlite3.Connection) -> bool:
             cur = c.execute(
                 "UPDATE sync_jobs SET status=?, attempts=attempts+?, invoice_id=coalesce(?, invoice_id), last_error=?, "
@@ -274,11 +289,14 @@ class SqliteQueue:
         def tx(c: sqlite3.Connection) -> int:
             n = 0
             for job_id in job_ids:
-                n += c.execute(
+                done = c.execute(
                     "UPDATE sync_jobs SET status='pending', attempts=0, next_attempt_at=?, updated_at=? "
                     "WHERE job_id=? AND tenant=? AND status='failed'",
                     (now, now, job_id, tenant),
                 ).rowcount
+                if done:
+                    _lane_for(c, tenant, job_id)
+                n += done
             return n
 
         n: int = await self._transaction(tx)
@@ -291,3 +309,58 @@ def _sale_job(c: sqlite3.Connection, tenant: str, device: str, client_txn_id: st
         (tenant, device, client_txn_id),
     ).fetchone()
     return str(row[0]) if row else ""
+
+
+def _claim_tenant(c: sqlite3.Connection, tenant: str, take: int, now: float, owner: str, lease: float) -> list[Job]:
+    """Lease up to `take` of the tenant's due jobs, round-robin across its devices' lanes.
+
+    Lanes are walked least recently served first (lowest turn; a new lane has 0), one
+    due job each per pass; a served lane gets the tenant's next turn and goes to the
+    back, so the next claim, by any worker, carries on where this one stopped. A lane
+    with no due job keeps its turn (it is first when its jobs fall due); one whose
+    device has no queued job left is dropped."""
+    lanes = deque(d for (d,) in c.execute("SELECT device FROM sync_lanes WHERE tenant=? ORDER BY turn, device", (tenant,)))
+    turn = int(c.execute("SELECT coalesce(max(turn), 0) FROM sync_lanes WHERE tenant=?", (tenant,)).fetchone()[0])
+    claimed: list[Job] = []
+    while lanes and len(claimed) < take:
+        device = lanes.popleft()
+        row = c.execute(
+            f"SELECT {_JOB_COLUMNS} FROM sync_jobs WHERE tenant=? AND device=? AND status IN ('pending', 'retrying') "
+            "AND next_attempt_at <= ? AND (owner = '' OR lease_until <= ?) ORDER BY next_attempt_at, rowid LIMIT 1",
+            (tenant, device, now, now),
+        ).fetchone()
+        if row is None:
+            if c.execute("SELECT 1 FROM sync_jobs WHERE tenant=? AND device=? AND status IN ('pending', 'retrying') "
+                         "LIMIT 1", (tenant, device)).fetchone() is None:
+                c.execute("DELETE FROM sync_lanes WHERE tenant=? AND device=?", (tenant, device))
+            continue
+        claimed.append(_lease(c, _job(row), now, owner, lease))
+        turn += 1
+        c.execute("UPDATE sync_lanes SET turn=? WHERE tenant=? AND device=?", (turn, tenant, device))
+        lanes.append(device)
+    if len(claimed) < take:
+        # Jobs of a device with no lane (there should be none): claimed rather than stranded, and given a lane.
+        for row in c.execute(
+            f"SELECT {_JOB_COLUMNS} FROM sync_jobs WHERE tenant=? AND status IN ('pending', 'retrying') "
+            "AND next_attempt_at <= ? AND (owner = '' OR lease_until <= ?) ORDER BY next_attempt_at, rowid LIMIT ?",
+            (tenant, now, now, take - len(claimed)),
+        ).fetchall():
+            job = _lease(c, _job(row), now, owner, lease)
+            turn += 1
+            c.execute("INSERT OR IGNORE INTO sync_lanes (tenant, device, turn) VALUES (?,?,?)", (tenant, job.device, turn))
+            claimed.append(job)
+    return claimed
+
+
+def _lease(c: sqlite3.Connection, job: Job, now: float, owner: str, lease: float) -> Job:
+    # A lease that ran out: its worker died mid-attempt, so the outcome is unknown.
+    unknown = job.unknown or bool(job.owner)
+    c.execute("UPDATE sync_jobs SET owner=?, lease_until=?, unknown=? WHERE job_id=?",
+              (owner, now + lease, int(unknown), job.job_id))
+    return replace(job, owner=owner, lease_until=now + lease, unknown=unknown)
+
+
+def _lane_for(c: sqlite3.Connection, tenant: str, job_id: str) -> None:
+    """Give the device of a job queued again a lane, at the front, unless it has one."""
+    c.execute("INSERT OR IGNORE INTO sync_lanes (tenant, device, turn) SELECT tenant, device, 0 FROM sync_jobs "
+              "WHERE job_id=? AND tenant=?", (job_id, tenant))

@@ -18,6 +18,10 @@ Version 3 adds the event log tables (EVENTS_SCHEMA: events, events_state), the s
 Version 4 adds the admin audit log (AUDIT_SCHEMA: audit), the same way. Version 5 adds
 the devices' last_seen and last_sale columns.
 
+Version 6 adds the sync queue's device lanes (LANES_SCHEMA: sync_lanes, filled from the
+jobs already queued, and the per-device due index sync_jobs_device_due) and the live
+demand marks (LIVE_SCHEMA: live_marks), the same way.
+
 A file whose version is newer than MIGRATIONS knows was upgraded by a newer
 pos-edge; it is refused (SchemaTooNew), since this code could misread or damage it.
 """
@@ -30,7 +34,9 @@ from collections.abc import Callable, Iterator, Sequence
 from edge.store.base import StoreUnusable
 from edge.store.sqlite_audit import AUDIT_SCHEMA
 from edge.store.sqlite_events import EVENTS_SCHEMA
+from edge.store.sqlite_live import LIVE_SCHEMA
 from edge.store.sqlite_masterdata import MASTERDATA_SCHEMA
+from edge.store.sqlite_queue import FILL_LANES, LANES_SCHEMA
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -93,7 +99,14 @@ def _v5(c: sqlite3.Connection) -> None:
     c.execute("ALTER TABLE devices ADD COLUMN last_sale REAL NOT NULL DEFAULT 0")
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(c: sqlite3.Connection) -> None:
+    """Version 6: round-robin claims across a tenant's devices (sync_lanes, a lane for
+    each device with queued jobs now) and live demand marks (live_marks)."""
+    for statement in _statements(LANES_SCHEMA + FILL_LANES + LIVE_SCHEMA):
+        c.execute(statement)
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6]
 
 
 def current_version() -> int:

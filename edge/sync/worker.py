@@ -16,10 +16,10 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.config import SyncConfig
-from edge.erpnext.client import FrappeError, Unreachable, to_json
+from edge.erpnext.client import OUTAGE_STATUSES, BreakerOpen, FrappeError, Unreachable, to_json
 from edge.erpnext.documents import unpaid_warning
 from edge.erpnext.posting import Rejected
 from edge.erpnext.setup import ReferenceFields
@@ -29,6 +29,9 @@ from edge.sales import PAYLOAD_MODELS, ClosureView
 from edge.store.base import Store
 from edge.sync.backoff import full_jitter
 from edge.sync.jobs import QUEUED, Job, JobUpdate
+
+if TYPE_CHECKING:
+    from edge.shield import Shields
 
 # How long a return waits before it looks at its sale again (when the sale has no later due time).
 DEPENDENCY_RECHECK = 1.0
@@ -48,6 +51,9 @@ class SyncWorker:
         self.postings = PostingGuard(store, references, lambda: self._runtime().config.gateway, log)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._inflight: dict[str, int] = {}
+        # per tenant, its jobs leased by every worker at this worker's last claim: with several
+        # workers, whether a tenant's limit is used up is a store-wide question
+        self._leased: dict[str, int] = {}
         self._tasks: dict[str, tuple[Job, asyncio.Task[None]]] = {}
         self._changed = asyncio.Event()
         self._stopping = False
@@ -68,12 +74,10 @@ class SyncWorker:
                 runtime = self._runtime()
                 cfg: SyncConfig = runtime.config.gateway.sync
                 self._changed.clear()
-                cap = cfg.tenant_concurrency
-                rooms = {key: cap - self._inflight.get(key, 0) for key, t in runtime.services.tenants.items()
-                         if t.config.pos_enabled and self._inflight.get(key, 0) < cap}
-                if rooms:
+                for cap, rooms in (await self._rooms(runtime)).items():
                     try:
-                        jobs = await self.store.claim_jobs(rooms, time.time(), self.owner, cfg.lease, cap)
+                        jobs = await self.store.claim_jobs(rooms, time.time(), self.owner, cfg.lease, cap,
+                                                           leased=self._leased)
                     except Exception as exc:
                         self.log.warning("sync_claim_failed", error=f"{type(exc).__name__}: {exc}")
                         jobs = []
@@ -87,6 +91,41 @@ class SyncWorker:
             self._loop_done.set()
             if not self._stopping:  # cancelled rather than stopped: nobody will wait for the postings
                 self._end_background()
+
+    async def _rooms(self, runtime: Any) -> dict[int, dict[str, int]]:
+        """What to claim now, grouped by the tenants' caps (the store holds every worker
+        to a cap): per tenant, its adaptive limit less the room kept for live calls (one
+        at least), none while its breaker is open (waiting costs a job no attempt), one while it is
+        half-open (the probe)."""
+        shields = runtime.shields
+        wanted: dict[str, int] = {}
+        for key, tenant in runtime.services.tenants.items():
+            if not tenant.config.pos_enabled or tenant.shield is None:
+                continue
+            breaker = tenant.shield.breaker
+            if breaker.blocked() is not None:
+                continue
+            limit = tenant.shield.limit.limit
+            wanted[key] = 1 if breaker.state != "closed" else limit
+        if not wanted:
+            return {}
+        demand = await self._live_demand(shields, list(wanted))
+        groups: dict[int, dict[str, int]] = {}
+        for key, limit in wanted.items():
+            live = max(demand.get(key, 0), shields.live.local(key))
+            # one posting at least: a shop that sells all day still drains its backlog
+            cap = max(1, limit - live)
+            room = cap - self._inflight.get(key, 0)
+            if room > 0:
+                groups.setdefault(cap, {})[key] = room
+        return groups
+
+    async def _live_demand(self, shields: Shields, tenants: list[str]) -> dict[str, int]:
+        try:
+            return await self.store.live_demand(tenants, time.time())
+        except Exception as exc:  # the lane does not yield then: slower live calls, nothing lost
+            self.log.warning("live_demand_unreadable", error=f"{type(exc).__name__}: {exc}")
+            return {}
 
     async def stop(self, grace: float) -> None:
         """Stop claiming; let postings in flight finish for up to `grace` seconds (their
@@ -184,6 +223,10 @@ class SyncWorker:
             return self._transient(job, cfg, f"{tenant.config.invoice_doctype}.{tenant.config.reference_field} is "
                                    f"missing in ERPNext: run pos-edge erpnext setup --tenant {job.tenant}", unknown=job.unknown)
         poster = tenant.poster
+        started = time.monotonic()
+        live = runtime.shields.live.active(job.tenant)
+        mine = self._inflight.get(job.tenant, 0)
+        in_flight = max(mine, self._leased.get(job.tenant, mine)) + runtime.shields.live.local(job.tenant)
         try:
             if job.type == "closure":
                 view = ClosureView.model_validate(await poster.close(payload, job.reference))
@@ -206,12 +249,22 @@ class SyncWorker:
                                         "again before the tenant's commit_grace has passed")
         except Rejected as exc:
             return JobUpdate("failed", last_error="ERPNext refused it: " + ("; ".join(exc.messages) or str(exc.exc_type)))
+        except BreakerOpen as exc:
+            # Nothing was sent: the job waits for the breaker, without spending an attempt.
+            return JobUpdate(job.status, next_attempt_at=time.time() + exc.retry_after, unknown=job.unknown,
+                             attempted=False, last_error=f"waiting: {exc}")
         except Unreachable as exc:
+            if exc.timeout:
+                tenant.shield.limit.overload()
             return self._transient(job, cfg, f"ERPNext unreachable: {exc}", unknown=job.unknown or exc.sent)
         except FrappeError as exc:
+            if exc.status in OUTAGE_STATUSES:
+                tenant.shield.limit.overload()
             # 5xx, 429, auth: transient. (417 validation errors arrive as Rejected.)
             return self._transient(job, cfg, f"ERPNext answered {exc.status}: {'; '.join(exc.messages)[:300]}",
                                    unknown=job.unknown or exc.status >= 500)
+        if posted.created:
+            tenant.shield.limit.sample(time.monotonic() - started, in_flight, live)
         if not posted.created:
             log.info("sync_job_found_existing", invoice=posted.invoice)
         elif posted.doc is not None and (warning := unpaid_warning(posted.doc, tenant.config)):

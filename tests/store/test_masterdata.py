@@ -6,14 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
 
 import pytest
 
-from edge.store import Store, open_store
+from edge.store import Store
 from edge.store.masterdata import CollectionState, MasterRow
-from edge.store.redis import RedisStore
-from edge.store.sqlite import SqliteStore
 
 NOW = 1_800_000_000.0
 P = "products"
@@ -26,19 +23,6 @@ def doc(name: str, **fields: object) -> bytes:
 async def page_all(store: Store, tenant: str, collection: str = P, scope: str = "", *, tombstones: bool = True,
                    after: int = 0, size: int = 1000) -> list[MasterRow]:
     return await store.md_page(tenant, collection, scope, after, size, tombstones)
-
-
-@pytest.fixture
-async def twin(store: Store) -> AsyncIterator[Store]:
-    """A second store on the same SQLite file or Redis database (another process, in effect)."""
-    if isinstance(store, SqliteStore):
-        other: Store = open_store(f"sqlite:///{store.path}")
-    else:
-        assert isinstance(store, RedisStore)
-        other = open_store(store.url)
-    await other.open()
-    yield other
-    await other.close()
 
 
 async def test_a_collection_never_written_is_empty(store: Store, tenant: str) -> None:

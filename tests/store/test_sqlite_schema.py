@@ -128,8 +128,8 @@ async def test_a_new_file_gets_the_current_version(tmp_path: Path) -> None:
     await store.open()
     await store.register_device(T, "till-1", "Till 1", "main", NOW)
     await store.close()
-    assert current_version() == 5
-    assert _user_version(path) == 5
+    assert current_version() == 6
+    assert _user_version(path) == 6
     store = open_store(f"sqlite:///{path}")  # reopening changes nothing
     await store.open()
     assert [d.device_id for d in await store.list_devices(T)] == ["till-1"]
@@ -157,7 +157,7 @@ async def test_a_version_1_file_gets_the_master_data_tables_and_keeps_its_state(
         assert [(r.name, r.seq, r.data) for r in rows] == [("ITEM-1", 1, b'{"rate": 1}')]
     finally:
         await store.close()
-    assert _user_version(old_file) == current_version() == 5
+    assert _user_version(old_file) == current_version() == 6
 
     new_file = tmp_path / "new.db"
     store = open_store(f"sqlite:///{new_file}")
@@ -166,7 +166,7 @@ async def test_a_version_1_file_gets_the_master_data_tables_and_keeps_its_state(
     assert _schema(old_file) == _schema(new_file)
     tables = {name for kind, name, _ in _schema(new_file) if kind == "table"}
     assert tables == {"devices", "idempotency", "closures", "sync_jobs", "sync_batches", "sync_batch_jobs", "postings",
-                      "md_rows", "md_state", "events", "events_state", "audit"}
+                      "md_rows", "md_state", "events", "events_state", "audit", "sync_lanes", "live_marks"}
 
 
 async def test_a_version_2_file_gets_the_event_tables_and_keeps_its_master_data(old_file: Path) -> None:
@@ -185,7 +185,7 @@ async def test_a_version_2_file_gets_the_event_tables_and_keeps_its_master_data(
         assert first == "1" and await store.ev_read(T, "", 10, 0) == ([Event("1", "prices.changed", "", b"{}")], True)
     finally:
         await store.close()
-    assert _user_version(old_file) == current_version() == 5
+    assert _user_version(old_file) == current_version() == 6
 
 
 async def test_a_version_3_file_gets_the_audit_log_and_keeps_its_events(old_file: Path) -> None:
@@ -203,7 +203,7 @@ async def test_a_version_3_file_gets_the_audit_log_and_keeps_its_events(old_file
         assert [r.data for r in await store.audit_list(T, "", 10)] == [b'{"action": "block"}']
     finally:
         await store.close()
-    assert _user_version(old_file) == current_version() == 5
+    assert _user_version(old_file) == current_version() == 6
 
 
 async def test_a_version_4_file_gets_the_device_figures_and_keeps_its_devices(old_file: Path) -> None:
@@ -220,18 +220,64 @@ async def test_a_version_4_file_gets_the_device_figures_and_keeps_its_devices(ol
         assert device is not None and (device.last_seen, device.last_sale) == (NOW + 1, NOW + 2)
     finally:
         await store.close()
-    assert _user_version(old_file) == current_version() == 5
+    assert _user_version(old_file) == current_version() == 6
 
 
-async def test_a_till_delta_reads_the_seq_index(tmp_path: Path) -> None:
+def _queue_at_v5(c: sqlite3.Connection, device: str, txns: list[str], at: float) -> None:
+    """Queue jobs as a version-5 release did: rows in sync_jobs, no lane."""
+    for txn in txns:
+        c.execute(
+            "INSERT INTO sync_jobs (job_id, tenant, device, batch_uuid, client_txn_id, type, payload, fingerprint, "
+            "reference, status, next_attempt_at, created_at, updated_at) "
+            "VALUES (?, 'acme', ?, 'batch-v5', ?, 'sale', X'7b7d', ?, ?, 'pending', ?, ?, ?)",
+            (f"job-{device}-{txn}", device, txn, f"fp-{txn}", f"{device}/{txn}", at, at, at))
+
+
+async def test_a_version_5_file_gets_lanes_for_its_queued_jobs_and_claims_them_fairly(old_file: Path) -> None:
+    # A file as the release before device lanes left it: till-1's batch-1 (s3 retrying, s4 and
+    # r1 pending) plus a backlog of 30 more of till-1, then 3 of till-5, queued at version 5.
+    with closing(sqlite3.connect(old_file, isolation_level=None)) as c:
+        assert upgrade(c, sqlite_schema.MIGRATIONS[:5]) == 5
+        _queue_at_v5(c, "till-1", [f"b{i:02d}" for i in range(30)], NOW + 30)
+        _queue_at_v5(c, "till-5", ["x0", "x1", "x2"], NOW + 40)
+        assert not {"sync_lanes", "live_marks"} & {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
+    store = open_store(f"sqlite:///{old_file}")
+    await store.open()
+    try:
+        with closing(sqlite3.connect(old_file)) as c:  # a lane per device with queued jobs, none for the rest
+            assert c.execute("SELECT tenant, device, turn FROM sync_lanes ORDER BY device").fetchall() == [
+                ("acme", "till-1", 0), ("acme", "till-5", 0)]
+        claims = [[j.client_txn_id for j in await store.claim_jobs({T: 2}, NOW + 100, "w", 30, 100)] for _ in range(4)]
+        # till-5's three interleaved from the start; till-1's in its order: due time (s3 retries at
+        # NOW + 60, after the backlog's NOW + 30), then upload order
+        assert claims == [["s4", "x0"], ["r1", "x1"], ["b00", "x2"], ["b01", "b02"]]
+        rest = [j.client_txn_id for j in await store.claim_jobs({T: 100}, NOW + 100, "w", 30, 100)]
+        assert rest == [f"b{i:02d}" for i in range(3, 30)] + ["s3"]
+    finally:
+        await store.close()
+    assert _user_version(old_file) == current_version() == 6
+
+
+async def _plan(tmp_path: Path, query: str, params: tuple[object, ...]) -> str:
+    """SQLite's plan for `query` on a new file at the current schema."""
     path = tmp_path / "state.db"
     store = open_store(f"sqlite:///{path}")
     await store.open()
     await store.close()
     with closing(sqlite3.connect(path)) as c:
-        plan = " ".join(str(r[-1]) for r in c.execute(
-            "EXPLAIN QUERY PLAN SELECT name, seq, deleted, data FROM md_rows WHERE tenant=? AND collection=? "
-            "AND scope=? AND seq > ? AND deleted=0 ORDER BY seq LIMIT ?", ("t", "p", "", 0, 100)))
+        return " ".join(str(r[-1]) for r in c.execute("EXPLAIN QUERY PLAN " + query, params))
+
+
+async def test_a_lane_claim_reads_the_device_index(tmp_path: Path) -> None:
+    plan = await _plan(tmp_path, "SELECT job_id FROM sync_jobs WHERE tenant=? AND device=? "
+                       "AND status IN ('pending', 'retrying') AND next_attempt_at <= ? AND (owner = '' OR lease_until <= ?) "
+                       "ORDER BY next_attempt_at, rowid LIMIT 1", ("t", "d", NOW, NOW))
+    assert "USING INDEX sync_jobs_device_due" in plan and "TEMP B-TREE" not in plan, plan
+
+
+async def test_a_till_delta_reads_the_seq_index(tmp_path: Path) -> None:
+    plan = await _plan(tmp_path, "SELECT name, seq, deleted, data FROM md_rows WHERE tenant=? AND collection=? "
+                       "AND scope=? AND seq > ? AND deleted=0 ORDER BY seq LIMIT ?", ("t", "p", "", 0, 100))
     assert "USING INDEX md_rows_seq" in plan and "TEMP B-TREE" not in plan, plan
 
 
