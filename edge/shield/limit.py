@@ -7,16 +7,17 @@ latency starts to grow with the number in flight.
 
 The limit is AIMD on latency, in the spirit of TCP Vegas as Netflix's concurrency-limits
 uses it (and Envoy's adaptive concurrency filter). Postings are timed in windows (at
-least MIN_WINDOW samples, or twice the limit). The quickest recent window's median is
-the latency without a queue; a window's median above it says how many postings waited
-in ERPNext's queue: queue = limit * (1 - quickest / median). A queue of `max_queue`
+least MIN_WINDOW samples, or twice the limit). The quickest recent window's mean is
+the latency without a queue; a window's mean above it says how many postings waited
+in ERPNext's queue: queue = limit * (1 - quickest / mean). A queue of `max_queue`
 or more (one posting, by default: W + 1 in flight is already one too many) drops the
 limit by a tenth (at least one). A window with less than half that, in which the limit
 was used up, lets the limit grow by one: at once while it has never seen a queue (a
 slow start), then only after PROBE_AFTER such windows, so that it spends little time
-above the knee looking for more room. Once it has seen a queue, it no longer grows
-while live calls are being served: a probe above the knee would be paid for by a till
-in front of a customer.
+above the knee looking for more room. Once it has seen a queue, it does not probe
+while live calls are being served (a probe above the knee would be paid for by a till
+in front of a customer); it only climbs back to the level it usually held lately
+without one.
 Timeouts and overload answers halve it.
 """
 
@@ -27,7 +28,7 @@ from collections import deque
 
 MIN_WINDOW = 8  # samples: fewer make one slow posting look like queueing
 PROBE_AFTER = 3  # windows without queueing before the limit grows again
-BASELINE_WINDOWS = 30  # how many recent windows' medians the no-queue latency is taken from
+BASELINE_WINDOWS = 30  # how many recent windows' means the no-queue latency is taken from
 
 
 class AdaptiveLimit:
@@ -39,10 +40,11 @@ class AdaptiveLimit:
         self._samples: list[float] = []
         self._used = False  # the limit was reached during the window
         self._live = False  # a live call was being served during the window
-        self._medians: deque[float] = deque(maxlen=BASELINE_WINDOWS)
+        self._means: deque[float] = deque(maxlen=BASELINE_WINDOWS)
+        self._fine: deque[int] = deque(maxlen=BASELINE_WINDOWS)  # limits of recent windows without a queue
         self._good = 0
         self._slow_start = True
-        self.trajectory: deque[tuple[int, float]] = deque(maxlen=1000)  # (limit, window median): for benchmarks
+        self.trajectory: deque[tuple[int, float]] = deque(maxlen=1000)  # (limit, window mean): for benchmarks
 
     def configure(self, low: int, high: int, max_queue: float, adaptive: bool) -> None:
         """New bounds from a reloaded configuration; the limit learnt so far is kept within them."""
@@ -72,20 +74,26 @@ class AdaptiveLimit:
             self._reset_window()
 
     def _close_window(self) -> None:
-        median = statistics.median(self._samples)
-        quickest = min([*self._medians, median])
-        self._medians.append(median)
-        queue = self.limit * (1 - quickest / median) if median > 0 else 0.0
+        # the mean, not the median: at one posting above the knee only some of them wait,
+        # and the median hides them
+        mean = statistics.fmean(self._samples)
+        quickest = min([*self._means, mean])
+        self._means.append(mean)
+        queue = self.limit * (1 - quickest / mean) if mean > 0 else 0.0
         if queue >= self.max_queue:
             self.limit = max(self.low, self.limit - max(1, self.limit // 10))
             self._slow_start = False
             self._good = 0
-        elif queue < self.max_queue / 2 and self._used and (self._slow_start or not self._live):
-            self._good += 1
-            if self._slow_start or self._good >= PROBE_AFTER:
+        elif queue < self.max_queue / 2 and self._used:
+            self._fine.append(self.limit)
+            # while live calls are served, only back to the level it usually held without a queue
+            # lately (the median: the probes above it were the exceptions)
+            if self._slow_start or not self._live or self.limit < statistics.median_low(self._fine):
+                self._good += 1
+            if self._good and (self._slow_start or self._good >= PROBE_AFTER):
                 self.limit = min(self.high, self.limit + 1)
                 self._good = 0
-        self.trajectory.append((self.limit, median))
+        self.trajectory.append((self.limit, mean))
         self._reset_window()
 
     def _reset_window(self) -> None:

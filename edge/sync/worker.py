@@ -183,6 +183,10 @@ class SyncWorker:
             # The lease runs out and another attempt looks in ERPNext first: nothing is lost.
             log.error("sync_settle_failed", error=f"{type(exc).__name__}: {exc}")
             return
+        finally:
+            # settled (or given up): no longer a lease to renew, nor one to miss if a renewal
+            # running now finds it gone
+            self._tasks.pop(job.job_id, None)
         if not settled:
             log.warning("sync_lease_lost", detail="another worker holds this job now")
         elif update.attempted:

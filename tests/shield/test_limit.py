@@ -43,15 +43,19 @@ def test_stays_within_its_bounds() -> None:
     assert max(seen) == 4 and seen[-1] == 4
 
 
-def test_once_it_has_seen_a_queue_it_does_not_grow_while_live_calls_are_served() -> None:
+def test_while_live_calls_are_served_it_only_climbs_back_to_where_it_was() -> None:
     limit = AdaptiveLimit(1, 16, 1.0)
     drive(limit, 4, 0.1, 300, live=True)  # the slow start goes on with live calls: it has not found the knee
-    assert limit.limit in (3, 4)
-    limit.overload()  # down to 1 or 2, and no longer in the slow start
-    low = limit.limit
-    assert set(drive(limit, 8, 0.1, 500, live=True)) == {low}
-    drive(limit, 8, 0.1, 1000, live=False)
-    assert limit.limit >= 6
+    assert limit.limit in (3, 4, 5)
+    held = max(n for n, _ in limit.trajectory)
+    limit.overload()  # halved, and no longer in the slow start
+    assert limit.limit <= held // 2 + 1
+    # ERPNext got bigger meanwhile (8 workers): with live calls it climbs back, but never probes past
+    # what it held without a queue
+    seen = drive(limit, 8, 0.1, 1000, live=True)
+    assert max(seen) <= held and seen[-1] >= held - 1, (held, seen[-50:])
+    drive(limit, 8, 0.1, 2000, live=False)  # without live calls it finds the new knee
+    assert limit.limit >= 7
 
 
 def test_does_not_grow_when_the_limit_is_not_used() -> None:
