@@ -113,8 +113,10 @@ class SyncWorker:
         groups: dict[int, dict[str, int]] = {}
         for key, limit in wanted.items():
             live = max(demand.get(key, 0), shields.live.local(key))
-            # one posting at least: a shop that sells all day still drains its backlog
-            cap = max(1, limit - live)
+            # Live calls get their room and one more: the limit counts postings from claim to
+            # settle, part of which they spend in the gateway, so it holds a little more than
+            # ERPNext has workers. One posting at least: a shop that sells all day still drains.
+            cap = max(1, limit - live - 1) if live else limit
             room = cap - self._inflight.get(key, 0)
             if room > 0:
                 groups.setdefault(cap, {})[key] = room
