@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -92,6 +93,17 @@ def store_unavailable(ctx: Any, exc: BaseException, detail: str, *, event: str =
     the 503 that tells the till what did not happen."""
     ctx.log.error(event, error=type(exc).__name__, detail=str(exc)[:200])
     return Problem("store_unavailable", detail, headers={"Retry-After": "5"} if retry_after else None, extra=extra)
+
+
+def erpnext_unavailable(wait: float, kind: str | None = None) -> Problem:
+    """503 erpnext_unavailable with Retry-After: the tenant's circuit breaker is open
+    (edge.shield.breaker). `kind` names the POS document that was therefore not posted."""
+    seconds = max(1, math.ceil(wait))
+    detail = f"the shop's ERPNext failed call after call; nothing is sent to it for {seconds} s"
+    if kind is None:
+        return Problem("erpnext_unavailable", detail, headers={"Retry-After": str(seconds)})
+    return Problem("erpnext_unavailable", f"{detail}. The {kind} was not posted: keep it offline and send it again "
+                   "later", headers={"Retry-After": str(seconds)}, extra={"sale_state": "not_posted"})
 
 
 def problem_type(code: str) -> str:

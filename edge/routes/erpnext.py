@@ -8,7 +8,6 @@ ones are streamed.
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from typing import Any
@@ -22,7 +21,7 @@ from edge.chain import Context
 from edge.erpnext.client import OUTAGE_STATUSES
 from edge.erpnext.form_dict import UnreadableBody, body_names, names_cmd, query_names
 from edge.logs import access_log
-from edge.problems import CONTENT_TYPE, Problem, problem_body
+from edge.problems import CONTENT_TYPE, Problem, erpnext_unavailable, problem_body
 from edge.upstream import connection_named, request_headers, response_headers
 
 PREFIX = "/erpnext/"
@@ -193,9 +192,7 @@ async def _proxy(runtime: Any, scope: dict[str, Any], receive: Any, send: Any, c
     breaker = tenant.shield.breaker
     wait = breaker.admit()
     if wait is not None:  # the tenant's ERPNext failed call after call: answer now, not after a timeout
-        seconds = max(1, math.ceil(wait))
-        raise Problem("erpnext_unavailable", f"the shop's ERPNext failed call after call; nothing is sent to it for "
-                      f"{seconds} s", headers={"Retry-After": str(seconds)})
+        raise erpnext_unavailable(wait)
     write = method not in _READS
     if write:  # a write is a live call: the sync lane makes room (edge.shield.live)
         runtime.shields.live.begin(tenant.key)

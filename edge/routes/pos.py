@@ -32,7 +32,7 @@ from edge.erpnext.documents import till_view, unpaid_warning
 from edge.erpnext.posting import Rejected
 from edge.leases import renewing
 from edge.posting_guard import OutcomeUnknown, PostingBusy, ReferenceConflict
-from edge.problems import Problem, context_headers, problem_body, store_unavailable
+from edge.problems import Problem, context_headers, erpnext_unavailable, problem_body, store_unavailable
 from edge.sales import ClosureView, OpeningView
 
 JSON = "application/json"
@@ -55,14 +55,6 @@ async def post_document(request: Request) -> Response:
         return await _post_document(ctx, edge, runtime)
     finally:
         live.end(tenant.key)
-
-
-def breaker_open(wait: float, kind: str) -> Problem:
-    """503 erpnext_unavailable: the tenant's breaker is open (edge.shield.breaker)."""
-    seconds = max(1, math.ceil(wait))
-    return Problem("erpnext_unavailable", f"the shop's ERPNext failed call after call; nothing is sent to it for "
-                   f"{seconds} s. The {kind} was not posted: keep it offline and send it again later",
-                   headers={"Retry-After": str(seconds)}, extra={"sale_state": "not_posted"})
 
 
 async def _post_document(ctx: Any, edge: Any, runtime: Any) -> Response:
@@ -164,7 +156,7 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, edge: Any,
     poster, store = tenant.poster, edge.store
     wait = tenant.shield.breaker.blocked()
     if wait is not None:  # at once, not after a timeout: the till can queue the sale offline
-        problem = breaker_open(wait, pos.kind)
+        problem = erpnext_unavailable(wait, pos.kind)
         return problem.status, problem_body(problem, ctx.request_id), "retry", problem.headers
     try:
         if pos.kind == "opening":
@@ -205,7 +197,7 @@ async def _post(ctx: Any, pos: Any, tenant: Any, check_first: bool, edge: Any,
                           extra={"erpnext": {"exc_type": exc.exc_type, "messages": exc.messages}, "sale_state": "not_posted"})
         return problem.status, problem_body(problem, ctx.request_id), "final", {}
     except BreakerOpen as exc:  # opened while this request waited for its turn
-        problem = breaker_open(exc.retry_after, pos.kind)
+        problem = erpnext_unavailable(exc.retry_after, pos.kind)
         return problem.status, problem_body(problem, ctx.request_id), "retry", problem.headers
     except Unreachable as exc:
         state = "unknown" if exc.sent else "not_posted"

@@ -26,7 +26,6 @@ from edge.store.base import Store
 class TenantShield:
     """One tenant's breaker and limit."""
 
-    key: str
     breaker: Breaker
     limit: AdaptiveLimit
 
@@ -48,8 +47,8 @@ class Shields:
         if shield is None:
             s = self._gateway.sync
             breaker = Breaker(self._gateway.breaker, on_change=lambda a, b: self._changed(tenant, a, b))
-            shield = TenantShield(tenant, breaker, AdaptiveLimit(s.min_concurrency, s.tenant_concurrency,
-                                                                 s.max_queue, s.adaptive))
+            limit = AdaptiveLimit(s.min_concurrency, s.tenant_concurrency, s.max_queue, s.adaptive)
+            shield = TenantShield(breaker, limit)
             self._tenants[tenant] = shield
         return shield
 

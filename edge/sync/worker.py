@@ -16,7 +16,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from edge.config import SyncConfig
 from edge.erpnext.client import OUTAGE_STATUSES, BreakerOpen, FrappeError, Unreachable, to_json
@@ -29,9 +29,6 @@ from edge.sales import PAYLOAD_MODELS, ClosureView
 from edge.store.base import Store
 from edge.sync.backoff import full_jitter
 from edge.sync.jobs import QUEUED, Job, JobUpdate
-
-if TYPE_CHECKING:
-    from edge.shield import Shields
 
 # How long a return waits before it looks at its sale again (when the sale has no later due time).
 DEPENDENCY_RECHECK = 1.0
@@ -109,7 +106,7 @@ class SyncWorker:
             wanted[key] = 1 if breaker.state != "closed" else limit
         if not wanted:
             return {}
-        demand = await self._live_demand(shields, list(wanted))
+        demand = await self._live_demand(list(wanted))
         groups: dict[int, dict[str, int]] = {}
         for key, limit in wanted.items():
             live = max(demand.get(key, 0), shields.live.local(key))
@@ -122,7 +119,7 @@ class SyncWorker:
                 groups.setdefault(cap, {})[key] = room
         return groups
 
-    async def _live_demand(self, shields: Shields, tenants: list[str]) -> dict[str, int]:
+    async def _live_demand(self, tenants: list[str]) -> dict[str, int]:
         try:
             return await self.store.live_demand(tenants, time.time())
         except Exception as exc:  # the lane does not yield then: slower live calls, nothing lost
@@ -269,11 +266,11 @@ class SyncWorker:
             # 5xx, 429, auth: transient. (417 validation errors arrive as Rejected.)
             return self._transient(job, cfg, f"ERPNext answered {exc.status}: {'; '.join(exc.messages)[:300]}",
                                    unknown=job.unknown or exc.status >= 500)
-        if posted.created:
-            tenant.shield.limit.sample(time.monotonic() - started, in_flight, live)
         if not posted.created:
             log.info("sync_job_found_existing", invoice=posted.invoice)
-        elif posted.doc is not None and (warning := unpaid_warning(posted.doc, tenant.config)):
+            return JobUpdate("synced", invoice_id=posted.invoice)
+        tenant.shield.limit.sample(time.monotonic() - started, in_flight, live)
+        if posted.doc is not None and (warning := unpaid_warning(posted.doc, tenant.config)):
             log.error("sale_booked_unpaid", invoice=posted.invoice, detail=warning)
             if self.metrics is not None:
                 self.metrics.booked_unpaid.labels(job.tenant).inc()
