@@ -146,7 +146,9 @@ class Gateway:
         self.proc = proc
         self.log_path = log_path
         self.url = f"http://127.0.0.1:{port}"
-        self.http = httpx.Client(base_url=self.url, timeout=15)
+        # idle connections are dropped before the gateway's own idle_timeout (5 s) closes them: a
+        # request sent on a connection the server is closing at that moment gets no answer
+        self.http = httpx.Client(base_url=self.url, timeout=15, limits=httpx.Limits(keepalive_expiry=2.0))
         self.tokens: dict[tuple[str, str], str] = {}  # the last token issued per (tenant, device)
         self._metrics_listen: str | None = None
 
